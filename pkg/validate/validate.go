@@ -1,0 +1,307 @@
+package validate
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+// maxConflictsNamed bounds how many other routes one message names.
+const maxConflictsNamed = 3
+
+// Result is the verdict on one StaticRoute: every error at once, with field
+// paths, and warnings that do not block it.
+type Result struct {
+	Errors   field.ErrorList
+	Warnings []string
+}
+
+// StaticRoute checks sr against the cluster's layout and the other routes;
+// old is the stored object on update, nil on create. others may hold sr
+// itself (by name): it is skipped.
+func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
+	var res Result
+	spec := field.NewPath("spec")
+	dests := parseDestinations(&res, spec.Child("destinations"), sr.Spec.Destinations)
+	gw, gwOK := checkGateway(&res, spec.Child("gateway"), sr.Spec.Gateway)
+	checkGroup(&res, spec.Child("group"), sr.Spec.Group)
+	if sr.Spec.NodeSelector != nil {
+		res.Errors = append(res.Errors, metav1validation.ValidateLabelSelector(sr.Spec.NodeSelector,
+			metav1validation.LabelSelectorValidationOptions{}, spec.Child("nodeSelector"))...)
+	}
+	if old != nil {
+		checkUpdate(&res, spec, sr, old)
+	}
+	if gwOK {
+		checkGatewayInVPC(&res, spec.Child("gateway"), cfg, gw)
+		for _, d := range dests {
+			if d.prefix == netip.PrefixFrom(gw, 32) {
+				res.Errors = append(res.Errors, field.Invalid(spec.Child("gateway"), sr.Spec.Gateway,
+					fmt.Sprintf("must not also be a destination (%s): the gateway is reached directly over the VPC", d.path)))
+			}
+		}
+	}
+	checkInsideRoute(&res, dests)
+	checkClusterRanges(&res, cfg, dests)
+	if others != nil {
+		checkOtherGroups(&res, others, sr, dests)
+		if old == nil {
+			warnDropped(&res, others, sr, dests)
+		}
+	}
+	return res
+}
+
+// destination is one parsed destination with its field path.
+type destination struct {
+	prefix netip.Prefix
+	path   *field.Path
+	raw    string
+}
+
+func parseDestinations(res *Result, path *field.Path, raw []string) []destination {
+	switch {
+	case len(raw) == 0:
+		res.Errors = append(res.Errors, field.Required(path, "list at least one IPv4 address or CIDR to route via the gateway"))
+		return nil
+	case len(raw) > v1.MaxDestinations:
+		res.Errors = append(res.Errors, field.TooMany(path, len(raw), v1.MaxDestinations))
+	}
+	out := make([]destination, 0, len(raw))
+	for i, s := range raw {
+		p := path.Index(i)
+		if len(s) > v1.MaxDestinationLen {
+			res.Errors = append(res.Errors, field.TooLong(p, "", v1.MaxDestinationLen))
+			continue
+		}
+		d, err := ParseDestination(s)
+		if err != nil {
+			res.Errors = append(res.Errors, field.Invalid(p, s, err.Error()))
+			continue
+		}
+		if name, in := insideSpecial(d); in {
+			res.Errors = append(res.Errors, field.Invalid(p, s, "lies inside "+name+": such addresses never leave via a gateway"))
+			continue
+		}
+		if c := containedSpecial(d); len(c) > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s contains %s; nodes never route those via the gateway", p, s, strings.Join(c, ", ")))
+		}
+		out = append(out, destination{prefix: d, path: p, raw: s})
+	}
+	return out
+}
+
+func checkGateway(res *Result, path *field.Path, s string) (netip.Addr, bool) {
+	if s == "" {
+		res.Errors = append(res.Errors, field.Required(path, "give the IPv4 address of the NAT gateway inside the VPC"))
+		return netip.Addr{}, false
+	}
+	if len(s) > v1.MaxGatewayLen {
+		res.Errors = append(res.Errors, field.TooLong(path, "", v1.MaxGatewayLen))
+		return netip.Addr{}, false
+	}
+	a, err := ParseIPv4(s)
+	if err != nil {
+		res.Errors = append(res.Errors, field.Invalid(path, s, err.Error()))
+		return netip.Addr{}, false
+	}
+	if name, in := insideSpecial(netip.PrefixFrom(a, 32)); in {
+		res.Errors = append(res.Errors, field.Invalid(path, s, "lies inside "+name+": the gateway must be a unicast VPC address"))
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+func checkGroup(res *Result, path *field.Path, g string) {
+	if g == "" {
+		return
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(g) {
+		res.Errors = append(res.Errors, field.Invalid(path, g, msg+" (a group is named like a StaticRoute)"))
+	}
+}
+
+func checkUpdate(res *Result, spec *field.Path, sr, old *v1.StaticRoute) {
+	if sr.Spec.Gateway != old.Spec.Gateway {
+		res.Errors = append(res.Errors, field.Forbidden(spec.Child("gateway"), fmt.Sprintf(
+			"is immutable (was %q): to fail over, create a new StaticRoute with spec.group: %s and the new gateway; the newest member of a group carries its traffic",
+			old.Spec.Gateway, old.EffectiveGroup())))
+	}
+	if sr.EffectiveGroup() != old.EffectiveGroup() {
+		res.Errors = append(res.Errors, field.Forbidden(spec.Child("group"), fmt.Sprintf(
+			"is immutable (the route is in group %q; empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",
+			old.EffectiveGroup())))
+	}
+}
+
+func checkGatewayInVPC(res *Result, path *field.Path, cfg Config, gw netip.Addr) {
+	if len(cfg.VPC) == 0 {
+		return
+	}
+	for _, vpc := range cfg.VPC {
+		if !vpc.Contains(gw) {
+			continue
+		}
+		if vpc.Bits() < 31 {
+			if gw == vpc.Addr() {
+				res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf("is the network address of the VPC CIDR %s: give the gateway's own address", vpc)))
+			} else if gw == lastAddr(vpc) {
+				res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf("is the broadcast address of the VPC CIDR %s: give the gateway's own address", vpc)))
+			}
+		}
+		return
+	}
+	res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf(
+		"is outside the VPC (%s): the gateway must be a host in the nodes' VPC, reachable without a router", joinPrefixes(cfg.VPC))))
+}
+
+// checkInsideRoute finds duplicates and destinations that contain others.
+func checkInsideRoute(res *Result, dests []destination) {
+	sorted := slices.Clone(dests)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		a, b := sorted[i].prefix, sorted[j].prefix
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c < 0
+		}
+		return a.Bits() < b.Bits()
+	})
+	// Prefixes nest or are disjoint: a stack of the open ones finds, for
+	// each prefix, the closest one before it that contains it.
+	var open []destination
+	for _, d := range sorted {
+		for len(open) > 0 && !open[len(open)-1].prefix.Contains(d.prefix.Addr()) {
+			open = open[:len(open)-1]
+		}
+		if len(open) > 0 {
+			outer := open[len(open)-1]
+			if outer.prefix == d.prefix {
+				res.Errors = append(res.Errors, field.Duplicate(laterPath(outer, d), d.raw))
+				continue
+			}
+			res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, fmt.Sprintf("lies inside %s (%s): list each address once", outer.raw, outer.path)))
+			continue
+		}
+		open = append(open, d)
+	}
+}
+
+// laterPath names the second of two equal destinations, as users read
+// lists top-down.
+func laterPath(a, b destination) *field.Path {
+	if a.path.String() > b.path.String() && len(a.path.String()) >= len(b.path.String()) {
+		return a.path
+	}
+	return b.path
+}
+
+func checkClusterRanges(res *Result, cfg Config, dests []destination) {
+	ranges := cfg.ranges()
+	for _, d := range dests {
+		var contained []string
+		for _, r := range ranges {
+			switch {
+			case r.prefix.Bits() <= d.prefix.Bits() && r.prefix.Contains(d.prefix.Addr()):
+				res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, fmt.Sprintf(
+					"lies inside %s: cluster traffic never leaves via a gateway; route only addresses outside the cluster", r.what)))
+			case d.prefix.Bits() < r.prefix.Bits() && d.prefix.Contains(r.prefix.Addr()):
+				contained = append(contained, r.what)
+			}
+		}
+		if len(contained) > 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s contains %s; nodes carve these out and reach them directly",
+				d.path, d.raw, strings.Join(contained, ", ")))
+		}
+	}
+}
+
+// checkOtherGroups rejects destinations that overlap a member of another
+// group: which gateway would win is then a race between routers.
+func checkOtherGroups(res *Result, others *Index, sr *v1.StaticRoute, dests []destination) {
+	group := sr.EffectiveGroup()
+	for _, d := range dests {
+		var hits []string
+		more := 0
+		suggest := ""
+		others.Overlaps(d.prefix, func(p netip.Prefix, name string) bool {
+			r, _ := others.Get(name)
+			if name == sr.Name || r.Group == group {
+				return true
+			}
+			if len(hits) == maxConflictsNamed {
+				more++
+				return more < 100
+			}
+			hits = append(hits, fmt.Sprintf("%s of StaticRoute %q (group %q)", p, name, r.Group))
+			if suggest == "" {
+				suggest = r.Group
+			}
+			return true
+		})
+		if len(hits) == 0 {
+			continue
+		}
+		msg := "overlaps " + strings.Join(hits, ", ")
+		if more > 0 {
+			msg += fmt.Sprintf(" and %d more", more)
+		}
+		msg += fmt.Sprintf("; destinations of different groups must not overlap: to make this route a failover member of that group, set spec.group: %s (and delete or narrow the other route otherwise)", suggest)
+		res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, msg))
+	}
+}
+
+// warnDropped warns when a new member, which becomes its group's active
+// member, does not route a destination the active member routes now.
+func warnDropped(res *Result, others *Index, sr *v1.StaticRoute, dests []destination) {
+	active, ok := others.Active(sr.EffectiveGroup())
+	if !ok || active.Name == sr.Name {
+		return
+	}
+	var dropped []string
+	for _, p := range active.Destinations {
+		covered := false
+		for _, d := range dests {
+			if d.prefix.Bits() <= p.Bits() && d.prefix.Contains(p.Addr()) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			dropped = append(dropped, p.String())
+		}
+	}
+	if len(dropped) == 0 {
+		return
+	}
+	const show = 5
+	list := strings.Join(dropped[:min(len(dropped), show)], ", ")
+	if len(dropped) > show {
+		list += fmt.Sprintf(" and %d more", len(dropped)-show)
+	}
+	res.Warnings = append(res.Warnings, fmt.Sprintf(
+		"StaticRoute %q becomes the active member of group %q and does not route %s, which its active member %q routes now: that traffic will leave by the nodes' own default route",
+		sr.Name, sr.EffectiveGroup(), list, active.Name))
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
