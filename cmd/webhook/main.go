@@ -1,0 +1,168 @@
+// Command webhook is staticroute's validating admission webhook: it rejects
+// a StaticRoute that breaks a rule of pkg/validate, at `kubectl apply` time,
+// naming every bad field.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/internal/webhook"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+type options struct {
+	vpc, pod, service, apiServers string
+	certDir, host                 string
+	port                          int
+	metricsAddr, probeAddr        string
+	reservationTTL                time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required): every gateway must lie in one")
+	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never a destination")
+	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never a destination")
+	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses: never a destination")
+	flag.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key (a cert-manager Secret); reloaded when they change")
+	flag.StringVar(&o.host, "webhook-host", "", "address to serve admission on (empty: all)")
+	flag.IntVar(&o.port, "webhook-port", 9443, "port to serve admission on")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.DurationVar(&o.reservationTTL, "reservation-ttl", 30*time.Second, "how long an admitted route that the cache has not shown yet still blocks overlapping ones")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+		ctrl.Log.Error(err, "webhook stopped")
+		os.Exit(1)
+	}
+}
+
+func parseConfig(o options) (validate.Config, error) {
+	var cfg validate.Config
+	var errs []error
+	var err error
+	if cfg.VPC, err = validate.ParsePrefixes("vpc-cidr", o.vpc); err != nil {
+		errs = append(errs, err)
+	} else if len(cfg.VPC) == 0 {
+		errs = append(errs, errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
+	}
+	if cfg.Pod, err = validate.ParsePrefixes("pod-cidr", o.pod); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.Service, err = validate.ParsePrefixes("service-cidr", o.service); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.APIServers, err = validate.ParseAddrs("api-server-address", o.apiServers); err != nil {
+		errs = append(errs, err)
+	}
+	return cfg, errors.Join(errs...)
+}
+
+func run(ctx context.Context, o options) error {
+	cfg, err := parseConfig(o)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	restCfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:     o.host,
+			Port:     o.port,
+			CertDir:  o.certDir,
+			CertName: certs.CertFile,
+			KeyName:  certs.KeyFile,
+			TLSOpts:  []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+
+	store := webhook.NewStore(o.reservationTTL)
+	informer, err := mgr.GetCache().GetInformer(ctx, &v1.StaticRoute{})
+	if err != nil {
+		return fmt.Errorf("watching StaticRoutes: %w", err)
+	}
+	if _, err := informer.AddEventHandler(storeHandler(store)); err != nil {
+		return fmt.Errorf("watching StaticRoutes: %w", err)
+	}
+	store.SetSynced(informer.HasSynced)
+
+	if err := ctrl.NewWebhookManagedBy(mgr, &v1.StaticRoute{}).
+		WithValidator(&webhook.Validator{Config: cfg, Store: store}).
+		Complete(); err != nil {
+		return fmt.Errorf("registering the validator: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("staticroutes-synced", func(*http.Request) error {
+		if !informer.HasSynced() {
+			return errors.New("StaticRoutes not loaded yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting", "vpc", cfg.VPC, "pod", cfg.Pod, "service", cfg.Service, "apiServers", cfg.APIServers, "port", o.port)
+	return mgr.Start(ctx)
+}
+
+// storeHandler feeds the store from the informer.
+func storeHandler(s *webhook.Store) toolscache.ResourceEventHandler {
+	upsert := func(obj any) {
+		if sr, ok := obj.(*v1.StaticRoute); ok {
+			s.Upsert(sr)
+		}
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    upsert,
+		UpdateFunc: func(_, obj any) { upsert(obj) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if sr, ok := obj.(*v1.StaticRoute); ok {
+				s.Delete(sr.Name)
+			}
+		},
+	}
+}

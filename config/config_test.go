@@ -1,0 +1,183 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/staticroute/staticroute/internal/webhook"
+)
+
+// render builds an overlay and returns its documents by "Kind/name".
+func render(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		t.Fatalf("kustomize %s: %v", dir, err)
+	}
+	out := map[string][]byte{}
+	for _, r := range m.Resources() {
+		y, err := r.AsYAML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[r.GetKind()+"/"+r.GetName()] = y
+	}
+	return out
+}
+
+func strict(t *testing.T, y []byte, into any) {
+	t.Helper()
+	if err := yaml.UnmarshalStrict(y, into); err != nil {
+		t.Fatalf("decoding %T: %v\n%s", into, err, y)
+	}
+}
+
+func TestDefaultWiresCertManagerToTheWebhook(t *testing.T) {
+	docs := render(t, "default")
+
+	var vwc admissionv1.ValidatingWebhookConfiguration
+	strict(t, docs["ValidatingWebhookConfiguration/staticroute-validating"], &vwc)
+	if len(vwc.Webhooks) != 1 {
+		t.Fatalf("want one webhook, got %d", len(vwc.Webhooks))
+	}
+	hook := vwc.Webhooks[0]
+	svcRef := hook.ClientConfig.Service
+	if svcRef == nil || svcRef.Path == nil || *svcRef.Path != webhook.Path {
+		t.Fatalf("clientConfig.service = %+v, want path %s", svcRef, webhook.Path)
+	}
+	if *hook.FailurePolicy != admissionv1.Fail || *hook.SideEffects != admissionv1.SideEffectClassNone {
+		t.Errorf("failurePolicy %v sideEffects %v, want Fail and None", *hook.FailurePolicy, *hook.SideEffects)
+	}
+	if hook.TimeoutSeconds == nil || *hook.TimeoutSeconds > 10 {
+		t.Errorf("timeoutSeconds %v, want a short timeout", hook.TimeoutSeconds)
+	}
+	ops := hook.Rules[0].Operations
+	if len(hook.Rules) != 1 || len(ops) != 2 || ops[0] != admissionv1.Create || ops[1] != admissionv1.Update || hook.Rules[0].Resources[0] != "staticroutes" {
+		t.Errorf("rules %+v, want CREATE and UPDATE of staticroutes only", hook.Rules)
+	}
+
+	var svc corev1.Service
+	strict(t, docs["Service/"+svcRef.Name], &svc)
+	if svc.Namespace != svcRef.Namespace {
+		t.Fatalf("Service namespace %q, webhook points at %q", svc.Namespace, svcRef.Namespace)
+	}
+
+	// The annotation names the serving Certificate ...
+	inject := vwc.Annotations["cert-manager.io/inject-ca-from"]
+	ns, name, _ := strings.Cut(inject, "/")
+	var serving cmapi.Certificate
+	strict(t, docs["Certificate/"+name], &serving)
+	if serving.Namespace != ns {
+		t.Fatalf("inject-ca-from %q, Certificate is in %q", inject, serving.Namespace)
+	}
+	// ... whose names are those the API server dials ...
+	want := fmt.Sprintf("%s.%s.svc", svc.Name, svc.Namespace)
+	found := false
+	for _, d := range serving.Spec.DNSNames {
+		found = found || d == want
+	}
+	if !found {
+		t.Errorf("serving Certificate dnsNames %v lack %s", serving.Spec.DNSNames, want)
+	}
+	// ... signed by a CA Issuer whose CA comes from a self-signed Issuer ...
+	var caIssuer, selfSigned cmapi.Issuer
+	strict(t, docs["Issuer/"+serving.Spec.IssuerRef.Name], &caIssuer)
+	if caIssuer.Spec.CA == nil {
+		t.Fatalf("Issuer %s is not a CA issuer", caIssuer.Name)
+	}
+	var ca cmapi.Certificate
+	for k, y := range docs {
+		if strings.HasPrefix(k, "Certificate/") {
+			var c cmapi.Certificate
+			strict(t, y, &c)
+			if c.Spec.SecretName == caIssuer.Spec.CA.SecretName {
+				ca = c
+			}
+		}
+	}
+	if !ca.Spec.IsCA {
+		t.Fatalf("no CA Certificate writes Secret %s", caIssuer.Spec.CA.SecretName)
+	}
+	strict(t, docs["Issuer/"+ca.Spec.IssuerRef.Name], &selfSigned)
+	if selfSigned.Spec.SelfSigned == nil {
+		t.Errorf("the CA is issued by %s, not a self-signed Issuer", selfSigned.Name)
+	}
+	// ... and mounted by the webhook Deployment the Service selects.
+	var dep appsv1.Deployment
+	strict(t, docs["Deployment/staticroute-webhook"], &dep)
+	mounted := false
+	for _, v := range dep.Spec.Template.Spec.Volumes {
+		mounted = mounted || (v.Secret != nil && v.Secret.SecretName == serving.Spec.SecretName)
+	}
+	if !mounted {
+		t.Errorf("the Deployment does not mount Secret %s", serving.Spec.SecretName)
+	}
+	for k, v := range svc.Spec.Selector {
+		if dep.Spec.Template.Labels[k] != v {
+			t.Errorf("Service selector %s=%s does not select the Deployment's pods", k, v)
+		}
+	}
+}
+
+func TestTestOverlayHasNoCertManagerAndPointsAtALocalWebhook(t *testing.T) {
+	docs := render(t, "test")
+	for k := range docs {
+		kind, _, _ := strings.Cut(k, "/")
+		switch kind {
+		case "CustomResourceDefinition", "ValidatingWebhookConfiguration":
+		default:
+			t.Errorf("the test overlay installs %s; want only CRDs and the webhook configuration", k)
+		}
+	}
+	var vwc admissionv1.ValidatingWebhookConfiguration
+	strict(t, docs["ValidatingWebhookConfiguration/staticroute-validating"], &vwc)
+	cc := vwc.Webhooks[0].ClientConfig
+	if cc.Service != nil || cc.URL == nil || !strings.HasSuffix(*cc.URL, webhook.Path) {
+		t.Errorf("clientConfig %+v, want a URL ending in %s", cc, webhook.Path)
+	}
+	if len(vwc.Annotations) != 0 {
+		t.Errorf("annotations %v left for a cert-manager that is not there", vwc.Annotations)
+	}
+}
+
+// The committed CRDs must be what controller-gen makes of api/v1 today.
+func TestCRDsAreUpToDate(t *testing.T) {
+	gen, err := filepath.Abs("../bin/controller-gen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(gen); err != nil {
+		t.Fatalf("controller-gen not built (make bin/controller-gen): %v", err)
+	}
+	out := t.TempDir()
+	cmd := exec.Command(gen, "crd", "paths=./api/...", "output:crd:artifacts:config="+out)
+	cmd.Dir = ".."
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("controller-gen: %v\n%s", err, b)
+	}
+	files, _ := filepath.Glob(filepath.Join(out, "*.yaml"))
+	if len(files) == 0 {
+		t.Fatal("controller-gen wrote no CRD")
+	}
+	for _, f := range files {
+		want, _ := os.ReadFile(f)
+		got, err := os.ReadFile(filepath.Join("crd", "bases", filepath.Base(f)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("config/crd/bases/%s is stale: run make manifests", filepath.Base(f))
+		}
+	}
+}

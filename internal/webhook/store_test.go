@@ -1,0 +1,130 @@
+package webhook
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+func cfg() validate.Config {
+	return validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("10.116.0.0/20")}}
+}
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func sr(name, group, gw string, dests ...string) *v1.StaticRoute {
+	return &v1.StaticRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0)},
+		Spec:       v1.StaticRouteSpec{Destinations: dests, Gateway: gw, Group: group},
+	}
+}
+
+// fakeClock is a settable clock for reservation expiry.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time { return c.t }
+
+func newStore(c *fakeClock) *Store {
+	s := NewStore(10 * time.Second)
+	s.now = c.now
+	return s
+}
+
+func TestStore(t *testing.T) {
+	a := sr("a", "", "10.116.0.4", "203.0.113.0/24")
+	b := sr("b", "", "10.116.0.12", "203.0.113.7")
+	tests := map[string]struct {
+		steps func(s *Store, c *fakeClock)
+		// wantB is whether b is admitted after the steps.
+		wantB bool
+	}{
+		"a route admitted but not yet cached blocks an overlapping create": {
+			steps: func(s *Store, _ *fakeClock) { mustAdmit(t, s, a, false) },
+			wantB: false,
+		},
+		"a dry-run admission reserves nothing": {
+			steps: func(s *Store, _ *fakeClock) { mustAdmit(t, s, a, true) },
+			wantB: true,
+		},
+		"a reservation expires when the object never shows up": {
+			steps: func(s *Store, c *fakeClock) { mustAdmit(t, s, a, false); c.t = c.t.Add(11 * time.Second) },
+			wantB: true,
+		},
+		"once the cache shows the object, it blocks for as long as it exists": {
+			steps: func(s *Store, c *fakeClock) {
+				mustAdmit(t, s, a, false)
+				s.Upsert(a)
+				c.t = c.t.Add(time.Hour)
+			},
+			wantB: false,
+		},
+		"a deleted route blocks nothing": {
+			steps: func(s *Store, c *fakeClock) {
+				s.Upsert(a)
+				s.Delete("a")
+			},
+			wantB: true,
+		},
+		"a route being deleted (kopf's finalizer still on it) blocks nothing": {
+			steps: func(s *Store, c *fakeClock) {
+				gone := a.DeepCopy()
+				gone.DeletionTimestamp = &metav1.Time{Time: t0}
+				gone.Finalizers = []string{"kopf.zalando.org/KopfFinalizerMarker"}
+				s.Upsert(gone)
+			},
+			wantB: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			s := newStore(c)
+			tc.steps(s, c)
+			res, ok := s.Admit(cfg(), b, nil, false)
+			if !ok {
+				t.Fatal("store not synced")
+			}
+			if got := len(res.Errors) == 0; got != tc.wantB {
+				t.Fatalf("b admitted = %v, want %v (errors %v)", got, tc.wantB, res.Errors)
+			}
+			if !tc.wantB && !strings.Contains(res.Errors.ToAggregate().Error(), `StaticRoute "a"`) {
+				t.Fatalf("the rejection does not name a: %v", res.Errors)
+			}
+		})
+	}
+}
+
+func TestStoreReservationClearedWhenCacheCatchesUp(t *testing.T) {
+	s := newStore(&fakeClock{t: t0})
+	a := sr("a", "", "10.116.0.4", "203.0.113.0/24")
+	mustAdmit(t, s, a, false)
+	if s.Reservations() != 1 {
+		t.Fatalf("reservations = %d, want 1", s.Reservations())
+	}
+	s.Upsert(a)
+	if s.Reservations() != 0 {
+		t.Fatalf("reservations = %d after the cache showed the object, want 0", s.Reservations())
+	}
+}
+
+func TestStoreRefusesToJudgeBeforeSync(t *testing.T) {
+	s := newStore(&fakeClock{t: t0})
+	s.SetSynced(func() bool { return false })
+	if _, ok := s.Admit(cfg(), sr("a", "", "10.116.0.4", "203.0.113.7"), nil, false); ok {
+		t.Fatal("admitted before the cache synced")
+	}
+}
+
+func mustAdmit(t *testing.T, s *Store, r *v1.StaticRoute, dryRun bool) {
+	t.Helper()
+	res, ok := s.Admit(cfg(), r, nil, dryRun)
+	if !ok || len(res.Errors) > 0 {
+		t.Fatalf("admit %s: ok=%v %v", r.Name, ok, res.Errors)
+	}
+}
