@@ -27,7 +27,7 @@ const (
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes`,description="nodes applied/selected"
 // +kubebuilder:printcolumn:name="Destinations",type=string,JSONPath=`.spec.destinations`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="(has(oldSelf.spec.group) && oldSelf.spec.group != '' ? oldSelf.spec.group : oldSelf.metadata.name) == (has(self.spec.group) && self.spec.group != '' ? self.spec.group : self.metadata.name)",message="spec.group is immutable (empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",fieldPath=".spec.group",reason="FieldValueForbidden"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.spec.group) && oldSelf.spec.group != ” ? oldSelf.spec.group : oldSelf.metadata.name) == (has(self.spec.group) && self.spec.group != ” ? self.spec.group : self.metadata.name)",message="spec.group is immutable (empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",fieldPath=".spec.group",reason="FieldValueForbidden"
 type StaticRoute struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

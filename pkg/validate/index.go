@@ -75,8 +75,8 @@ type Index struct {
 	// lengths counts entries per prefix length, so that only lengths in
 	// use are looked up.
 	lengths [33]int
-	routes map[string]Route
-	groups map[string]map[string]struct{}
+	routes  map[string]Route
+	groups  map[string]map[string]struct{}
 }
 
 // NewIndex returns an empty index.
