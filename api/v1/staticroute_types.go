@@ -27,7 +27,7 @@ const (
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes`,description="nodes applied/selected"
 // +kubebuilder:printcolumn:name="Destinations",type=string,JSONPath=`.spec.destinations`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-// +kubebuilder:validation:XValidation:rule="(has(oldSelf.spec.group) && oldSelf.spec.group != ” ? oldSelf.spec.group : oldSelf.metadata.name) == (has(self.spec.group) && self.spec.group != ” ? self.spec.group : self.metadata.name)",message="spec.group is immutable (empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",fieldPath=".spec.group",reason="FieldValueForbidden"
+// +kubebuilder:validation:XValidation:rule="(has(oldSelf.spec.group) && size(oldSelf.spec.group) > 0 ? oldSelf.spec.group : oldSelf.metadata.name) == (has(self.spec.group) && size(self.spec.group) > 0 ? self.spec.group : self.metadata.name)",message="spec.group is immutable (empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",fieldPath=".spec.group",reason="FieldValueForbidden"
 type StaticRoute struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
@@ -73,7 +73,7 @@ type StaticRouteSpec struct {
 	//
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self == '' || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a DNS subdomain (lower case letters, digits, '-' and '.'), like a StaticRoute name"
+	// +kubebuilder:validation:XValidation:rule="size(self) == 0 || self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a DNS subdomain (lower case letters, digits, '-' and '.'), like a StaticRoute name"
 	Group string `json:"group,omitempty"`
 
 	// NodeSelector picks the nodes that route these destinations. Empty
