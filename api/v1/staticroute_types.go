@@ -53,7 +53,7 @@ type StaticRouteSpec struct {
 	// +kubebuilder:validation:items:XValidation:rule="isIP(self) || isCIDR(self)",message="must be an IPv4 address (203.0.113.7) or CIDR (203.0.113.0/24)"
 	// +kubebuilder:validation:items:XValidation:rule="isIP(self) ? ip(self).family() == 4 : (!isCIDR(self) || cidr(self).ip().family() == 4)",message="must be IPv4: IPv6 destinations are not supported"
 	// +kubebuilder:validation:items:XValidation:rule="self != '0.0.0.0'",message="0.0.0.0 is not a destination: did you mean 0.0.0.0/0?"
-	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || string(cidr(self).masked()) == self",messageExpression="'must be a canonical CIDR (no host bits set): did you mean ' + string(cidr(self).masked()) + '?'"
+	// +kubebuilder:validation:items:XValidation:rule="!isCIDR(self) || string(cidr(self).masked()) == self",message="must be a canonical CIDR (no host bits set), such as 198.51.100.0/24 for 198.51.100.7/24"
 	// +kubebuilder:validation:items:XValidation:rule="self == '0.0.0.0' || !(isIP(self) && ip(self).family() == 4 || isCIDR(self) && cidr(self).ip().family() == 4) || !['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'].exists(r, isIP(self) ? cidr(r).containsIP(self) : cidr(r).containsCIDR(self))",message="must not lie inside a special range (0.0.0.0/8, loopback 127.0.0.0/8, link-local 169.254.0.0/16 incl. the metadata service, multicast 224.0.0.0/4, broadcast 255.255.255.255): these never leave via a gateway"
 	Destinations []string `json:"destinations"`
 

@@ -1,0 +1,148 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/certs"
+)
+
+// ControlPlane is a real etcd and kube-apiserver on loopback, and kubectl
+// to talk to them as an administrator.
+type ControlPlane struct {
+	env        *envtest.Environment
+	Config     *rest.Config
+	Kubeconfig string
+	Dir        string
+	kubectl    string
+}
+
+// StartControlPlane starts etcd and kube-apiserver from ./bin and stops them
+// at cleanup.
+func StartControlPlane(t testing.TB) *ControlPlane {
+	t.Helper()
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"etcd", "kube-apiserver", "kubectl"} {
+		Bin(t, b)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: filepath.Join(root, "bin")}
+	// The cluster's own ranges come from the test ranges too.
+	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.255.0/24")
+	start := time.Now()
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting kube-apiserver and etcd: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stopping the control plane: %v", err)
+		}
+	})
+	t.Logf("kube-apiserver and etcd up in %s at %s", time.Since(start).Round(time.Millisecond), cfg.Host)
+	cp := &ControlPlane{env: env, Config: cfg, Dir: t.TempDir(), kubectl: Bin(t, "kubectl")}
+	cp.Kubeconfig = cp.UserKubeconfig(t, "e2e-admin", "system:masters")
+	return cp
+}
+
+// Client returns a controller-runtime client, as the administrator, that
+// knows the project's kinds.
+func (c *ControlPlane) Client(t testing.TB) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := v1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// UserKubeconfig writes a kubeconfig for a user with a client certificate
+// and returns its path. A name of the form
+// system:serviceaccount:NS:NAME is matched by RBAC bindings to that
+// ServiceAccount.
+func (c *ControlPlane) UserKubeconfig(t testing.TB, name string, groups ...string) string {
+	t.Helper()
+	u, err := c.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("adding user %s: %v", name, err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(c.Dir, fmt.Sprintf("user-%d.kubeconfig", time.Now().UnixNano()))
+	if err := os.WriteFile(p, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// KubectlResult is what one kubectl run printed.
+type KubectlResult struct {
+	Stdout, Stderr string
+	Err            error
+}
+
+// Kubectl runs the built kubectl as the administrator.
+func (c *ControlPlane) Kubectl(ctx context.Context, stdin []byte, args ...string) KubectlResult {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, c.kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	err := cmd.Run()
+	return KubectlResult{Stdout: out.String(), Stderr: errb.String(), Err: err}
+}
+
+// MustKubectl runs kubectl and fails the test if it fails.
+func (c *ControlPlane) MustKubectl(t testing.TB, stdin []byte, args ...string) string {
+	t.Helper()
+	r := c.Kubectl(context.Background(), stdin, args...)
+	if r.Err != nil {
+		t.Fatalf("kubectl %v: %v\n%s%s", args, r.Err, r.Stdout, r.Stderr)
+	}
+	return r.Stdout
+}
+
+// Install renders config/test with kubectl, injects the CA of the webhook's
+// certificate into it and applies it, then waits for the CRDs.
+func (c *ControlPlane) Install(t testing.TB, caPEM []byte) {
+	t.Helper()
+	root, err := Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rendered := c.MustKubectl(t, nil, "kustomize", filepath.Join(root, "config", "test"))
+	manifests, err := certs.InjectCABundle(bytes.NewReader([]byte(rendered)), caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MustKubectl(t, manifests, "apply", "-f", "-")
+	c.MustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd/staticroutes.networking.digitalocean.com", "crd/staticroutenodestates.networking.digitalocean.com")
+}

@@ -1,0 +1,113 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/staticroute/staticroute/certs"
+)
+
+// WebhookAddr is where config/test points the API server: the webhook
+// listens there in tests and the demo.
+const WebhookAddr = "127.0.0.1:9443"
+
+// WebhookServiceAccount is the identity config/rbac grants the webhook.
+const WebhookServiceAccount = "system:serviceaccount:staticroute-system:staticroute-webhook"
+
+// Webhook is a running cmd/webhook and what it needs to restart.
+type Webhook struct {
+	*Process
+	cp        *ControlPlane
+	CertDir   string
+	probeAddr string
+	args      []string
+	kc        string
+}
+
+// NewWebhookCerts makes the webhook's CA and serving certificate for
+// WebhookAddr in a temporary folder.
+func NewWebhookCerts(t testing.TB) (dir string, ca []byte) {
+	t.Helper()
+	b, err := certs.New(certs.Options{DNSNames: []string{"staticroute-webhook.staticroute-system.svc"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	if err := b.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir, b.CA
+}
+
+// StartWebhook runs the real webhook binary, as the webhook's
+// ServiceAccount, and waits until the API server gets answers from it.
+func StartWebhook(t testing.TB, cp *ControlPlane, certDir string, args ...string) *Webhook {
+	t.Helper()
+	w := &Webhook{cp: cp, CertDir: certDir, args: args, kc: cp.UserKubeconfig(t, WebhookServiceAccount)}
+	w.Restart(t)
+	return w
+}
+
+// Restart starts the webhook again (after Stop).
+func (w *Webhook) Restart(t testing.TB) {
+	t.Helper()
+	w.probeAddr = freeAddr(t)
+	host, port, _ := net.SplitHostPort(WebhookAddr)
+	all := append([]string{
+		"--kubeconfig", w.kc,
+		"--cert-dir", w.CertDir,
+		"--webhook-host", host, "--webhook-port", port,
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", w.probeAddr,
+	}, w.args...)
+	w.Process = Start(t, Bin(t, "webhook"), all...)
+	err := Eventually(context.Background(), 30*time.Second, func() error {
+		if w.Exited() {
+			return fmt.Errorf("webhook exited:\n%s", w.Output())
+		}
+		resp, err := http.Get("http://" + w.probeAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		// The API server must reach it over TLS with the injected CA: a
+		// server-side dry run goes through admission and stores nothing.
+		r := w.cp.Kubectl(context.Background(), []byte(probeRoute), "create", "--dry-run=server", "-f", "-")
+		if r.Err != nil {
+			return fmt.Errorf("dry-run create: %s", strings.TrimSpace(r.Stderr))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("webhook not ready: %v", err)
+	}
+}
+
+// probeRoute is admitted by any configuration whose VPC holds 10.116.0.4 ...
+// so the readiness probe is a dry run of the tutorial's primary.yaml
+// renamed; no traffic is ever sent to it.
+const probeRoute = `apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata: {name: readiness-probe}
+spec:
+  destinations: ["198.51.100.250"]
+  gateway: "10.116.0.4"
+`
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
