@@ -19,6 +19,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -123,8 +124,12 @@ func run(ctx context.Context, o options) error {
 	}
 	store.SetSynced(informer.HasSynced)
 
+	metrics, err := webhook.NewMetrics(crmetrics.Registry, store)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1.StaticRoute{}).
-		WithValidator(&webhook.Validator{Config: cfg, Store: store}).
+		WithValidator(&webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).
 		Complete(); err != nil {
 		return fmt.Errorf("registering the validator: %w", err)
 	}

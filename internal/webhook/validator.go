@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,8 +19,9 @@ const Path = "/validate-networking-digitalocean-com-v1-staticroute"
 
 // Validator admits StaticRoutes that pkg/validate accepts.
 type Validator struct {
-	Config validate.Config
-	Store  *Store
+	Config  validate.Config
+	Store   *Store
+	Metrics *Metrics // optional
 }
 
 var _ admission.Validator[*v1.StaticRoute] = (*Validator)(nil)
@@ -45,6 +47,19 @@ func (v *Validator) ValidateDelete(context.Context, *v1.StaticRoute) (admission.
 }
 
 func (v *Validator) admit(ctx context.Context, sr, old *v1.StaticRoute) (admission.Warnings, error) {
+	start := time.Now()
+	op := "create"
+	if old != nil {
+		op = "update"
+	}
+	w, result, err := v.decide(ctx, sr, old)
+	if v.Metrics != nil {
+		v.Metrics.Duration.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
+	}
+	return w, err
+}
+
+func (v *Validator) decide(ctx context.Context, sr, old *v1.StaticRoute) (admission.Warnings, string, error) {
 	log := logf.FromContext(ctx)
 	dryRun := false
 	if req, err := admission.RequestFromContext(ctx); err == nil && req.DryRun != nil {
@@ -52,12 +67,12 @@ func (v *Validator) admit(ctx context.Context, sr, old *v1.StaticRoute) (admissi
 	}
 	res, ok := v.Store.Admit(v.Config, sr, old, dryRun)
 	if !ok {
-		return nil, apierrors.NewServiceUnavailable("the staticroute webhook is still loading the existing StaticRoutes: try again in a few seconds")
+		return nil, "unavailable", apierrors.NewServiceUnavailable("the staticroute webhook is still loading the existing StaticRoutes: try again in a few seconds")
 	}
 	if len(res.Errors) > 0 {
 		log.Info("rejected", "staticroute", sr.Name, "errors", len(res.Errors))
-		return res.Warnings, apierrors.NewInvalid(schema.GroupKind{Group: v1.GroupVersion.Group, Kind: "StaticRoute"}, sr.Name, res.Errors)
+		return res.Warnings, "rejected", apierrors.NewInvalid(schema.GroupKind{Group: v1.GroupVersion.Group, Kind: "StaticRoute"}, sr.Name, res.Errors)
 	}
 	log.V(1).Info("admitted", "staticroute", sr.Name, "group", sr.EffectiveGroup(), "dryRun", dryRun, "warnings", len(res.Warnings))
-	return res.Warnings, nil
+	return res.Warnings, "admitted", nil
 }

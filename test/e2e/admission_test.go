@@ -26,7 +26,7 @@ type admissionEnv struct {
 	root    string
 }
 
-func startAdmission(t *testing.T, extraArgs ...string) *admissionEnv {
+func startAdmission(t testing.TB, extraArgs ...string) *admissionEnv {
 	t.Helper()
 	root, err := framework.Root()
 	if err != nil {
@@ -55,7 +55,7 @@ func (e *admissionEnv) file(sub, name string) string {
 // reset deletes every StaticRoute and waits until the webhook's view of
 // them is empty too: then a route over everything, in a group of its own,
 // passes a server-side dry run.
-func (e *admissionEnv) reset(t *testing.T) {
+func (e *admissionEnv) reset(t testing.TB) {
 	t.Helper()
 	e.cp.MustKubectl(t, nil, "delete", "staticroutes", "--all", "--wait=true")
 	everything := []byte(`apiVersion: networking.digitalocean.com/v1

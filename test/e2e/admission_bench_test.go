@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/framework"
+)
+
+// benchRoute is route i of the benchmark: ten /32s of its own in
+// 198.18.0.0/15, in a group of its own.
+func benchRoute(prefix string, i int) *v1.StaticRoute {
+	dests := make([]string, 10)
+	for j := range dests {
+		v := i*10 + j
+		dests[j] = fmt.Sprintf("198.%d.%d.%d", 18+v>>16, (v>>8)&255, v&255)
+	}
+	return &v1.StaticRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-%05d", prefix, i)},
+		Spec:       v1.StaticRouteSpec{Destinations: dests, Gateway: "10.116.0.4"},
+	}
+}
+
+// skipLabel marks the creates the webhook does not see: the benchmark
+// adds an objectSelector on it to the webhook configuration.
+const skipLabel = "bench.staticroute.io/skip-webhook"
+
+// BenchmarkAdmissionLatency measures what the webhook adds to a create
+// through the real API server: 3,000 creates paced at 200/s with 10,000
+// routes (100,000 destinations) existing, every other one skipping the
+// webhook, so both kinds meet the same API server, etcd and load.
+// One run is the measurement: -benchtime 1x.
+func BenchmarkAdmissionLatency(b *testing.B) {
+	const existing, measured, rate = 10_000, 3_000, 200
+	metricsAddr := freePort(b)
+	e := startAdmission(b, "--metrics-bind-address="+metricsAddr)
+	cfg := *e.cp.Config
+	cfg.QPS, cfg.Burst = 5000, 5000
+	c, err := client.New(&cfg, client.Options{Scheme: e.cp.Client(b).Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	parallel(b, existing, 16, func(i int) error { return c.Create(context.Background(), benchRoute("existing", i)) })
+	b.Logf("created %d routes in %s", existing, time.Since(start).Round(time.Millisecond))
+
+	e.cp.MustKubectl(b, nil, "patch", "validatingwebhookconfiguration", "staticroute-validating", "--type=json", "-p",
+		`[{"op":"add","path":"/webhooks/0/objectSelector","value":{"matchExpressions":[{"key":"`+skipLabel+`","operator":"DoesNotExist"}]}}]`)
+	// Wait until a labelled create skips the webhook: a gateway outside
+	// the VPC then passes a dry run.
+	if err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+		return e.cp.Kubectl(context.Background(), []byte(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata: {name: probe, labels: {`+skipLabel+`: "true"}}
+spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
+`), "create", "--dry-run=server", "-f", "-").Err
+	}); err != nil {
+		b.Fatal(err)
+	}
+
+	with, without := paced(b, c, existing, measured, rate)
+	p := func(d []time.Duration, q float64) float64 {
+		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	b.Logf("create latency at %d/s with %d routes existing, %d creates of each kind interleaved (ms):", rate, existing, measured/2)
+	b.Logf("  %-12s %8s %8s %8s", "", "p50", "p99", "max")
+	b.Logf("  %-12s %8.2f %8.2f %8.2f", "webhook", p(with, .5), p(with, .99), p(with, 1))
+	b.Logf("  %-12s %8.2f %8.2f %8.2f", "no webhook", p(without, .5), p(without, .99), p(without, 1))
+	h50, h99 := handlerQuantiles(b, metricsAddr)
+	b.Logf("  %-12s %8.3f %8.3f %8s", "in handler", h50, h99, "(bucket upper bounds)")
+	b.ReportMetric(h99, "p99-ms-handler")
+	b.ReportMetric(p(with, .5), "p50-ms-webhook")
+	b.ReportMetric(p(with, .99), "p99-ms-webhook")
+	b.ReportMetric(p(without, .5), "p50-ms-none")
+	b.ReportMetric(p(without, .99), "p99-ms-none")
+	b.ReportMetric(p(with, .5)-p(without, .5), "p50-ms-added")
+	b.ReportMetric(p(with, .99)-p(without, .99), "p99-ms-added")
+}
+
+// paced creates n routes at rate per second, every other one labelled to
+// skip the webhook, and returns both kinds' latencies, sorted.
+func paced(b *testing.B, c client.Client, first, n, rate int) (with, without []time.Duration) {
+	b.Helper()
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	for i := range n {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := benchRoute("measured", first+i)
+			if i%2 == 1 {
+				r.Labels = map[string]string{skipLabel: "true"}
+			}
+			t0 := time.Now()
+			err := c.Create(context.Background(), r)
+			lat[i] = time.Since(t0)
+			if err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		b.Fatalf("create: %v", firstErr)
+	}
+	for i, d := range lat {
+		if i%2 == 0 {
+			with = append(with, d)
+		} else {
+			without = append(without, d)
+		}
+	}
+	slices.Sort(with)
+	slices.Sort(without)
+	return with, without
+}
+
+func parallel(b *testing.B, n, workers int, f func(i int) error) {
+	b.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	next := make(chan int)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	for i := range n {
+		select {
+		case next <- i:
+		case err := <-errs:
+			b.Fatal(err)
+		}
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+}
+
+func freePort(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// handlerQuantiles reads staticroute_admission_duration_seconds of admitted
+// creates from the webhook's metrics and returns the upper bounds (ms) of
+// the buckets holding p50 and p99.
+func handlerQuantiles(b *testing.B, addr string) (p50, p99 float64) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fam := fams["staticroute_admission_duration_seconds"]
+	if fam == nil {
+		b.Fatal("no staticroute_admission_duration_seconds in the webhook's metrics")
+	}
+	for _, m := range fam.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		if labels["operation"] != "create" || labels["result"] != "admitted" {
+			continue
+		}
+		h := m.GetHistogram()
+		total := float64(h.GetSampleCount())
+		for _, bk := range h.GetBucket() {
+			c := float64(bk.GetCumulativeCount())
+			if p50 == 0 && c >= total*0.5 {
+				p50 = bk.GetUpperBound() * 1000
+			}
+			if p99 == 0 && c >= total*0.99 {
+				p99 = bk.GetUpperBound() * 1000
+			}
+		}
+	}
+	return p50, p99
+}
