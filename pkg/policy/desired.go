@@ -1,0 +1,321 @@
+package policy
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+// Kind is what a route in the steering table does.
+type Kind int
+
+// Route kinds, in the order they print.
+const (
+	// Via sends a prefix to a gateway over the VPC link.
+	Via Kind = iota
+	// Throw makes the lookup fall through to the next rule (main): for
+	// what must never be steered.
+	Throw
+	// Unreachable fails closed when a group's gateway is not on-link.
+	Unreachable
+)
+
+func (k Kind) String() string {
+	return [...]string{"via", "throw", "unreachable"}[k]
+}
+
+// Route is one route of the steering table.
+type Route struct {
+	Prefix  netip.Prefix
+	Kind    Kind
+	Gateway netip.Addr // Via only
+	Group   string     // Via and Unreachable
+}
+
+func (r Route) String() string {
+	switch r.Kind {
+	case Via:
+		return fmt.Sprintf("%s via %s (group %s)", r.Prefix, r.Gateway, r.Group)
+	case Unreachable:
+		return fmt.Sprintf("unreachable %s (group %s)", r.Prefix, r.Group)
+	}
+	return "throw " + r.Prefix.String()
+}
+
+// Group is one group's outcome on this node.
+type Group struct {
+	Name     string
+	Active   string // the member whose destinations are routed
+	Gateway  netip.Addr
+	Prefixes []netip.Prefix // routed via the gateway, or unreachable
+	State    string         // v1.NodeGroup*
+	Reason   string
+}
+
+// Node is what the router reads off its node.
+type Node struct {
+	Labels map[string]string
+	// VPCLink is the interface to the VPC; VPCAddr the node's address on
+	// it, the source of every steered packet (the gateway NATs only VPC
+	// sources).
+	VPCLink string
+	VPCAddr netip.Addr
+	// OnLink are the prefixes connected on the VPC link: a gateway outside
+	// them is not on-link.
+	OnLink []netip.Prefix
+	// Connected are the main table's connected routes on every link.
+	Connected []netip.Prefix
+}
+
+// Input is everything the desired state is computed from.
+type Input struct {
+	Routes []*v1.StaticRoute
+	Node   Node
+	// Cluster ranges and API server addresses (kubeconfig host and the
+	// default/kubernetes EndpointSlice), never steered.
+	Cluster validate.Config
+	// NeverRoute are extra CIDRs never steered (--never-route).
+	NeverRoute []netip.Prefix
+}
+
+// Desired is a node's whole desired steering state: plain data, printable.
+type Desired struct {
+	Routes []Route // sorted by prefix, then kind
+	Groups []Group // sorted by name
+}
+
+// String prints the state the way a person reads a routing table.
+func (d Desired) String() string {
+	var b strings.Builder
+	for _, g := range d.Groups {
+		fmt.Fprintf(&b, "group %s: %s member=%s gateway=%s prefixes=%v", g.Name, g.State, g.Active, g.Gateway, g.Prefixes)
+		if g.Reason != "" {
+			fmt.Fprintf(&b, " (%s)", g.Reason)
+		}
+		b.WriteByte('\n')
+	}
+	for _, r := range d.Routes {
+		b.WriteString(r.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// member is a live StaticRoute with what the computation needs.
+type member struct {
+	obj   *v1.StaticRoute
+	route validate.Route
+}
+
+// Compute returns the desired state of one node. It depends only on the
+// set of objects, not their order: every router computes the same
+// ownership of addresses from the same objects.
+func Compute(in Input) Desired {
+	groups := map[string][]member{}
+	for _, sr := range in.Routes {
+		if sr.DeletionTimestamp != nil {
+			continue // being deleted (possibly held by kopf's finalizer)
+		}
+		r := validate.RouteOf(sr)
+		groups[r.Group] = append(groups[r.Group], member{obj: sr, route: r})
+	}
+
+	// Older groups (by their oldest live member) keep addresses that
+	// overlap a younger group's.
+	type aged struct {
+		name   string
+		oldest validate.Route
+		active member
+	}
+	var order []aged
+	for name, ms := range groups {
+		a := aged{name: name, oldest: ms[0].route, active: ms[0]}
+		for _, m := range ms[1:] {
+			if validate.Newer(a.oldest, m.route) {
+				a.oldest = m.route
+			}
+			if validate.Newer(m.route, a.active.route) {
+				a.active = m
+			}
+		}
+		order = append(order, a)
+	}
+	slices.SortFunc(order, func(x, y aged) int {
+		if validate.Newer(y.oldest, x.oldest) {
+			return -1
+		}
+		if validate.Newer(x.oldest, y.oldest) {
+			return 1
+		}
+		return 0
+	})
+
+	carve := carveOuts(in)
+	claimed := validate.NewIndex()
+	var d Desired
+	for _, a := range order {
+		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
+		// Claims are global, whether or not the group selects this node,
+		// so that every node gives an address to the same group.
+		claimed.Put(validate.Route{Name: a.name, Group: a.name, Destinations: g.Prefixes})
+		if !selects(a.active.obj, in.Node.Labels) {
+			continue
+		}
+		if sel := a.active.obj.Spec.NodeSelector; sel != nil {
+			if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+				g.State, g.Reason, routed = v1.NodeGroupError, "invalid nodeSelector: "+err.Error(), nil
+				g.Prefixes = nil
+			}
+		}
+		d.Groups = append(d.Groups, g)
+		d.Routes = append(d.Routes, routed...)
+	}
+	if len(d.Routes) > 0 {
+		for _, p := range carve.prefixes {
+			d.Routes = append(d.Routes, Route{Prefix: p, Kind: Throw})
+		}
+	}
+	slices.SortFunc(d.Routes, func(x, y Route) int {
+		if c := comparePrefix(x.Prefix, y.Prefix); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Kind, y.Kind)
+	})
+	slices.SortFunc(d.Groups, func(x, y Group) int { return strings.Compare(x.Name, y.Name) })
+	return d
+}
+
+// groupOutcome decides what one group routes: its active member's
+// destinations less those inside a carve-out or claimed by an older group.
+func groupOutcome(in Input, name string, active member, carve carveSet, claimed *validate.Index) (Group, []Route) {
+	r := active.route
+	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied}
+	var reasons []string
+	conflicted := false
+	for _, p := range r.Destinations {
+		if what, inside := carve.inside(p); inside {
+			reasons = append(reasons, fmt.Sprintf("%s lies inside %s and is never steered", p, what))
+			continue
+		}
+		older := ""
+		claimed.Overlaps(p, func(q netip.Prefix, owner string) bool {
+			if q.Bits() <= p.Bits() {
+				older = owner // q contains p: the older group wins all of p
+				return false
+			}
+			conflicted = true // p contains q: q's more specific route wins q
+			return true
+		})
+		if older != "" {
+			conflicted = true
+			reasons = append(reasons, fmt.Sprintf("%s is routed by the older group %s", p, older))
+			continue
+		}
+		g.Prefixes = append(g.Prefixes, p)
+	}
+	kind := Via
+	switch {
+	case !r.Gateway.IsValid():
+		kind, g.State = Unreachable, v1.NodeGroupError
+		reasons = append([]string{fmt.Sprintf("gateway %q is not an IPv4 address", active.obj.Spec.Gateway)}, reasons...)
+	case len(in.Cluster.VPC) > 0 && !containsAddr(in.Cluster.VPC, r.Gateway):
+		kind, g.State = Unreachable, v1.NodeGroupError
+		reasons = append([]string{fmt.Sprintf("gateway %s is outside the VPC", r.Gateway)}, reasons...)
+	case !containsAddr(in.Node.OnLink, r.Gateway) || !in.Node.VPCAddr.IsValid():
+		kind, g.State = Unreachable, v1.NodeGroupGatewayNotOnLink
+		reasons = append([]string{fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", r.Gateway, in.Node.VPCLink)}, reasons...)
+	case conflicted:
+		g.State = v1.NodeGroupConflicted
+	}
+	if len(r.Destinations) == 0 || len(active.obj.Spec.Destinations) != len(r.Destinations) {
+		reasons = append(reasons, "some destinations do not parse")
+		if g.State == v1.NodeGroupApplied {
+			g.State = v1.NodeGroupError
+		}
+	}
+	g.Reason = strings.Join(reasons, "; ")
+	routes := make([]Route, 0, len(g.Prefixes))
+	for _, p := range g.Prefixes {
+		rt := Route{Prefix: p, Kind: kind, Group: name}
+		if kind == Via {
+			rt.Gateway = r.Gateway
+		}
+		routes = append(routes, rt)
+	}
+	return g, routes
+}
+
+func selects(sr *v1.StaticRoute, nodeLabels map[string]string) bool {
+	if sr.Spec.NodeSelector == nil {
+		return true
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sr.Spec.NodeSelector)
+	if err != nil {
+		return true // reported as an error on every node it could concern
+	}
+	return sel.Matches(labels.Set(nodeLabels))
+}
+
+// carveSet is every range a node never steers, with words for messages.
+type carveSet struct {
+	prefixes []netip.Prefix // sorted, deduplicated
+	what     map[netip.Prefix]string
+}
+
+func carveOuts(in Input) carveSet {
+	c := carveSet{what: map[netip.Prefix]string{}}
+	add := func(what string, ps ...netip.Prefix) {
+		for _, p := range ps {
+			p = p.Masked()
+			if _, ok := c.what[p]; !ok {
+				c.what[p] = what + " " + p.String()
+				c.prefixes = append(c.prefixes, p)
+			}
+		}
+	}
+	add("the VPC CIDR", in.Cluster.VPC...)
+	add("the pod CIDR", in.Cluster.Pod...)
+	add("the service CIDR", in.Cluster.Service...)
+	for _, a := range in.Cluster.APIServers {
+		add("the API server address", netip.PrefixFrom(a, 32))
+	}
+	add("the connected route", in.Node.Connected...)
+	add("--never-route", in.NeverRoute...)
+	add("the special range", validate.SpecialRanges()...)
+	slices.SortFunc(c.prefixes, comparePrefix)
+	return c
+}
+
+func (c carveSet) inside(p netip.Prefix) (string, bool) {
+	for _, q := range c.prefixes {
+		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+			return c.what[q], true
+		}
+	}
+	return "", false
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func comparePrefix(a, b netip.Prefix) int {
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Bits(), b.Bits())
+}
+

@@ -1,0 +1,230 @@
+package policy
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// The test world: VPC 198.51.100.0/24, public side 203.0.113.0/26, pods
+// 198.18.64.0/18, services 198.18.128.0/18, API server 203.0.113.5.
+func testInput(routes ...*v1.StaticRoute) Input {
+	return Input{
+		Routes: routes,
+		Node: Node{
+			Labels:    map[string]string{"pool": "egress"},
+			VPCLink:   "vpc0",
+			VPCAddr:   netip.MustParseAddr("198.51.100.10"),
+			OnLink:    []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+			Connected: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26")},
+		},
+		Cluster: validate.Config{
+			VPC:        []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+			Pod:        []netip.Prefix{netip.MustParsePrefix("198.18.64.0/18")},
+			Service:    []netip.Prefix{netip.MustParsePrefix("198.18.128.0/18")},
+			APIServers: []netip.Addr{netip.MustParseAddr("203.0.113.5")},
+		},
+	}
+}
+
+func sr(name, group, gw string, age time.Duration, dests ...string) *v1.StaticRoute {
+	return &v1.StaticRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0.Add(age))},
+		Spec:       v1.StaticRouteSpec{Destinations: dests, Gateway: gw, Group: group},
+	}
+}
+
+// steered lists the non-throw routes, one string each.
+func steered(d Desired) []string {
+	var out []string
+	for _, r := range d.Routes {
+		if r.Kind != Throw {
+			out = append(out, r.String())
+		}
+	}
+	return out
+}
+
+func groupState(d Desired, name string) (Group, bool) {
+	for _, g := range d.Groups {
+		if g.Name == name {
+			return g, true
+		}
+	}
+	return Group{}, false
+}
+
+func TestCompute(t *testing.T) {
+	tests := map[string]struct {
+		in          Input
+		want        []string          // steered routes
+		states      map[string]string // group -> state
+		reasonHas   map[string]string // group -> piece of its reason
+		wantThrows  bool
+		throwsCover []string // prefixes that must be thrown
+	}{
+		"a route is steered via its gateway, with the cluster thrown": {
+			in:          testInput(sr("primary", "", "198.51.100.4", 0, "192.0.2.7")),
+			want:        []string{"192.0.2.7/32 via 198.51.100.4 (group primary)"},
+			states:      map[string]string{"primary": v1.NodeGroupApplied},
+			wantThrows:  true,
+			throwsCover: []string{"198.51.100.0/24", "198.18.64.0/18", "198.18.128.0/18", "203.0.113.5/32", "203.0.113.0/26", "169.254.0.0/16", "127.0.0.0/8"},
+		},
+		"the newest member of a group is active": {
+			in: testInput(
+				sr("primary", "", "198.51.100.4", 0, "192.0.2.7"),
+				sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7"),
+			),
+			want:   []string{"192.0.2.7/32 via 198.51.100.12 (group primary)"},
+			states: map[string]string{"primary": v1.NodeGroupApplied},
+		},
+		"members created in the same second: the greater name is active": {
+			in: testInput(
+				sr("b-second", "g", "198.51.100.12", 0, "192.0.2.7"),
+				sr("a-first", "g", "198.51.100.4", 0, "192.0.2.7"),
+			),
+			want: []string{"192.0.2.7/32 via 198.51.100.12 (group g)"},
+		},
+		"a member being deleted no longer counts (failback)": {
+			in: func() Input {
+				s := sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7")
+				s.DeletionTimestamp = &metav1.Time{Time: t0.Add(time.Hour)}
+				s.Finalizers = []string{"kopf.zalando.org/KopfFinalizerMarker"}
+				return testInput(sr("primary", "", "198.51.100.4", 0, "192.0.2.7"), s)
+			}(),
+			want: []string{"192.0.2.7/32 via 198.51.100.4 (group primary)"},
+		},
+		"0.0.0.0/0 is steered while the cluster, connected and special ranges are thrown": {
+			in:          testInput(sr("all", "", "198.51.100.4", 0, "0.0.0.0/0")),
+			want:        []string{"0.0.0.0/0 via 198.51.100.4 (group all)"},
+			throwsCover: []string{"198.51.100.0/24", "203.0.113.0/26", "203.0.113.5/32", "224.0.0.0/4", "0.0.0.0/8"},
+		},
+		"a gateway not on-link makes its destinations unreachable": {
+			in:        testInput(sr("far", "", "198.51.100.4", 0, "192.0.2.7")),
+			want:      []string{"unreachable 192.0.2.7/32 (group far)"},
+			states:    map[string]string{"far": v1.NodeGroupGatewayNotOnLink},
+			reasonHas: map[string]string{"far": "not on-link"},
+		},
+		"a destination inside a cluster range is never steered, even if admission was bypassed": {
+			in:        testInput(sr("bad", "", "198.51.100.4", 0, "198.18.64.7", "192.0.2.7")),
+			want:      []string{"192.0.2.7/32 via 198.51.100.4 (group bad)"},
+			reasonHas: map[string]string{"bad": "198.18.64.7/32 lies inside the pod CIDR"},
+		},
+		"overlapping groups: the older keeps the overlap, the younger the rest, and says Conflicted": {
+			in: testInput(
+				sr("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
+				sr("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
+			),
+			want: []string{
+				"192.0.2.0/24 via 198.51.100.12 (group young)",
+				"192.0.2.0/25 via 198.51.100.4 (group old)",
+				"198.19.0.0/16 via 198.51.100.4 (group old)",
+			},
+			states:    map[string]string{"old": v1.NodeGroupApplied, "young": v1.NodeGroupConflicted},
+			reasonHas: map[string]string{"young": "198.19.0.7/32 is routed by the older group old"},
+		},
+		"a group's age is its oldest live member's": {
+			in: testInput(
+				sr("a", "", "198.51.100.4", 10*time.Second, "192.0.2.7"),
+				sr("b1", "b", "198.51.100.12", 0, "198.19.0.1"),
+				sr("b2", "b", "198.51.100.12", time.Minute, "192.0.2.7"),
+			),
+			// b's first member predates a, so b keeps 192.0.2.7 although
+			// its active member b2 is newer than a.
+			want:   []string{"192.0.2.7/32 via 198.51.100.12 (group b)"},
+			states: map[string]string{"a": v1.NodeGroupConflicted, "b": v1.NodeGroupApplied},
+		},
+		"a nodeSelector that does not match leaves the node out": {
+			in: func() Input {
+				s := sr("other-pool", "", "198.51.100.4", 0, "192.0.2.7")
+				s.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "batch"}}
+				return testInput(s)
+			}(),
+			want: nil,
+		},
+		"a matching nodeSelector selects the node": {
+			in: func() Input {
+				s := sr("egress", "", "198.51.100.4", 0, "192.0.2.7")
+				s.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "egress"}}
+				return testInput(s)
+			}(),
+			want: []string{"192.0.2.7/32 via 198.51.100.4 (group egress)"},
+		},
+		"a gateway outside the VPC fails closed": {
+			in:     testInput(sr("outside", "", "203.0.113.9", 0, "192.0.2.7")),
+			want:   []string{"unreachable 192.0.2.7/32 (group outside)"},
+			states: map[string]string{"outside": v1.NodeGroupError},
+		},
+		"no routes: an empty table, no carve-outs": {
+			in:   testInput(),
+			want: nil,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			in := tc.in
+			if name == "a gateway not on-link makes its destinations unreachable" {
+				in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.128/25")}
+			}
+			d := Compute(in)
+			if got := steered(d); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("steered routes:\n got %q\nwant %q\nstate:\n%s", got, tc.want, d)
+			}
+			for g, st := range tc.states {
+				if gs, _ := groupState(d, g); gs.State != st {
+					t.Errorf("group %s state %q, want %q (%s)", g, gs.State, st, gs.Reason)
+				}
+			}
+			for g, r := range tc.reasonHas {
+				if gs, _ := groupState(d, g); !strings.Contains(gs.Reason, r) {
+					t.Errorf("group %s reason %q lacks %q", g, gs.Reason, r)
+				}
+			}
+			throws := map[string]bool{}
+			for _, r := range d.Routes {
+				if r.Kind == Throw {
+					throws[r.Prefix.String()] = true
+				}
+			}
+			for _, p := range tc.throwsCover {
+				if !throws[p] {
+					t.Errorf("no throw for %s in\n%s", p, d)
+				}
+			}
+			if len(tc.want) == 0 && len(throws) > 0 {
+				t.Errorf("carve-outs without anything to carve them from:\n%s", d)
+			}
+		})
+	}
+}
+
+// Every router must compute the same state whatever order its cache
+// delivered the objects in.
+func TestComputeIgnoresArrivalOrder(t *testing.T) {
+	routes := []*v1.StaticRoute{
+		sr("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
+		sr("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
+		sr("young-b", "young", "198.51.100.13", time.Minute, "192.0.2.0/24"),
+		sr("same-second-a", "s", "198.51.100.4", 2*time.Minute, "198.18.0.1"),
+		sr("same-second-b", "s", "198.51.100.12", 2*time.Minute, "198.18.0.1"),
+		sr("all", "", "198.51.100.4", 3*time.Minute, "0.0.0.0/0"),
+	}
+	want := Compute(testInput(routes...)).String()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for range 50 {
+		shuffled := append([]*v1.StaticRoute(nil), routes...)
+		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+		if got := Compute(testInput(shuffled...)).String(); got != want {
+			t.Fatalf("order changed the state:\n got\n%s\nwant\n%s", got, want)
+		}
+	}
+}

@@ -1,0 +1,45 @@
+// Package policy computes a node's desired routing state from the
+// StaticRoutes, its Node and what the node sees (pure, printable), and
+// applies it to the kernel: a dedicated routing table swapped blue/green
+// behind one ip rule, and an nftables table that marks what must not be
+// steered.
+package policy
+
+// Options are the router's fixed choices, from flags. The defaults avoid
+// the numbers other node agents use; see DefaultOptions.
+type Options struct {
+	// Tables are the two steering tables; one is active at a time.
+	Tables [2]int
+	// Priority of the steering rule ("lookup <table>", no mark). It sits
+	// after the local table (0) and Cilium's rules (up to 111, and 9, 10,
+	// 100 for proxy/encryption) and before main (32766), with room on
+	// both sides for an administrator's rules.
+	Priority int
+	// MarkPriority is the rule "fwmark Mark/Mark lookup main": replies of
+	// connections that came in from outside leave the way they came. It
+	// must come before the steering rule.
+	MarkPriority int
+	// Mark is the one connmark/packet-mark bit this router owns. 0x40 is
+	// clear of kube-proxy (0x4000, 0x8000), Calico (0xffff0000), Cilium
+	// (0x0f00, 0xf000 and identity bits above 16), the AWS VPC CNI (0x80),
+	// Istio (0x539) and Weave (0x20000, 0x40000).
+	Mark uint32
+	// Protocol tags every route we write ("proto 146"), so that other
+	// agents (systemd-networkd, NetworkManager) leave them alone and
+	// cleanup finds only ours.
+	Protocol int
+	// NFTable is the name of our nftables table (family inet).
+	NFTable string
+}
+
+// DefaultOptions returns the documented defaults.
+func DefaultOptions() Options {
+	return Options{
+		Tables:       [2]int{52101, 52102},
+		Priority:     30010,
+		MarkPriority: 30000,
+		Mark:         0x40,
+		Protocol:     146,
+		NFTable:      "staticroute",
+	}
+}
