@@ -88,6 +88,10 @@ type Input struct {
 
 // Desired is a node's whole desired steering state: plain data, printable.
 type Desired struct {
+	// Link and Src are the VPC link and the node's address on it: every
+	// Via route leaves by Link with source Src.
+	Link   string
+	Src    netip.Addr
 	Routes []Route // sorted by prefix, then kind
 	Groups []Group // sorted by name
 }
@@ -95,6 +99,7 @@ type Desired struct {
 // String prints the state the way a person reads a routing table.
 func (d Desired) String() string {
 	var b strings.Builder
+	fmt.Fprintf(&b, "link %s src %s\n", d.Link, d.Src)
 	for _, g := range d.Groups {
 		fmt.Fprintf(&b, "group %s: %s member=%s gateway=%s prefixes=%v", g.Name, g.State, g.Active, g.Gateway, g.Prefixes)
 		if g.Reason != "" {
@@ -160,7 +165,7 @@ func Compute(in Input) Desired {
 
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()
-	var d Desired
+	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr}
 	for _, a := range order {
 		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
 		// Claims are global, whether or not the group selects this node,

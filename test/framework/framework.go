@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/staticroute/staticroute/internal/roottest"
 )
 
 // Root is the repository's top folder (the one holding go.mod).
@@ -130,13 +132,4 @@ func Eventually(ctx context.Context, timeout time.Duration, f func() error) erro
 }
 
 // RequireRoot fails (under CI=true) or skips a test that needs root.
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI must run it: run as root")
-	}
-	t.Skip("needs root")
-}
+func RequireRoot(t testing.TB) { roottest.Require(t) }

@@ -1,0 +1,278 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kernel applies desired states to one network namespace through a netlink
+// handle bound to it. Every write is idempotent: "exists" on add and "not
+// found" on delete are success.
+type Kernel struct {
+	NL   *netlink.Handle
+	Opts Options
+}
+
+// Applied says what one Apply did.
+type Applied struct {
+	Swapped bool // a new table was switched in
+	Table   int  // the active table afterwards
+	Routes  int  // routes in it
+}
+
+// Apply makes the kernel's steering match d. A change is written whole into
+// the inactive table; a rule for it is added behind the active one at the
+// same priority; then deleting the active rule — one netlink message —
+// switches every lookup to the complete new table at once; last, the old
+// table is flushed. At no instant does a steered destination miss both
+// tables and fall through to main.
+func (k *Kernel) Apply(d Desired) (Applied, error) {
+	want, err := k.kernelRoutes(d)
+	if err != nil {
+		return Applied{}, err
+	}
+	rules, err := k.steeringRules()
+	if err != nil {
+		return Applied{}, err
+	}
+	active := 0
+	if len(rules) > 0 {
+		// After a crash between adding the new rule and deleting the old
+		// one, the first rule listed still answers first: it is active.
+		active = rules[0].Table
+	}
+	if active != 0 && len(rules) == 1 {
+		have, err := k.tableRoutes(active)
+		if err != nil {
+			return Applied{}, err
+		}
+		other, err := k.tableRoutes(k.other(active))
+		if err != nil {
+			return Applied{}, err
+		}
+		if sameRoutes(have, want) && len(other) == 0 {
+			return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
+		}
+	}
+
+	target := k.other(active)
+	if err := k.flush(target); err != nil {
+		return Applied{}, err
+	}
+	for _, r := range want {
+		r.Table = target
+		if err := k.NL.RouteAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
+			return Applied{}, fmt.Errorf("adding %s to table %d: %w", r, target, err)
+		}
+	}
+	if err := k.NL.RuleAdd(k.rule(target)); err != nil && !errors.Is(err, unix.EEXIST) {
+		return Applied{}, fmt.Errorf("adding the rule for table %d: %w", target, err)
+	}
+	// The switch.
+	for _, r := range rules {
+		if r.Table == target {
+			continue
+		}
+		if err := k.NL.RuleDel(k.rule(r.Table)); err != nil && !isGone(err) {
+			return Applied{}, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err)
+		}
+	}
+	if active != 0 && active != target {
+		if err := k.flush(active); err != nil {
+			return Applied{}, err
+		}
+	}
+	return Applied{Swapped: true, Table: target, Routes: len(want)}, k.ensureMarkRule()
+}
+
+// Active returns the table the steering rule points at, 0 if none.
+func (k *Kernel) Active() (int, error) {
+	rules, err := k.steeringRules()
+	if err != nil || len(rules) == 0 {
+		return 0, err
+	}
+	return rules[0].Table, nil
+}
+
+// Cleanup removes every rule and route of ours, and nothing else.
+func (k *Kernel) Cleanup() error {
+	var errs []error
+	rules, err := k.steeringRules()
+	errs = append(errs, err)
+	for _, r := range rules {
+		if err := k.NL.RuleDel(k.rule(r.Table)); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err))
+		}
+	}
+	if err := k.NL.RuleDel(k.markRule()); err != nil && !isGone(err) {
+		errs = append(errs, fmt.Errorf("deleting the mark rule: %w", err))
+	}
+	for _, t := range k.Opts.Tables {
+		errs = append(errs, k.flush(t))
+	}
+	return errors.Join(errs...)
+}
+
+func (k *Kernel) other(table int) int {
+	if table == k.Opts.Tables[0] {
+		return k.Opts.Tables[1]
+	}
+	return k.Opts.Tables[0]
+}
+
+func (k *Kernel) rule(table int) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = unix.AF_INET
+	r.Priority = k.Opts.Priority
+	r.Table = table
+	return r
+}
+
+func (k *Kernel) markRule() *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = unix.AF_INET
+	r.Priority = k.Opts.MarkPriority
+	r.Table = unix.RT_TABLE_MAIN
+	r.Mark = k.Opts.Mark
+	mask := k.Opts.Mark
+	r.Mask = &mask
+	return r
+}
+
+func (k *Kernel) ensureMarkRule() error {
+	rules, err := k.NL.RuleList(unix.AF_INET)
+	if err != nil {
+		return fmt.Errorf("listing rules: %w", err)
+	}
+	for _, r := range rules {
+		if r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark {
+			return nil
+		}
+	}
+	if err := k.NL.RuleAdd(k.markRule()); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("adding the mark rule: %w", err)
+	}
+	return nil
+}
+
+// steeringRules lists our steering rules in the kernel's order.
+func (k *Kernel) steeringRules() ([]netlink.Rule, error) {
+	all, err := k.NL.RuleList(unix.AF_INET)
+	if err != nil {
+		return nil, fmt.Errorf("listing rules: %w", err)
+	}
+	var out []netlink.Rule
+	for _, r := range all {
+		if r.Priority == k.Opts.Priority && slices.Contains(k.Opts.Tables[:], r.Table) && r.Mark == 0 {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func (k *Kernel) tableRoutes(table int) ([]netlink.Route, error) {
+	rs, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("listing table %d: %w", table, err)
+	}
+	return rs, nil
+}
+
+func (k *Kernel) flush(table int) error {
+	rs, err := k.tableRoutes(table)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, r := range rs {
+		if err := k.NL.RouteDel(&r); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("flushing table %d: %s: %w", table, r, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// kernelRoutes turns d into netlink routes; Apply sets the table when it
+// writes them (routeKey ignores the table).
+func (k *Kernel) kernelRoutes(d Desired) ([]netlink.Route, error) {
+	link := 0
+	if hasVia(d) {
+		l, err := k.NL.LinkByName(d.Link)
+		if err != nil {
+			return nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
+		}
+		link = l.Attrs().Index
+	}
+	out := make([]netlink.Route, 0, len(d.Routes))
+	for _, r := range d.Routes {
+		out = append(out, k.route(r, link, d.Src))
+	}
+	return out, nil
+}
+
+func (k *Kernel) route(r Route, link int, src netip.Addr) netlink.Route {
+	nr := netlink.Route{
+		Dst:      prefixNet(r.Prefix),
+		Protocol: netlink.RouteProtocol(k.Opts.Protocol),
+		Family:   unix.AF_INET,
+	}
+	switch r.Kind {
+	case Via:
+		nr.Type = unix.RTN_UNICAST
+		nr.Gw = net.IP(r.Gateway.AsSlice())
+		nr.Src = net.IP(src.AsSlice())
+		nr.LinkIndex = link
+	case Throw:
+		nr.Type = unix.RTN_THROW
+	case Unreachable:
+		nr.Type = unix.RTN_UNREACHABLE
+	}
+	return nr
+}
+
+func hasVia(d Desired) bool {
+	for _, r := range d.Routes {
+		if r.Kind == Via {
+			return true
+		}
+	}
+	return false
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
+}
+
+// routeKey is what makes two routes the same for us.
+func routeKey(r netlink.Route) string {
+	dst := "0.0.0.0/0"
+	if r.Dst != nil {
+		dst = r.Dst.String()
+	}
+	return fmt.Sprintf("%d %s %s %s %d", r.Type, dst, r.Gw, r.Src, r.LinkIndex)
+}
+
+func sameRoutes(have, want []netlink.Route) bool {
+	if len(have) != len(want) {
+		return false
+	}
+	a := make([]string, len(have))
+	b := make([]string, len(want))
+	for i := range have {
+		a[i] = routeKey(have[i])
+		b[i] = routeKey(want[i])
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+func isGone(err error) bool {
+	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)
+}

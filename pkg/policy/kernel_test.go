@@ -1,0 +1,241 @@
+package policy
+
+import (
+	"flag"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// nodeInput is the test node as nodeWorld builds it.
+func nodeInput(routes ...*v1.StaticRoute) Input {
+	in := testInput(routes...)
+	in.Node.Connected = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26")}
+	return in
+}
+
+// states are the desired states the transition tests move between.
+func states() map[string]Desired {
+	primary := sr("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16")
+	secondary := sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7", "198.19.0.0/16")
+	everything := sr("everything", "", "198.51.100.4", 0, "0.0.0.0/0")
+	far := sr("far", "", "198.51.100.200", 0, "192.0.2.99")
+	farIn := nodeInput(far)
+	farIn.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
+	return map[string]Desired{
+		"empty":            Compute(nodeInput()),
+		"primary":          Compute(nodeInput(primary)),
+		"failover":         Compute(nodeInput(primary, secondary)),
+		"everything":       Compute(nodeInput(everything)),
+		"gateway-off-link": Compute(farIn),
+	}
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", "states", name+".golden")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("state %s: kernel dump differs from %s\n--- got\n%s--- want\n%s", name, path, got, want)
+	}
+}
+
+func newKernel(n *testNS) *Kernel { return &Kernel{NL: n.NL, Opts: DefaultOptions()} }
+
+// Each state, applied to a fresh node, gives its golden dump.
+func TestKernelStates(t *testing.T) {
+	for name, d := range states() {
+		t.Run(name, func(t *testing.T) {
+			n := nodeWorld(t)
+			k := newKernel(n)
+			if _, err := k.Apply(d); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, name, n.dump(t, k))
+		})
+	}
+}
+
+// Any sequence of states, in random order, ends each step in exactly that
+// state's dump: nothing of an earlier state lingers, whichever table holds
+// it.
+func TestKernelTransitionsInRandomOrder(t *testing.T) {
+	all := states()
+	var names []string
+	for name := range all {
+		names = append(names, name)
+	}
+	n := nodeWorld(t)
+	k := newKernel(n)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	seq := make([]string, 40)
+	for i := range seq {
+		seq[i] = names[rng.IntN(len(names))]
+	}
+	t.Logf("sequence: %v", seq)
+	for i, name := range seq {
+		if _, err := k.Apply(all[name]); err != nil {
+			t.Fatalf("step %d (%s): %v", i, name, err)
+		}
+		golden(t, name, n.dump(t, k))
+	}
+}
+
+func TestKernelApplyIsIdempotentAndSwapsOnlyOnChange(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(n)
+	s := states()
+	first, err := k.Apply(s["primary"])
+	if err != nil || !first.Swapped {
+		t.Fatalf("first apply: %+v %v", first, err)
+	}
+	again, err := k.Apply(s["primary"])
+	if err != nil || again.Swapped || again.Table != first.Table {
+		t.Fatalf("applying the same state again: %+v %v (first %+v)", again, err, first)
+	}
+	next, err := k.Apply(s["failover"])
+	if err != nil || !next.Swapped || next.Table == first.Table {
+		t.Fatalf("failover: %+v %v", next, err)
+	}
+}
+
+// After a crash between adding the new rule and deleting the old one, the
+// first rule listed is active and the next apply finishes the job.
+func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(n)
+	s := states()
+	a, err := k.Apply(s["primary"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a router killed mid-swap leaves: the failover state written
+	// into the other table and its rule added, the old rule still there.
+	want, err := k.kernelRoutes(s["failover"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := k.other(a.Table)
+	for _, r := range want {
+		r.Table = other
+		if err := n.NL.RouteAdd(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.NL.RuleAdd(k.rule(other)); err != nil {
+		t.Fatal(err)
+	}
+	if act, _ := k.Active(); act != a.Table {
+		t.Fatalf("active = %d, want the first rule's table %d", act, a.Table)
+	}
+	if _, err := k.Apply(s["failover"]); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "failover", n.dump(t, k))
+}
+
+// Drift: a deleted rule or a flushed table is put back by the next apply.
+func TestKernelRepairsDrift(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(n)
+	d := states()["primary"]
+	a, err := k.Apply(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.ip(t, "rule", "del", "priority", "30010")
+	if _, err := k.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "primary", n.dump(t, k))
+	act, _ := k.Active()
+	n.ip(t, "route", "flush", "table", itoa(act))
+	if _, err := k.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "primary", n.dump(t, k))
+	n.ip(t, "rule", "del", "priority", "30000")
+	if r, err := k.Apply(d); err != nil || r.Swapped {
+		t.Fatalf("re-adding only the mark rule: %+v %v", r, err)
+	}
+	golden(t, "primary", n.dump(t, k))
+	_ = a
+}
+
+// Cleanup removes every rule and route of ours and nothing else.
+func TestKernelCleanupRemovesOnlyOurs(t *testing.T) {
+	n := nodeWorld(t)
+	before := n.dump(t, newKernel(n))
+	// Someone else's rule and routes, in the main table and a table of
+	// their own, must survive.
+	n.ip(t, "rule", "add", "priority", "30005", "lookup", "100")
+	n.ip(t, "route", "add", "192.0.2.128/25", "via", "198.51.100.1", "table", "100")
+	n.ip(t, "route", "add", "198.18.0.0/24", "via", "198.51.100.1", "proto", "static")
+	theirs := n.dump(t, newKernel(n))
+	k := newKernel(n)
+	if _, err := k.Apply(states()["everything"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.dump(t, k); got != theirs {
+		t.Fatalf("after cleanup:\n%s\nwant what was there before:\n%s", got, theirs)
+	}
+	if before == theirs {
+		t.Fatal("the foreign rule and routes were not added")
+	}
+	if err := k.Cleanup(); err != nil {
+		t.Fatalf("cleanup twice: %v", err)
+	}
+}
+
+func TestKernelRoutesCarryOurProtocol(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(n)
+	a, err := k.Apply(states()["everything"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := n.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: a.Table}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) == 0 {
+		t.Fatal("no routes")
+	}
+	for _, r := range rs {
+		if int(r.Protocol) != k.Opts.Protocol {
+			t.Errorf("%s has protocol %d, want %d", r, r.Protocol, k.Opts.Protocol)
+		}
+	}
+	if !strings.Contains(n.ip(t, "route", "show", "table", itoa(a.Table)), "proto 146") {
+		t.Error("ip route does not show proto 146")
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
