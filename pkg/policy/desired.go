@@ -73,6 +73,10 @@ type Node struct {
 	OnLink []netip.Prefix
 	// Connected are the main table's connected routes on every link.
 	Connected []netip.Prefix
+	// PodLinks name the pods' interfaces; a trailing "*" matches a name
+	// prefix (lxc*, cali*, veth*). Connections arriving on them or on the
+	// VPC link are not "from outside".
+	PodLinks []string
 }
 
 // Input is everything the desired state is computed from.
@@ -90,16 +94,17 @@ type Input struct {
 type Desired struct {
 	// Link and Src are the VPC link and the node's address on it: every
 	// Via route leaves by Link with source Src.
-	Link   string
-	Src    netip.Addr
-	Routes []Route // sorted by prefix, then kind
+	Link     string
+	Src      netip.Addr
+	PodLinks []string
+	Routes   []Route // sorted by prefix, then kind
 	Groups []Group // sorted by name
 }
 
 // String prints the state the way a person reads a routing table.
 func (d Desired) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "link %s src %s\n", d.Link, d.Src)
+	fmt.Fprintf(&b, "link %s src %s pod links %v\n", d.Link, d.Src, d.PodLinks)
 	for _, g := range d.Groups {
 		fmt.Fprintf(&b, "group %s: %s member=%s gateway=%s prefixes=%v", g.Name, g.State, g.Active, g.Gateway, g.Prefixes)
 		if g.Reason != "" {
@@ -165,7 +170,7 @@ func Compute(in Input) Desired {
 
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()
-	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr}
+	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, PodLinks: slices.Clone(in.Node.PodLinks)}
 	for _, a := range order {
 		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
 		// Claims are global, whether or not the group selects this node,

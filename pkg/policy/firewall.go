@@ -1,0 +1,262 @@
+package policy
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// Firewall keeps the nftables table `inet <Opts.NFTable>`: the connmark bit
+// for connections that arrive from outside, restored as the packet mark so
+// that their replies take the fwmark rule to main and leave the way they
+// came; and a packet/byte counter per group. Every change replaces the
+// whole table in one transaction (one Flush).
+type Firewall struct {
+	Conn *nftables.Conn
+	Opts Options
+
+	applied string // the spec last written, to write only on change
+}
+
+// elementsPerMessage bounds the set elements sent in one netlink message:
+// past about 64 KiB per message the kernel drops elements silently.
+const elementsPerMessage = 1000
+
+// Counter is one group's traffic through its gateway.
+type Counter struct{ Packets, Bytes uint64 }
+
+// spec is the firewall part of a desired state, printable and comparable.
+type spec struct {
+	vpcLink  string
+	podLinks []string
+	groups   []groupSet
+}
+
+type groupSet struct {
+	name     string
+	prefixes []netip.Prefix // disjoint, sorted
+}
+
+func firewallSpec(d Desired) spec {
+	s := spec{vpcLink: d.Link, podLinks: d.PodLinks}
+	for _, g := range d.Groups {
+		if g.State == "" || len(g.Prefixes) == 0 {
+			continue
+		}
+		s.groups = append(s.groups, groupSet{name: g.Name, prefixes: disjoint(g.Prefixes)})
+	}
+	return s
+}
+
+func (s spec) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "vpc=%s pods=%v\n", s.vpcLink, s.podLinks)
+	for _, g := range s.groups {
+		fmt.Fprintf(&b, "%s %v\n", g.name, g.prefixes)
+	}
+	return b.String()
+}
+
+// Apply writes the table for d if it differs from what this Firewall last
+// wrote or the table is gone.
+func (f *Firewall) Apply(d Desired) (changed bool, err error) {
+	s := firewallSpec(d)
+	if f.applied == s.String() {
+		if t, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err == nil && t != nil {
+			return false, nil
+		}
+	}
+	if err := f.write(s); err != nil {
+		f.applied = ""
+		return false, err
+	}
+	f.applied = s.String()
+	return true, nil
+}
+
+// Cleanup deletes our table, and nothing else.
+func (f *Firewall) Cleanup() error {
+	f.applied = ""
+	if _, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return fmt.Errorf("nftables: looking for table %s: %w", f.Opts.NFTable, err)
+	}
+	f.Conn.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable})
+	if err := f.Conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("nftables: deleting table %s: %w", f.Opts.NFTable, err)
+	}
+	return nil
+}
+
+// Counters reads each group's counter.
+func (f *Firewall) Counters() (map[string]Counter, error) {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
+	rules, err := f.Conn.GetRules(t, &nftables.Chain{Name: "count", Table: t})
+	if err != nil {
+		return nil, fmt.Errorf("nftables: reading counters: %w", err)
+	}
+	out := map[string]Counter{}
+	for _, r := range rules {
+		for _, e := range r.Exprs {
+			if c, ok := e.(*expr.Counter); ok && len(r.UserData) > 0 {
+				out[string(r.UserData)] = Counter{Packets: c.Packets, Bytes: c.Bytes}
+			}
+		}
+	}
+	return out, nil
+}
+
+func (f *Firewall) write(s spec) error {
+	c := f.Conn
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
+	// add + delete + add: replaces the table whether or not it exists,
+	// all inside the one transaction Flush sends.
+	c.AddTable(t)
+	c.DelTable(t)
+	c.AddTable(t)
+
+	classify := c.AddChain(&nftables.Chain{Name: "classify", Table: t})
+	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
+	// A filter chain on output marks but never re-routes: it must be a
+	// route chain for the mark to reach the fwmark rule.
+	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeRoute,
+		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle})
+	count := c.AddChain(&nftables.Chain{Name: "count", Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle})
+
+	// prerouting: classify new connections, then restore the bit.
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(expr.CtStateBitNEW), Xor: le32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+		&expr.Verdict{Kind: expr.VerdictJump, Chain: classify.Name},
+	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.restoreMark()})
+	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.restoreMark()})
+
+	// classify: the VPC, loopback and pod links are inside; anything else
+	// is outside.
+	inside := append([]string{s.vpcLink, "lo"}, s.podLinks...)
+	for _, name := range inside {
+		if name == "" {
+			continue
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		}})
+	}
+	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(^f.Opts.Mark), Xor: le32(f.Opts.Mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+	}})
+
+	// count: one interval set and one counter per group.
+	for i, g := range s.groups {
+		set := &nftables.Set{Table: t, Name: fmt.Sprintf("group%d", i), KeyType: nftables.TypeIPAddr, Interval: true}
+		if err := c.AddSet(set, nil); err != nil {
+			return fmt.Errorf("nftables: set for group %s: %w", g.name, err)
+		}
+		elems := intervals(g.prefixes)
+		for len(elems) > 0 {
+			n := min(len(elems), elementsPerMessage)
+			if err := c.SetAddElements(set, elems[:n]); err != nil {
+				return fmt.Errorf("nftables: elements of group %s: %w", g.name, err)
+			}
+			elems = elems[n:]
+		}
+		c.AddRule(&nftables.Rule{Table: t, Chain: count, UserData: []byte(g.name), Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+			&expr.Counter{},
+		}})
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("nftables: writing table %s: %w", f.Opts.NFTable, err)
+	}
+	return nil
+}
+
+// restoreMark sets the mark bit on a packet whose connection carries it,
+// touching no other bit.
+func (f *Firewall) restoreMark() []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(f.Opts.Mark), Xor: le32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(^f.Opts.Mark), Xor: le32(f.Opts.Mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+	}
+}
+
+// le32 is a mark or ct value as the kernel's registers hold it (host byte
+// order).
+func le32(v uint32) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, v)
+	return b
+}
+
+// ifname is an interface name as iifname compares it: NUL-terminated, or
+// a bare prefix for a trailing "*".
+func ifname(name string) []byte {
+	if p, ok := strings.CutSuffix(name, "*"); ok {
+		return []byte(p)
+	}
+	return append([]byte(name), 0)
+}
+
+// disjoint drops prefixes inside others, so set intervals never overlap.
+func disjoint(ps []netip.Prefix) []netip.Prefix {
+	s := slices.Clone(ps)
+	slices.SortFunc(s, comparePrefix)
+	var out []netip.Prefix
+	for _, p := range s {
+		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// intervals turns prefixes into interval set elements: the first address,
+// and the address after the last flagged as the end. 255.255.255.255 is
+// never steered, so a prefix that reaches it ends one address early and
+// the end never overflows.
+func intervals(ps []netip.Prefix) []nftables.SetElement {
+	out := make([]nftables.SetElement, 0, 2*len(ps))
+	for _, p := range ps {
+		first := p.Addr().As4()
+		end := lastAddr(p).Next()
+		if !end.IsValid() || end == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			end = netip.AddrFrom4([4]byte{255, 255, 255, 255})
+		}
+		e := end.As4()
+		out = append(out, nftables.SetElement{Key: first[:]}, nftables.SetElement{Key: e[:], IntervalEnd: true})
+	}
+	return out
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	v := binary.BigEndian.Uint32(a[:]) | (uint32(1)<<(32-p.Bits()) - 1)
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], v)
+	return netip.AddrFrom4(b)
+}
