@@ -98,7 +98,7 @@ type Desired struct {
 	Src      netip.Addr
 	PodLinks []string
 	Routes   []Route // sorted by prefix, then kind
-	Groups []Group // sorted by name
+	Groups   []Group // sorted by name
 }
 
 // String prints the state the way a person reads a routing table.
@@ -328,4 +328,3 @@ func comparePrefix(a, b netip.Prefix) int {
 	}
 	return cmp.Compare(a.Bits(), b.Bits())
 }
-

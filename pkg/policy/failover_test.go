@@ -2,8 +2,8 @@ package policy
 
 import (
 	"net"
-	"strings"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 func newFirewall(t *testing.T, n *testNS) *Firewall {
