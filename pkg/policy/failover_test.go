@@ -28,7 +28,7 @@ var (
 
 func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 	w := newWorld(t)
-	k := newKernel(w.node)
+	k := newKernel(t, w.node)
 	// Without a route the echo sees the node's own public address: the
 	// prober can see a leak.
 	for name, ns := range map[string]*testNS{"node": w.node, "pod": w.pod} {
@@ -75,7 +75,7 @@ func TestWorldUnreachableFailsClosed(t *testing.T) {
 	w := newWorld(t)
 	in := worldInput(sr("far", "", "198.51.100.200", 0, echoAddr))
 	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
-	if _, err := newKernel(w.node).Apply(Compute(in)); err != nil {
+	if _, err := newKernel(t, w.node).Apply(Compute(in)); err != nil {
 		t.Fatal(err)
 	}
 	p := startProber(t, w.node, time.Millisecond)
@@ -96,12 +96,14 @@ func ours(t *testing.T, k *Kernel, d Desired) {
 }
 
 // deleteThenAdd is a deliberately broken applier: it takes the old table
-// away before the new one is in place.
+// away before the new one is in place. Writing the new table takes about
+// a millisecond per 100 routes here; the pause stands for that.
 func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 	if act, _ := k.Active(); act != 0 {
 		_ = k.NL.RuleDel(k.rule(act))
 		_ = k.flush(act)
 	}
+	time.Sleep(time.Millisecond)
 	want, err := k.kernelRoutes(d)
 	if err != nil {
 		t.Error(err)
@@ -140,7 +142,7 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 // the node's own address) and what was lost.
 func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
 	w := newWorld(t)
-	k := newKernel(w.node)
+	k := newKernel(t, w.node)
 	onA := Compute(worldInput(primaryRoute))
 	onB := Compute(worldInput(primaryRoute, secondaryRoute))
 	apply(t, k, onA)

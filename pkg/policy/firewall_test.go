@@ -76,7 +76,7 @@ func TestFirewallTenThousandPrefixes(t *testing.T) {
 func TestFirewallCountsPerGroup(t *testing.T) {
 	w := newWorld(t)
 	d := Compute(worldInput(primaryRoute))
-	if _, err := newKernel(w.node).Apply(d); err != nil {
+	if _, err := newKernel(t, w.node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	f := newFirewall(t, w.node)
@@ -143,7 +143,7 @@ func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 	const client = "198.19.5.5"
 	w.inet.ip(t, "addr", "add", client+"/32", "dev", "lo")
 	d := Compute(worldInput(sr("wide", "", "198.51.100.4", 0, "198.19.0.0/16", echoAddr)))
-	if _, err := newKernel(w.node).Apply(d); err != nil {
+	if _, err := newKernel(t, w.node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	// Control: routes alone, no marks: strict rp_filter drops the client.

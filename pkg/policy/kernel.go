@@ -6,8 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -15,8 +18,36 @@ import (
 // handle bound to it. Every write is idempotent: "exists" on add and "not
 // found" on delete are success.
 type Kernel struct {
-	NL   *netlink.Handle
-	Opts Options
+	NL    *netlink.Handle
+	Opts  Options
+	batch *batcher
+}
+
+// NewKernel opens netlink handles in the namespace ns (netns.None(): the
+// caller's own). Close releases them.
+func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
+	var h *netlink.Handle
+	var err error
+	if ns == netns.None() {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+	} else {
+		h, err = netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	return &Kernel{NL: h, Opts: opts, batch: &batcher{sock: sock}}, nil
+}
+
+// Close releases the netlink sockets.
+func (k *Kernel) Close() {
+	k.NL.Close()
+	k.batch.sock.Close()
 }
 
 // Applied says what one Apply did.
@@ -24,6 +55,9 @@ type Applied struct {
 	Swapped bool // a new table was switched in
 	Table   int  // the active table afterwards
 	Routes  int  // routes in it
+	// ToSwitch is the time from the start of Apply to the switch: what a
+	// change takes to reach the traffic.
+	ToSwitch time.Duration
 }
 
 // Apply makes the kernel's steering match d. A change is written whole into
@@ -33,6 +67,7 @@ type Applied struct {
 // table is flushed. At no instant does a steered destination miss both
 // tables and fall through to main.
 func (k *Kernel) Apply(d Desired) (Applied, error) {
+	start := time.Now()
 	want, err := k.kernelRoutes(d)
 	if err != nil {
 		return Applied{}, err
@@ -47,34 +82,29 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 		// one, the first rule listed still answers first: it is active.
 		active = rules[0].Table
 	}
-	if active != 0 && len(rules) == 1 {
-		have, err := k.tableRoutes(active)
-		if err != nil {
-			return Applied{}, err
-		}
-		other, err := k.tableRoutes(k.other(active))
-		if err != nil {
-			return Applied{}, err
-		}
-		if sameRoutes(have, want) && len(other) == 0 {
-			return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
-		}
-	}
-
-	target := k.other(active)
-	if err := k.flush(target); err != nil {
+	tables, err := k.ourRoutes()
+	if err != nil {
 		return Applied{}, err
 	}
-	for _, r := range want {
-		r.Table = target
-		if err := k.NL.RouteAdd(&r); err != nil && !errors.Is(err, unix.EEXIST) {
-			return Applied{}, fmt.Errorf("adding %s to table %d: %w", r, target, err)
-		}
+	target := k.other(active)
+	if active != 0 && len(rules) == 1 && sameRoutes(tables[active], want) && len(tables[target]) == 0 {
+		return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
+	}
+
+	if err := k.batch.do(unix.RTM_DELROUTE, tables[target]); err != nil {
+		return Applied{}, fmt.Errorf("flushing table %d: %w", target, err)
+	}
+	for i := range want {
+		want[i].Table = target
+	}
+	if err := k.batch.do(unix.RTM_NEWROUTE, want); err != nil {
+		return Applied{}, fmt.Errorf("writing table %d: %w", target, err)
 	}
 	if err := k.NL.RuleAdd(k.rule(target)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return Applied{}, fmt.Errorf("adding the rule for table %d: %w", target, err)
 	}
 	// The switch.
+	switched := time.Now()
 	for _, r := range rules {
 		if r.Table == target {
 			continue
@@ -84,11 +114,11 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 		}
 	}
 	if active != 0 && active != target {
-		if err := k.flush(active); err != nil {
-			return Applied{}, err
+		if err := k.batch.do(unix.RTM_DELROUTE, tables[active]); err != nil {
+			return Applied{}, fmt.Errorf("flushing table %d: %w", active, err)
 		}
 	}
-	return Applied{Swapped: true, Table: target, Routes: len(want)}, k.ensureMarkRule()
+	return Applied{Swapped: true, Table: target, Routes: len(want), ToSwitch: switched.Sub(start)}, k.ensureMarkRule()
 }
 
 // Active returns the table the steering rule points at, 0 if none.
@@ -171,6 +201,21 @@ func (k *Kernel) steeringRules() ([]netlink.Rule, error) {
 	for _, r := range all {
 		if r.Priority == k.Opts.Priority && slices.Contains(k.Opts.Tables[:], r.Table) && r.Mark == 0 {
 			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ourRoutes dumps the routes of both steering tables at once.
+func (k *Kernel) ourRoutes() (map[int][]netlink.Route, error) {
+	all, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("listing routes: %w", err)
+	}
+	out := map[int][]netlink.Route{}
+	for _, r := range all {
+		if slices.Contains(k.Opts.Tables[:], r.Table) {
+			out[r.Table] = append(out[r.Table], r)
 		}
 	}
 	return out, nil

@@ -64,14 +64,22 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func newKernel(n *testNS) *Kernel { return &Kernel{NL: n.NL, Opts: DefaultOptions()} }
+func newKernel(t testing.TB, n *testNS) *Kernel {
+	t.Helper()
+	k, err := NewKernel(n.NS, DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	return k
+}
 
 // Each state, applied to a fresh node, gives its golden dump.
 func TestKernelStates(t *testing.T) {
 	for name, d := range states() {
 		t.Run(name, func(t *testing.T) {
 			n := nodeWorld(t)
-			k := newKernel(n)
+			k := newKernel(t, n)
 			if _, err := k.Apply(d); err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +98,7 @@ func TestKernelTransitionsInRandomOrder(t *testing.T) {
 		names = append(names, name)
 	}
 	n := nodeWorld(t)
-	k := newKernel(n)
+	k := newKernel(t, n)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	seq := make([]string, 40)
 	for i := range seq {
@@ -107,7 +115,7 @@ func TestKernelTransitionsInRandomOrder(t *testing.T) {
 
 func TestKernelApplyIsIdempotentAndSwapsOnlyOnChange(t *testing.T) {
 	n := nodeWorld(t)
-	k := newKernel(n)
+	k := newKernel(t, n)
 	s := states()
 	first, err := k.Apply(s["primary"])
 	if err != nil || !first.Swapped {
@@ -127,7 +135,7 @@ func TestKernelApplyIsIdempotentAndSwapsOnlyOnChange(t *testing.T) {
 // first rule listed is active and the next apply finishes the job.
 func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	n := nodeWorld(t)
-	k := newKernel(n)
+	k := newKernel(t, n)
 	s := states()
 	a, err := k.Apply(s["primary"])
 	if err != nil {
@@ -161,7 +169,7 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 // Drift: a deleted rule or a flushed table is put back by the next apply.
 func TestKernelRepairsDrift(t *testing.T) {
 	n := nodeWorld(t)
-	k := newKernel(n)
+	k := newKernel(t, n)
 	d := states()["primary"]
 	a, err := k.Apply(d)
 	if err != nil {
@@ -189,14 +197,14 @@ func TestKernelRepairsDrift(t *testing.T) {
 // Cleanup removes every rule and route of ours and nothing else.
 func TestKernelCleanupRemovesOnlyOurs(t *testing.T) {
 	n := nodeWorld(t)
-	before := n.dump(t, newKernel(n))
+	before := n.dump(t, newKernel(t, n))
 	// Someone else's rule and routes, in the main table and a table of
 	// their own, must survive.
 	n.ip(t, "rule", "add", "priority", "30005", "lookup", "100")
 	n.ip(t, "route", "add", "192.0.2.128/25", "via", "198.51.100.1", "table", "100")
 	n.ip(t, "route", "add", "198.18.0.0/24", "via", "198.51.100.1", "proto", "static")
-	theirs := n.dump(t, newKernel(n))
-	k := newKernel(n)
+	theirs := n.dump(t, newKernel(t, n))
+	k := newKernel(t, n)
 	if _, err := k.Apply(states()["everything"]); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +224,7 @@ func TestKernelCleanupRemovesOnlyOurs(t *testing.T) {
 
 func TestKernelRoutesCarryOurProtocol(t *testing.T) {
 	n := nodeWorld(t)
-	k := newKernel(n)
+	k := newKernel(t, n)
 	a, err := k.Apply(states()["everything"])
 	if err != nil {
 		t.Fatal(err)

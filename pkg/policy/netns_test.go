@@ -27,7 +27,7 @@ type testNS struct {
 	NL   *netlink.Handle
 }
 
-func newTestNS(t *testing.T) *testNS {
+func newTestNS(t testing.TB) *testNS {
 	t.Helper()
 	roottest.Require(t)
 	name := fmt.Sprintf("srtest-%d-%d", os.Getpid(), nsCounter.Add(1))
@@ -73,7 +73,7 @@ func newTestNS(t *testing.T) *testNS {
 	return n
 }
 
-func (n *testNS) must(t *testing.T, err error) {
+func (n *testNS) must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func (n *testNS) must(t *testing.T, err error) {
 
 // stub adds an up link with an address: one end of a veth pair whose other
 // end (NAME-peer) stays in the namespace too (this kernel has no dummy).
-func (n *testNS) stub(t *testing.T, name, cidr string) netlink.Link {
+func (n *testNS) stub(t testing.TB, name, cidr string) netlink.Link {
 	t.Helper()
 	l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-peer"}
 	n.must(t, n.NL.LinkAdd(l))
@@ -99,7 +99,7 @@ func (n *testNS) stub(t *testing.T, name, cidr string) netlink.Link {
 }
 
 // ip runs iproute2 against the namespace.
-func (n *testNS) ip(t *testing.T, args ...string) string {
+func (n *testNS) ip(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
@@ -109,7 +109,7 @@ func (n *testNS) ip(t *testing.T, args ...string) string {
 }
 
 // exec runs a command inside the namespace.
-func (n *testNS) exec(t *testing.T, args ...string) string {
+func (n *testNS) exec(t testing.TB, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
@@ -120,7 +120,7 @@ func (n *testNS) exec(t *testing.T, args ...string) string {
 
 // nodeWorld sets up a node: a VPC link vpc0 (198.51.100.10/24) and a public
 // link pub0 (203.0.113.10/26) holding the default route.
-func nodeWorld(t *testing.T) *testNS {
+func nodeWorld(t testing.TB) *testNS {
 	n := newTestNS(t)
 	n.stub(t, "vpc0", "198.51.100.10/24")
 	pub := n.stub(t, "pub0", "203.0.113.10/26")
@@ -131,7 +131,7 @@ func nodeWorld(t *testing.T) *testNS {
 // dump is the namespace's rules and routes (all tables but local), with the
 // active steering table's number replaced by ACTIVE and the inactive one's
 // by INACTIVE, so that a state prints the same whichever table holds it.
-func (n *testNS) dump(t *testing.T, k *Kernel) string {
+func (n *testNS) dump(t testing.TB, k *Kernel) string {
 	t.Helper()
 	active, err := k.Active()
 	n.must(t, err)

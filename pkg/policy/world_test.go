@@ -40,7 +40,7 @@ const (
 	gwBPublic  = "203.0.113.21"
 )
 
-func newWorld(t *testing.T) *world {
+func newWorld(t testing.TB) *world {
 	w := &world{sw: newTestNS(t), node: newTestNS(t), pod: newTestNS(t), gwA: newTestNS(t), gwB: newTestNS(t), inet: newTestNS(t)}
 	w.sw.ip(t, "link", "add", "br-vpc", "type", "bridge")
 	w.sw.ip(t, "link", "add", "br-pub", "type", "bridge")
@@ -100,12 +100,12 @@ func newWorld(t *testing.T) *world {
 
 var portCounter atomic.Int64
 
-func (n *testNS) sysctl(t *testing.T, key, value string) {
+func (n *testNS) sysctl(t testing.TB, key, value string) {
 	t.Helper()
 	n.exec(t, "sysctl", "-q", "-w", key+"="+value)
 }
 
-func (n *testNS) nft(t *testing.T, ruleset string) {
+func (n *testNS) nft(t testing.TB, ruleset string) {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", n.Name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(ruleset)
@@ -116,7 +116,7 @@ func (n *testNS) nft(t *testing.T, ruleset string) {
 
 // inNS runs f on a thread inside ns, so that sockets f opens belong to ns;
 // the thread returns to its namespace before it is unlocked.
-func inNS(t *testing.T, n *testNS, f func() error) {
+func inNS(t testing.TB, n *testNS, f func() error) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -141,7 +141,7 @@ func inNS(t *testing.T, n *testNS, f func() error) {
 
 // startEcho answers every UDP probe with its payload and the source address
 // it saw.
-func startEcho(t *testing.T, n *testNS) {
+func startEcho(t testing.TB, n *testNS) {
 	var conn net.PacketConn
 	inNS(t, n, func() (err error) {
 		conn, err = net.ListenPacket("udp4", fmt.Sprintf("%s:%d", echoAddr, echoPort))
@@ -174,7 +174,7 @@ type prober struct {
 	every time.Duration
 }
 
-func startProber(t *testing.T, n *testNS, every time.Duration) *prober {
+func startProber(t testing.TB, n *testNS, every time.Duration) *prober {
 	p := &prober{seen: map[uint64]netip.Addr{}, stop: make(chan struct{}), every: every}
 	inNS(t, n, func() (err error) {
 		p.conn, err = net.ListenPacket("udp4", ":0")
@@ -237,7 +237,7 @@ func (p *prober) result(settle time.Duration) (sent int, by map[string]int, lost
 
 // answers sends one probe at a time until one comes back, and returns the
 // source address the echo saw.
-func answers(t *testing.T, n *testNS) string {
+func answers(t testing.TB, n *testNS) string {
 	t.Helper()
 	p := startProber(t, n, 20*time.Millisecond)
 	deadline := time.Now().Add(5 * time.Second)
