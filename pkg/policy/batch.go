@@ -104,4 +104,3 @@ func u32(v uint32) []byte {
 	binary.NativeEndian.PutUint32(b, v)
 	return b
 }
-

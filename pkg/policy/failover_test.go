@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"github.com/staticroute/staticroute/test/netlab"
+
 	"net"
 	"net/netip"
 	"strings"
@@ -22,18 +24,18 @@ func worldInput(routes ...*v1.StaticRoute) Input {
 }
 
 var (
-	primaryRoute   = sr("primary", "", "198.51.100.4", 0, echoAddr)
-	secondaryRoute = sr("secondary", "primary", "198.51.100.12", time.Minute, echoAddr)
+	primaryRoute   = sr("primary", "", "198.51.100.4", 0, netlab.EchoAddr)
+	secondaryRoute = sr("secondary", "primary", "198.51.100.12", time.Minute, netlab.EchoAddr)
 )
 
 func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
-	w := newWorld(t)
-	k := newKernel(t, w.node)
+	w := netlab.NewWorld(t)
+	k := newKernel(t, w.Node)
 	// Without a route the echo sees the node's own public address: the
 	// prober can see a leak.
-	for name, ns := range map[string]*testNS{"node": w.node, "pod": w.pod} {
-		if got := answers(t, ns); got != nodePublic {
-			t.Fatalf("%s before any route: echo saw %s, want the node's own %s", name, got, nodePublic)
+	for name, ns := range map[string]*netlab.NS{"node": w.Node, "pod": w.Pod} {
+		if got := netlab.Answers(t, ns); got != netlab.NodePublic {
+			t.Fatalf("%s before any route: echo saw %s, want the node's own %s", name, got, netlab.NodePublic)
 		}
 	}
 	steps := []struct {
@@ -41,16 +43,16 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 		d    Desired
 		want string
 	}{
-		{"primary", Compute(worldInput(primaryRoute)), gwAPublic},
-		{"failover to secondary", Compute(worldInput(primaryRoute, secondaryRoute)), gwBPublic},
-		{"failback by deleting secondary", Compute(worldInput(primaryRoute)), gwAPublic},
+		{"primary", Compute(worldInput(primaryRoute)), netlab.GwAPublic},
+		{"failover to secondary", Compute(worldInput(primaryRoute, secondaryRoute)), netlab.GwBPublic},
+		{"failback by deleting secondary", Compute(worldInput(primaryRoute)), netlab.GwAPublic},
 	}
 	for _, s := range steps {
 		if _, err := k.Apply(s.d); err != nil {
 			t.Fatal(err)
 		}
-		for name, ns := range map[string]*testNS{"node": w.node, "pod": w.pod} {
-			if got := answers(t, ns); got != s.want {
+		for name, ns := range map[string]*netlab.NS{"node": w.Node, "pod": w.Pod} {
+			if got := netlab.Answers(t, ns); got != s.want {
 				t.Errorf("%s: %s reached the echo as %s, want %s", s.name, name, got, s.want)
 			}
 		}
@@ -60,11 +62,11 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 	if _, err := k.Apply(Compute(worldInput(sr("everything", "", "198.51.100.4", 0, "0.0.0.0/0")))); err != nil {
 		t.Fatal(err)
 	}
-	if got := answers(t, w.node); got != gwAPublic {
-		t.Errorf("0.0.0.0/0 via A: echo saw %s, want %s", got, gwAPublic)
+	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
+		t.Errorf("0.0.0.0/0 via A: echo saw %s, want %s", got, netlab.GwAPublic)
 	}
 	for dst, dev := range map[string]string{"198.51.100.12": "dev vpc0", "203.0.113.1": "dev pub0", "198.18.64.2": "dev pod0", "203.0.113.5": "dev pub0"} {
-		got := w.node.ip(t, "route", "get", dst)
+		got := w.Node.IP(t, "route", "get", dst)
 		if !strings.Contains(got, dst+" "+dev) {
 			t.Errorf("with 0.0.0.0/0 steered, %s goes %q, want %q", dst, strings.TrimSpace(got), dev)
 		}
@@ -72,15 +74,15 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 }
 
 func TestWorldUnreachableFailsClosed(t *testing.T) {
-	w := newWorld(t)
-	in := worldInput(sr("far", "", "198.51.100.200", 0, echoAddr))
+	w := netlab.NewWorld(t)
+	in := worldInput(sr("far", "", "198.51.100.200", 0, netlab.EchoAddr))
 	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
-	if _, err := newKernel(t, w.node).Apply(Compute(in)); err != nil {
+	if _, err := newKernel(t, w.Node).Apply(Compute(in)); err != nil {
 		t.Fatal(err)
 	}
-	p := startProber(t, w.node, time.Millisecond)
+	p := netlab.StartProber(t, w.Node, time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
-	sent, by, _ := p.result(200 * time.Millisecond)
+	sent, by, _ := p.Result(200 * time.Millisecond)
 	if len(by) != 0 || sent == 0 {
 		t.Fatalf("sent %d probes, answers by source %v: want none to get out", sent, by)
 	}
@@ -125,11 +127,11 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 		t.Error(err)
 		return
 	}
-	dst := &net.IPNet{IP: net.ParseIP(echoAddr).To4(), Mask: net.CIDRMask(32, 32)}
+	dst := &net.IPNet{IP: net.ParseIP(netlab.EchoAddr).To4(), Mask: net.CIDRMask(32, 32)}
 	_ = k.NL.RouteDel(&netlink.Route{Dst: dst})
 	time.Sleep(20 * time.Millisecond)
 	for _, r := range d.Routes {
-		if r.Kind == Via && r.Prefix.Addr().String() == echoAddr {
+		if r.Kind == Via && r.Prefix.Addr().String() == netlab.EchoAddr {
 			if err := k.NL.RouteAdd(&netlink.Route{Dst: dst, Gw: net.IP(r.Gateway.AsSlice()), LinkIndex: vpc.Attrs().Index}); err != nil {
 				t.Error(err)
 			}
@@ -141,15 +143,15 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 // and a pod probe every half millisecond, and counts what leaked (seen as
 // the node's own address) and what was lost.
 func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
-	w := newWorld(t)
-	k := newKernel(t, w.node)
+	w := netlab.NewWorld(t)
+	k := newKernel(t, w.Node)
 	onA := Compute(worldInput(primaryRoute))
 	onB := Compute(worldInput(primaryRoute, secondaryRoute))
 	apply(t, k, onA)
-	if got := answers(t, w.node); got != gwAPublic {
-		t.Fatalf("before the failovers the echo saw %s, want %s", got, gwAPublic)
+	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
+		t.Fatalf("before the failovers the echo saw %s, want %s", got, netlab.GwAPublic)
 	}
-	probes := []*prober{startProber(t, w.node, 500*time.Microsecond), startProber(t, w.pod, 500*time.Microsecond)}
+	probes := []*netlab.Prober{netlab.StartProber(t, w.Node, 500*time.Microsecond), netlab.StartProber(t, w.Pod, 500*time.Microsecond)}
 	time.Sleep(50 * time.Millisecond)
 	for i := range n {
 		if i%2 == 0 {
@@ -161,13 +163,13 @@ func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
 	}
 	time.Sleep(50 * time.Millisecond)
 	for i, p := range probes {
-		s, by, l := p.result(500 * time.Millisecond)
+		s, by, l := p.Result(500 * time.Millisecond)
 		t.Logf("prober %d: sent %d, answers by source %v, lost %d", i, s, by, l)
 		sent += s
-		leaked += by[nodePublic]
+		leaked += by[netlab.NodePublic]
 		lost += l
 		for src, c := range by {
-			if src != nodePublic && src != gwAPublic && src != gwBPublic {
+			if src != netlab.NodePublic && src != netlab.GwAPublic && src != netlab.GwBPublic {
 				t.Errorf("%d answers from unexpected source %s", c, src)
 			}
 		}

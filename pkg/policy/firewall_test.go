@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"github.com/staticroute/staticroute/test/netlab"
+
 	"net"
 	"net/netip"
 	"strings"
@@ -8,7 +10,7 @@ import (
 	"time"
 )
 
-func newFirewall(t *testing.T, n *testNS) *Firewall {
+func newFirewall(t *testing.T, n *netlab.NS) *Firewall {
 	t.Helper()
 	c, err := NewNFTConn(int(n.NS))
 	if err != nil {
@@ -18,8 +20,8 @@ func newFirewall(t *testing.T, n *testNS) *Firewall {
 	return &Firewall{Conn: c, Opts: DefaultOptions()}
 }
 
-func (n *testNS) ruleset(t *testing.T) string {
-	return n.exec(t, "nft", "list", "ruleset")
+func ruleset(t testing.TB, n *netlab.NS) string {
+	return n.Exec(t, "nft", "list", "ruleset")
 }
 
 func TestFirewallRuleset(t *testing.T) {
@@ -34,22 +36,22 @@ func TestFirewallRuleset(t *testing.T) {
 	if changed, err := f.Apply(d); err != nil || !changed {
 		t.Fatalf("first apply: changed=%v %v", changed, err)
 	}
-	golden(t, "nft-ruleset", n.ruleset(t))
+	golden(t, "nft-ruleset", ruleset(t, n))
 	if changed, err := f.Apply(d); err != nil || changed {
 		t.Fatalf("same state again: changed=%v %v", changed, err)
 	}
 	// Drift: the table deleted behind our back is written again.
-	n.exec(t, "nft", "delete", "table", "inet", "staticroute")
+	n.Exec(t, "nft", "delete", "table", "inet", "staticroute")
 	if changed, err := f.Apply(d); err != nil || !changed {
 		t.Fatalf("after the table was deleted: changed=%v %v", changed, err)
 	}
-	golden(t, "nft-ruleset", n.ruleset(t))
+	golden(t, "nft-ruleset", ruleset(t, n))
 	// Someone else's table survives our cleanup.
-	n.nft(t, "table ip theirs {\n  chain c {\n    type filter hook input priority 0;\n  }\n}\n")
+	n.NFT(t, "table ip theirs {\n  chain c {\n    type filter hook input priority 0;\n  }\n}\n")
 	if err := f.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if got := n.ruleset(t); !strings.Contains(got, "table ip theirs") || strings.Contains(got, "staticroute") {
+	if got := ruleset(t, n); !strings.Contains(got, "table ip theirs") || strings.Contains(got, "staticroute") {
 		t.Fatalf("after cleanup:\n%s", got)
 	}
 	if err := f.Cleanup(); err != nil {
@@ -67,23 +69,23 @@ func TestFirewallTenThousandPrefixes(t *testing.T) {
 	if _, err := f.Apply(Compute(nodeInput(sr("many", "", "198.51.100.4", 0, dests...)))); err != nil {
 		t.Fatal(err)
 	}
-	out := n.exec(t, "nft", "list", "set", "inet", "staticroute", "group0")
+	out := n.Exec(t, "nft", "list", "set", "inet", "staticroute", "group0")
 	if c := strings.Count(out, "198.18."); c != 10_000 {
 		t.Fatalf("the set holds %d of 10000 prefixes", c)
 	}
 }
 
 func TestFirewallCountsPerGroup(t *testing.T) {
-	w := newWorld(t)
+	w := netlab.NewWorld(t)
 	d := Compute(worldInput(primaryRoute))
-	if _, err := newKernel(t, w.node).Apply(d); err != nil {
+	if _, err := newKernel(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	f := newFirewall(t, w.node)
+	f := newFirewall(t, w.Node)
 	if _, err := f.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	if got := answers(t, w.node); got != gwAPublic {
+	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Fatalf("echo saw %s", got)
 	}
 	c, err := f.Counters()
@@ -97,11 +99,11 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 
 // inbound sends n probes from a client at src in the internet to the node's
 // public address and counts the replies that come back from that address.
-func inbound(t *testing.T, w *world, src string, n int) int {
+func inbound(t *testing.T, w *netlab.World, src string, n int) int {
 	t.Helper()
 	var server, client net.PacketConn
-	inNS(t, w.node, func() (err error) {
-		server, err = net.ListenPacket("udp4", nodePublic+":7008")
+	netlab.InNS(t, w.Node, func() (err error) {
+		server, err = net.ListenPacket("udp4", netlab.NodePublic+":7008")
 		return err
 	})
 	defer server.Close()
@@ -115,7 +117,7 @@ func inbound(t *testing.T, w *world, src string, n int) int {
 			_, _ = server.WriteTo(buf[:k], from)
 		}
 	}()
-	inNS(t, w.inet, func() (err error) {
+	netlab.InNS(t, w.Inet, func() (err error) {
 		client, err = net.ListenPacket("udp4", src+":0")
 		return err
 	})
@@ -123,11 +125,11 @@ func inbound(t *testing.T, w *world, src string, n int) int {
 	got := 0
 	buf := make([]byte, 64)
 	for range n {
-		if _, err := client.WriteTo([]byte("hello"), &net.UDPAddr{IP: net.ParseIP(nodePublic), Port: 7008}); err != nil {
+		if _, err := client.WriteTo([]byte("hello"), &net.UDPAddr{IP: net.ParseIP(netlab.NodePublic), Port: 7008}); err != nil {
 			t.Fatal(err)
 		}
 		_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, from, err := client.ReadFrom(buf); err == nil && from.(*net.UDPAddr).IP.String() == nodePublic {
+		if _, from, err := client.ReadFrom(buf); err == nil && from.(*net.UDPAddr).IP.String() == netlab.NodePublic {
 			got++
 		}
 	}
@@ -139,26 +141,26 @@ func inbound(t *testing.T, w *world, src string, n int) int {
 // src_valid_mark=1, strict rp_filter accepts its packets and the replies
 // leave by the public side they came in on.
 func TestInboundClientInsideARoutedPrefix(t *testing.T) {
-	w := newWorld(t)
+	w := netlab.NewWorld(t)
 	const client = "198.19.5.5"
-	w.inet.ip(t, "addr", "add", client+"/32", "dev", "lo")
-	d := Compute(worldInput(sr("wide", "", "198.51.100.4", 0, "198.19.0.0/16", echoAddr)))
-	if _, err := newKernel(t, w.node).Apply(d); err != nil {
+	w.Inet.IP(t, "addr", "add", client+"/32", "dev", "lo")
+	d := Compute(worldInput(sr("wide", "", "198.51.100.4", 0, "198.19.0.0/16", netlab.EchoAddr)))
+	if _, err := newKernel(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	// Control: routes alone, no marks: strict rp_filter drops the client.
 	if got := inbound(t, w, client, 20); got != 0 {
 		t.Fatalf("without marks %d/20 answered: the test cannot tell the marks' effect", got)
 	}
-	if _, err := newFirewall(t, w.node).Apply(d); err != nil {
+	if _, err := newFirewall(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	w.node.sysctl(t, "net.ipv4.conf.all.src_valid_mark", "1")
+	w.Node.Sysctl(t, "net.ipv4.conf.all.src_valid_mark", "1")
 	if got := inbound(t, w, client, 20); got != 20 {
-		t.Fatalf("with marks %d/20 answered from %s", got, nodePublic)
+		t.Fatalf("with marks %d/20 answered from %s", got, netlab.NodePublic)
 	}
 	// Outbound from the node still leaves via the gateway.
-	if got := answers(t, w.node); got != gwAPublic {
+	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Fatalf("outbound after inbound: echo saw %s", got)
 	}
 }

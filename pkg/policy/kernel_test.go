@@ -1,7 +1,10 @@
 package policy
 
 import (
+	"github.com/staticroute/staticroute/test/netlab"
+
 	"flag"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -64,7 +67,7 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func newKernel(t testing.TB, n *testNS) *Kernel {
+func newKernel(t testing.TB, n *netlab.NS) *Kernel {
 	t.Helper()
 	k, err := NewKernel(n.NS, DefaultOptions())
 	if err != nil {
@@ -83,7 +86,7 @@ func TestKernelStates(t *testing.T) {
 			if _, err := k.Apply(d); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, name, n.dump(t, k))
+			golden(t, name, dump(t, n, k))
 		})
 	}
 }
@@ -109,7 +112,7 @@ func TestKernelTransitionsInRandomOrder(t *testing.T) {
 		if _, err := k.Apply(all[name]); err != nil {
 			t.Fatalf("step %d (%s): %v", i, name, err)
 		}
-		golden(t, name, n.dump(t, k))
+		golden(t, name, dump(t, n, k))
 	}
 }
 
@@ -163,7 +166,7 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	if _, err := k.Apply(s["failover"]); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "failover", n.dump(t, k))
+	golden(t, "failover", dump(t, n, k))
 }
 
 // Drift: a deleted rule or a flushed table is put back by the next apply.
@@ -175,35 +178,35 @@ func TestKernelRepairsDrift(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.ip(t, "rule", "del", "priority", "30010")
+	n.IP(t, "rule", "del", "priority", "30010")
 	if _, err := k.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "primary", n.dump(t, k))
+	golden(t, "primary", dump(t, n, k))
 	act, _ := k.Active()
-	n.ip(t, "route", "flush", "table", itoa(act))
+	n.IP(t, "route", "flush", "table", itoa(act))
 	if _, err := k.Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "primary", n.dump(t, k))
-	n.ip(t, "rule", "del", "priority", "30000")
+	golden(t, "primary", dump(t, n, k))
+	n.IP(t, "rule", "del", "priority", "30000")
 	if r, err := k.Apply(d); err != nil || r.Swapped {
 		t.Fatalf("re-adding only the mark rule: %+v %v", r, err)
 	}
-	golden(t, "primary", n.dump(t, k))
+	golden(t, "primary", dump(t, n, k))
 	_ = a
 }
 
 // Cleanup removes every rule and route of ours and nothing else.
 func TestKernelCleanupRemovesOnlyOurs(t *testing.T) {
 	n := nodeWorld(t)
-	before := n.dump(t, newKernel(t, n))
+	before := dump(t, n, newKernel(t, n))
 	// Someone else's rule and routes, in the main table and a table of
 	// their own, must survive.
-	n.ip(t, "rule", "add", "priority", "30005", "lookup", "100")
-	n.ip(t, "route", "add", "192.0.2.128/25", "via", "198.51.100.1", "table", "100")
-	n.ip(t, "route", "add", "198.18.0.0/24", "via", "198.51.100.1", "proto", "static")
-	theirs := n.dump(t, newKernel(t, n))
+	n.IP(t, "rule", "add", "priority", "30005", "lookup", "100")
+	n.IP(t, "route", "add", "192.0.2.128/25", "via", "198.51.100.1", "table", "100")
+	n.IP(t, "route", "add", "198.18.0.0/24", "via", "198.51.100.1", "proto", "static")
+	theirs := dump(t, n, newKernel(t, n))
 	k := newKernel(t, n)
 	if _, err := k.Apply(states()["everything"]); err != nil {
 		t.Fatal(err)
@@ -211,7 +214,7 @@ func TestKernelCleanupRemovesOnlyOurs(t *testing.T) {
 	if err := k.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	if got := n.dump(t, k); got != theirs {
+	if got := dump(t, n, k); got != theirs {
 		t.Fatalf("after cleanup:\n%s\nwant what was there before:\n%s", got, theirs)
 	}
 	if before == theirs {
@@ -241,9 +244,30 @@ func TestKernelRoutesCarryOurProtocol(t *testing.T) {
 			t.Errorf("%s has protocol %d, want %d", r, r.Protocol, k.Opts.Protocol)
 		}
 	}
-	if !strings.Contains(n.ip(t, "route", "show", "table", itoa(a.Table)), "proto 146") {
+	if !strings.Contains(n.IP(t, "route", "show", "table", itoa(a.Table)), "proto 146") {
 		t.Error("ip route does not show proto 146")
 	}
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestKernelReadNode(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(t, n)
+	for _, tc := range []struct {
+		link string
+		vpc  []netip.Prefix
+	}{{"vpc0", nil}, {"", []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}} {
+		got, err := k.ReadNode(tc.link, tc.vpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.VPCLink != "vpc0" || got.VPCAddr.String() != "198.51.100.10" ||
+			fmt.Sprint(got.OnLink) != "[198.51.100.0/24]" || fmt.Sprint(got.Connected) != "[198.51.100.0/24 203.0.113.0/26]" {
+			t.Errorf("ReadNode(%q, %v) = %+v", tc.link, tc.vpc, got)
+		}
+	}
+	if _, err := k.ReadNode("", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}); err == nil || !strings.Contains(err.Error(), "--vpc-link") {
+		t.Errorf("no VPC link: err = %v", err)
+	}
+}

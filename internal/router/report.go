@@ -1,0 +1,115 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+// FieldOwner is the router's server-side-apply field manager.
+const FieldOwner = "staticroute-node-router"
+
+// Reporter writes the node's StaticRouteNodeState, only when it changes.
+// Routers never read these objects back: what was last written is kept in
+// memory, and a restart writes once.
+type Reporter struct {
+	Client client.Client
+	last   *v1.StaticRouteNodeStateStatus
+}
+
+// Report writes what the router did for node.
+func (p *Reporter) Report(ctx context.Context, node *corev1.Node, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
+	status := nodeStatus(d, facts, cluster, applyErr)
+	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
+		return nil
+	}
+	// A condition keeps its transition time while its status holds.
+	for i := range status.Conditions {
+		c := &status.Conditions[i]
+		c.LastTransitionTime = metav1.Now()
+		if p.last != nil {
+			if old := meta.FindStatusCondition(p.last.Conditions, c.Type); old != nil && old.Status == c.Status {
+				c.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	obj := &v1.StaticRouteNodeState{
+		TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRouteNodeState"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name: node.Name,
+			// Owned by the Node: garbage collection removes it with the Node.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}},
+		},
+		Status: status,
+	}
+	if err := p.Client.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying StaticRouteNodeState %s: %w", node.Name, err)
+	}
+	p.last = &status
+	return nil
+}
+
+// nodeStatus is the report for one desired state. It holds no timestamps
+// that change on every reconcile, so an unchanged node writes nothing.
+func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) v1.StaticRouteNodeStateStatus {
+	var s v1.StaticRouteNodeStateStatus
+	for _, g := range d.Groups {
+		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason}
+		if g.Gateway.IsValid() {
+			gs.Gateway = g.Gateway.String()
+		}
+		for _, p := range g.Prefixes {
+			gs.Prefixes = append(gs.Prefixes, p.String())
+		}
+		if applyErr != nil {
+			gs.State, gs.Reason, gs.Message = v1.NodeGroupError, "ApplyFailed", applyErr.Error()
+		}
+		if gs.State == v1.NodeGroupApplied {
+			s.AppliedCount++
+		}
+		s.Groups = append(s.Groups, gs)
+	}
+	s.GroupCount = int32(len(s.Groups))
+
+	configured := slices.Concat(cluster.VPC, cluster.Pod, cluster.Service)
+	for _, p := range configured {
+		s.ClusterRanges.Configured = append(s.ClusterRanges.Configured, p.String())
+	}
+	for _, p := range facts.Connected {
+		s.ClusterRanges.Seen = append(s.ClusterRanges.Seen, p.String())
+	}
+	// The VPC the flags name must be what the VPC link is connected to.
+	for _, vpc := range cluster.VPC {
+		if !slices.ContainsFunc(facts.OnLink, func(p netip.Prefix) bool { return p.Overlaps(vpc) }) {
+			s.ClusterRanges.Mismatches = append(s.ClusterRanges.Mismatches,
+				fmt.Sprintf("--vpc-cidr %s is not connected on %s (on-link: %v)", vpc, facts.VPCLink, facts.OnLink))
+		}
+	}
+
+	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Applied", Message: "the kernel matches the desired state"}
+	if applyErr != nil {
+		ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "ApplyFailed", Message: applyErr.Error()}
+	}
+	s.Conditions = []metav1.Condition{ready}
+	return s
+}
+
+// withoutTimes is a report with its conditions' times cleared, to compare.
+func withoutTimes(s v1.StaticRouteNodeStateStatus) v1.StaticRouteNodeStateStatus {
+	s.Conditions = slices.Clone(s.Conditions)
+	for i := range s.Conditions {
+		s.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	return s
+}

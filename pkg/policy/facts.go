@@ -1,0 +1,78 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// ReadNode reads what the desired state needs from the kernel: the VPC
+// link (named, or found as the link holding an address inside one of vpc),
+// the node's address on it, the prefixes on-link there, and every
+// connected route of the main table.
+func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
+	var n Node
+	links, err := k.NL.LinkList()
+	if err != nil {
+		return n, fmt.Errorf("listing links: %w", err)
+	}
+	for _, l := range links {
+		if vpcLink != "" && l.Attrs().Name != vpcLink {
+			continue
+		}
+		addrs, err := k.NL.AddrList(l, unix.AF_INET)
+		if err != nil {
+			return n, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
+		}
+		for _, a := range addrs {
+			ip, ok := netip.AddrFromSlice(a.IP.To4())
+			if !ok {
+				continue
+			}
+			if vpcLink != "" || containsAddr(vpc, ip) {
+				n.VPCLink, n.VPCAddr = l.Attrs().Name, ip
+				break
+			}
+		}
+		if n.VPCLink != "" {
+			break
+		}
+	}
+	if n.VPCLink == "" {
+		if vpcLink != "" {
+			return n, fmt.Errorf("link %s has no IPv4 address", vpcLink)
+		}
+		return n, fmt.Errorf("no link holds an address inside the VPC %v: give --vpc-link", vpc)
+	}
+	vpcIndex := 0
+	if l, err := k.NL.LinkByName(n.VPCLink); err == nil {
+		vpcIndex = l.Attrs().Index
+	}
+	routes, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return n, fmt.Errorf("listing the main table: %w", err)
+	}
+	for _, r := range routes {
+		if r.Dst == nil || r.Gw != nil || r.Scope != netlink.SCOPE_LINK || len(r.MultiPath) > 0 {
+			continue
+		}
+		p, ok := netip.AddrFromSlice(r.Dst.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		pfx := netip.PrefixFrom(p, ones).Masked()
+		if !slices.Contains(n.Connected, pfx) {
+			n.Connected = append(n.Connected, pfx)
+		}
+		if r.LinkIndex == vpcIndex && !slices.Contains(n.OnLink, pfx) {
+			n.OnLink = append(n.OnLink, pfx)
+		}
+	}
+	slices.SortFunc(n.Connected, comparePrefix)
+	slices.SortFunc(n.OnLink, comparePrefix)
+	return n, nil
+}

@@ -1,0 +1,162 @@
+// Package netlab builds test networks out of network namespaces: hosts,
+// links, bridges, and the tutorial's world of nodes, NAT gateways and an
+// echo on the "internet". Every namespace is made for one test and deleted
+// at its cleanup; nothing is ever done to the root namespace.
+package netlab
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/staticroute/staticroute/internal/roottest"
+)
+
+var nsCounter atomic.Int64
+
+// NS is a named network namespace made for one test and deleted at its
+// cleanup. Nothing is ever done to the root namespace: links are created
+// through a handle bound to the test namespace.
+type NS struct {
+	Name string
+	NS   netns.NsHandle
+	NL   *netlink.Handle
+}
+
+// New makes a namespace with loopback up.
+func New(t testing.TB) *NS {
+	t.Helper()
+	roottest.Require(t)
+	name := fmt.Sprintf("srtest-%d-%d", os.Getpid(), nsCounter.Add(1))
+
+	// NewNamed moves the calling thread into the new namespace: keep the
+	// thread locked until it is back in the original one.
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	ns, nsErr := netns.NewNamed(name)
+	if err := netns.Set(orig); err != nil {
+		// The thread is stuck in the wrong namespace: never unlock it, so
+		// the runtime discards it.
+		t.Fatalf("restoring the original namespace: %v", err)
+	}
+	orig.Close()
+	runtime.UnlockOSThread()
+	if nsErr != nil {
+		t.Fatalf("creating namespace %s: %v", name, nsErr)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		_ = netns.DeleteNamed(name)
+		t.Fatal(err)
+	}
+	n := &NS{Name: name, NS: ns, NL: h}
+	t.Cleanup(func() {
+		h.Close()
+		ns.Close()
+		if err := netns.DeleteNamed(name); err != nil {
+			t.Errorf("deleting namespace %s: %v", name, err)
+		}
+	})
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Must(t, h.LinkSetUp(lo))
+	return n
+}
+
+func (n *NS) Must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stub adds an up link with an address: one end of a veth pair whose other
+// end (NAME-peer) stays in the namespace too (this kernel has no dummy).
+func (n *NS) Stub(t testing.TB, name, cidr string) netlink.Link {
+	t.Helper()
+	l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-peer"}
+	n.Must(t, n.NL.LinkAdd(l))
+	peer, err := n.NL.LinkByName(name + "-peer")
+	n.Must(t, err)
+	n.Must(t, n.NL.LinkSetUp(peer))
+	link, err := n.NL.LinkByName(name)
+	n.Must(t, err)
+	addr, err := netlink.ParseAddr(cidr)
+	n.Must(t, err)
+	n.Must(t, n.NL.AddrAdd(link, addr))
+	n.Must(t, n.NL.LinkSetUp(link))
+	return link
+}
+
+// IP runs iproute2 against the namespace.
+func (n *NS) IP(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// Exec runs a command inside the namespace.
+func (n *NS) Exec(t testing.TB, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+func (n *NS) Sysctl(t testing.TB, key, value string) {
+	t.Helper()
+	n.Exec(t, "sysctl", "-q", "-w", key+"="+value)
+}
+
+func (n *NS) NFT(t testing.TB, ruleset string) {
+	t.Helper()
+	cmd := exec.Command("ip", "netns", "exec", n.Name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(ruleset)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft in %s: %v\n%s", n.Name, err, out)
+	}
+}
+
+// InNS runs f on a thread inside ns, so that sockets f opens belong to ns;
+// the thread returns to its namespace before it is unlocked.
+func InNS(t testing.TB, n *NS, f func() error) {
+	t.Helper()
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	defer orig.Close()
+	if err := netns.Set(n.NS); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	ferr := f()
+	if err := netns.Set(orig); err != nil {
+		t.Fatalf("restoring the namespace: %v", err) // thread stays locked: discarded
+	}
+	runtime.UnlockOSThread()
+	if ferr != nil {
+		t.Fatal(ferr)
+	}
+}

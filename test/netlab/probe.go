@@ -1,0 +1,127 @@
+package netlab
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// StartEcho answers every UDP probe with its payload and the source address
+// it saw.
+func StartEcho(t testing.TB, n *NS) {
+	var conn net.PacketConn
+	InNS(t, n, func() (err error) {
+		conn, err = net.ListenPacket("udp4", fmt.Sprintf("%s:%d", EchoAddr, EchoPort))
+		return err
+	})
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			src := from.(*net.UDPAddr).AddrPort().Addr().As4()
+			out := append(append([]byte{}, buf[:k]...), src[:]...)
+			_, _ = conn.WriteTo(out, from)
+		}
+	}()
+}
+
+// Prober sends numbered probes to the echo from inside a namespace and
+// tallies the answers by the source address the echo saw.
+type Prober struct {
+	conn  net.PacketConn
+	mu    sync.Mutex
+	sent  int
+	seen  map[uint64]netip.Addr
+	stop  chan struct{}
+	done  sync.WaitGroup
+	every time.Duration
+}
+
+func StartProber(t testing.TB, n *NS, every time.Duration) *Prober {
+	p := &Prober{seen: map[uint64]netip.Addr{}, stop: make(chan struct{}), every: every}
+	InNS(t, n, func() (err error) {
+		p.conn, err = net.ListenPacket("udp4", ":0")
+		return err
+	})
+	t.Cleanup(func() { p.conn.Close() })
+	dst := &net.UDPAddr{IP: net.ParseIP(EchoAddr), Port: EchoPort}
+	p.done.Add(2)
+	go func() {
+		defer p.done.Done()
+		buf := make([]byte, 64)
+		for {
+			k, _, err := p.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if k != 12 {
+				continue
+			}
+			seq := binary.BigEndian.Uint64(buf[:8])
+			p.mu.Lock()
+			p.seen[seq] = netip.AddrFrom4([4]byte(buf[8:12]))
+			p.mu.Unlock()
+		}
+	}()
+	go func() {
+		defer p.done.Done()
+		msg := make([]byte, 8)
+		for seq := uint64(0); ; seq++ {
+			select {
+			case <-p.stop:
+				return
+			default:
+			}
+			binary.BigEndian.PutUint64(msg, seq)
+			_, _ = p.conn.WriteTo(msg, dst)
+			p.mu.Lock()
+			p.sent++
+			p.mu.Unlock()
+			time.Sleep(p.every)
+		}
+	}()
+	return p
+}
+
+// Result stops sending, waits for the last answers and counts them.
+func (p *Prober) Result(settle time.Duration) (sent int, by map[string]int, lost int) {
+	close(p.stop)
+	time.Sleep(settle)
+	p.conn.Close()
+	p.done.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	by = map[string]int{}
+	for _, a := range p.seen {
+		by[a.String()]++
+	}
+	return p.sent, by, p.sent - len(p.seen)
+}
+
+// Answers sends one probe at a time until one comes back, and returns the
+// source address the echo saw.
+func Answers(t testing.TB, n *NS) string {
+	t.Helper()
+	p := StartProber(t, n, 20*time.Millisecond)
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		for _, a := range p.seen {
+			p.mu.Unlock()
+			p.Result(0)
+			return a.String()
+		}
+		p.mu.Unlock()
+		time.Sleep(10 * time.Millisecond)
+	}
+	p.Result(0)
+	return "no answer"
+}
