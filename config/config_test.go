@@ -13,6 +13,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -133,12 +134,35 @@ func TestDefaultWiresCertManagerToTheWebhook(t *testing.T) {
 	}
 }
 
+func TestNodeRouterRunsWithNetAdminOnly(t *testing.T) {
+	docs := render(t, "default")
+	var ds appsv1.DaemonSet
+	strict(t, docs["DaemonSet/staticroute-node-router"], &ds)
+	spec := ds.Spec.Template.Spec
+	if !spec.HostNetwork {
+		t.Error("the node router must run in the host's network namespace")
+	}
+	var binding rbacv1.ClusterRoleBinding
+	strict(t, docs["ClusterRoleBinding/staticroute-node-router"], &binding)
+	if s := binding.Subjects[0]; s.Name != spec.ServiceAccountName || s.Namespace != ds.Namespace {
+		t.Errorf("the ClusterRoleBinding binds %s/%s, the DaemonSet runs as %s/%s", s.Namespace, s.Name, ds.Namespace, spec.ServiceAccountName)
+	}
+	sc := spec.Containers[0].SecurityContext
+	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "NET_ADMIN" || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("securityContext %+v: want unprivileged, ALL dropped, NET_ADMIN added", sc)
+	}
+	env := spec.Containers[0].Env
+	if len(env) == 0 || env[0].Name != "NODE_NAME" || env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {
+		t.Errorf("NODE_NAME must come from spec.nodeName: %+v", env)
+	}
+}
+
 func TestTestOverlayHasNoCertManagerAndPointsAtALocalWebhook(t *testing.T) {
 	docs := render(t, "test")
 	for k := range docs {
 		kind, _, _ := strings.Cut(k, "/")
 		switch kind {
-		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding":
+		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
 		default:
 			t.Errorf("the test overlay installs %s; want no workloads and no cert-manager kinds", k)
 		}

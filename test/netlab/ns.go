@@ -6,6 +6,8 @@ package netlab
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -159,4 +161,38 @@ func InNS(t testing.TB, n *NS, f func() error) {
 	if ferr != nil {
 		t.Fatal(ferr)
 	}
+}
+
+// Forward listens on listen inside n and relays every connection to target,
+// dialled from the test's own namespace: a process inside n can then reach a
+// server on the root namespace's loopback (an API server) without a link
+// between them.
+func Forward(t testing.TB, n *NS, listen, target string) {
+	t.Helper()
+	var l net.Listener
+	InNS(t, n, func() (err error) {
+		l, err = net.Listen("tcp", listen)
+		return err
+	})
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer in.Close()
+				out, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				done := make(chan struct{}, 2)
+				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+				<-done
+			}()
+		}
+	}()
 }

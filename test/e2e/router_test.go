@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// The world's cluster layout, for the webhook and the router alike.
+var worldFlags = []string{
+	"--vpc-cidr=198.51.100.0/24",
+	"--pod-cidr=198.18.64.0/18",
+	"--service-cidr=198.18.128.0/18",
+}
+
+func routeYAML(name, group, gw string, dests ...string) []byte {
+	g := ""
+	if group != "" {
+		g = "\n  group: " + group
+	}
+	return []byte(fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata: {name: %s}
+spec:%s
+  destinations: [%s]
+  gateway: %q
+`, name, g, `"`+strings.Join(dests, `", "`)+`"`, gw))
+}
+
+func waitAnswer(t *testing.T, ns *netlab.NS, want string) {
+	t.Helper()
+	err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+		if got := netlab.Answers(t, ns); got != want {
+			return fmt.Errorf("echo saw %s, want %s", got, want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func nodeState(t *testing.T, cp *framework.ControlPlane, node string) v1.StaticRouteNodeState {
+	t.Helper()
+	var s v1.StaticRouteNodeState
+	out := cp.Kubectl(context.Background(), nil, "get", "staticroutenodestate", node, "-o", "json")
+	if out.Err != nil {
+		return s
+	}
+	if err := json.Unmarshal([]byte(out.Stdout), &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestNodeRouter runs the real router binary inside the tutorial's node,
+// unprivileged but for CAP_NET_ADMIN, against a real API server, and plays
+// the tutorial: primary, failover under traffic, failback, drift, restart
+// under traffic, SIGTERM, --cleanup.
+func TestNodeRouter(t *testing.T) {
+	framework.RequireRoot(t)
+	cp := framework.StartControlPlane(t)
+	certDir, ca := framework.NewWebhookCerts(t)
+	cp.Install(t, ca)
+	framework.StartWebhook(t, cp, certDir, worldFlags...)
+	w := netlab.NewWorld(t)
+	cp.MustKubectl(t, []byte(`apiVersion: v1
+kind: Node
+metadata: {name: node-a, labels: {pool: egress}}
+`), "create", "-f", "-")
+	args := append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...)
+	kubeconfig := framework.NodeAccess(t, cp, w.Node)
+	router := framework.StartRouter(t, kubeconfig, w.Node, args...)
+
+	if got := netlab.Answers(t, w.Node); got != netlab.NodePublic {
+		t.Fatalf("before any StaticRoute the echo saw %s, want the node's own %s", got, netlab.NodePublic)
+	}
+	cp.MustKubectl(t, routeYAML("primary", "", "198.51.100.4", netlab.EchoAddr), "apply", "-f", "-")
+	waitAnswer(t, w.Node, netlab.GwAPublic)
+	waitAnswer(t, w.Pod, netlab.GwAPublic)
+
+	err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+		s := nodeState(t, cp, "node-a")
+		if len(s.Status.Groups) != 1 || s.Status.Groups[0].State != v1.NodeGroupApplied || s.Status.Groups[0].Gateway != "198.51.100.4" {
+			return fmt.Errorf("node state %+v", s.Status)
+		}
+		if len(s.OwnerReferences) != 1 || s.OwnerReferences[0].Kind != "Node" || s.OwnerReferences[0].Name != "node-a" {
+			return fmt.Errorf("owner references %+v", s.OwnerReferences)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("failover by applying a new member, under traffic: nothing leaks or is lost", func(t *testing.T) {
+		probes := []*netlab.Prober{netlab.StartProber(t, w.Node, time.Millisecond), netlab.StartProber(t, w.Pod, time.Millisecond)}
+		time.Sleep(200 * time.Millisecond)
+		start := time.Now()
+		cp.MustKubectl(t, routeYAML("secondary", "primary", "198.51.100.12", netlab.EchoAddr), "apply", "-f", "-")
+		waitAnswer(t, w.Node, netlab.GwBPublic)
+		t.Logf("apply to gateway B seen: %s", time.Since(start).Round(time.Millisecond))
+		time.Sleep(200 * time.Millisecond)
+		for i, p := range probes {
+			sent, by, lost := p.Result(500 * time.Millisecond)
+			t.Logf("prober %d: sent %d, answers by source %v, lost %d", i, sent, by, lost)
+			if by[netlab.NodePublic] != 0 || lost != 0 || by[netlab.GwBPublic] == 0 {
+				t.Errorf("prober %d: %d leaked, %d lost, %d via B", i, by[netlab.NodePublic], lost, by[netlab.GwBPublic])
+			}
+		}
+	})
+
+	t.Run("failback by deleting the newer member", func(t *testing.T) {
+		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary")
+		waitAnswer(t, w.Node, netlab.GwAPublic)
+	})
+
+	t.Run("a deleted rule and a deleted nft table are repaired", func(t *testing.T) {
+		w.Node.IP(t, "rule", "del", "priority", "30010")
+		w.Node.Exec(t, "nft", "delete", "table", "inet", "staticroute")
+		err := framework.Eventually(context.Background(), 5*time.Second, func() error {
+			if !strings.Contains(w.Node.IP(t, "rule"), "30010:") || !strings.Contains(w.Node.Exec(t, "nft", "list", "tables"), "staticroute") {
+				return fmt.Errorf("not repaired yet")
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitAnswer(t, w.Node, netlab.GwAPublic)
+	})
+
+	t.Run("a router killed and restarted under traffic drops and leaks nothing", func(t *testing.T) {
+		p := netlab.StartProber(t, w.Node, time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
+		if err := syscall.Kill(router.Pid(), syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		router.Stop()
+		time.Sleep(300 * time.Millisecond)
+		router = framework.StartRouter(t, kubeconfig, w.Node, args...)
+		time.Sleep(2 * time.Second)
+		sent, by, lost := p.Result(500 * time.Millisecond)
+		t.Logf("sent %d, answers by source %v, lost %d", sent, by, lost)
+		if by[netlab.NodePublic] != 0 || lost != 0 {
+			t.Fatalf("%d leaked, %d lost", by[netlab.NodePublic], lost)
+		}
+		if strings.Contains(router.Output(), "switched steering table") {
+			t.Errorf("the restarted router swapped tables instead of adopting them:\n%s", router.Output())
+		}
+	})
+
+	t.Run("SIGTERM leaves the kernel as it is; --cleanup removes everything of ours", func(t *testing.T) {
+		before := w.Node.IP(t, "rule")
+		router.Stop()
+		if after := w.Node.IP(t, "rule"); after != before {
+			t.Fatalf("rules changed on SIGTERM:\n%s\nwas\n%s", after, before)
+		}
+		waitAnswer(t, w.Node, netlab.GwAPublic)
+		out, err := exec.Command("ip", framework.RouterCommand(t, w.Node, "--cleanup")...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("--cleanup: %v\n%s", err, out)
+		}
+		rules := w.Node.IP(t, "rule")
+		routes := w.Node.IP(t, "route", "show", "table", "all")
+		tables := w.Node.Exec(t, "nft", "list", "tables")
+		if strings.Contains(rules, "3001") || strings.Contains(rules, "3000") || strings.Contains(routes, "proto 146") || strings.Contains(tables, "staticroute") {
+			t.Fatalf("left behind after --cleanup (%s):\n%s\n%s\n%s", out, rules, routes, tables)
+		}
+		if !strings.Contains(tables, "table ip cni") {
+			t.Fatalf("--cleanup removed someone else's table:\n%s", tables)
+		}
+		if got := netlab.Answers(t, w.Node); got != netlab.NodePublic {
+			t.Fatalf("after cleanup the echo saw %s", got)
+		}
+	})
+}
