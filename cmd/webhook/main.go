@@ -25,6 +25,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/internal/summary"
 	"github.com/staticroute/staticroute/internal/webhook"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -35,6 +36,8 @@ type options struct {
 	port                          int
 	metricsAddr, probeAddr        string
 	reservationTTL                time.Duration
+	summarize, leaderElect        bool
+	leaderElectionNamespace       string
 }
 
 func main() {
@@ -49,6 +52,9 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.DurationVar(&o.reservationTTL, "reservation-ttl", 30*time.Second, "how long an admitted route that the cache has not shown yet still blocks overlapping ones")
+	flag.BoolVar(&o.summarize, "summarize", true, "write each StaticRoute's status from the nodes' reports (on the elected leader only)")
+	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one replica to summarize")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "staticroute-system", "namespace of the summarizer's Lease")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -98,9 +104,17 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.summarize && o.leaderElect,
+		LeaderElectionID:        "staticroute-summarizer",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		// The process exits right after the manager stops: handing the
+		// lease over at once is safe and spares the next leader a wait.
+		LeaderElectionReleaseOnCancel: true,
+		// The webhook serves on every replica; only the summarizer waits
+		// for the lease.
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:     o.host,
 			Port:     o.port,
@@ -132,6 +146,11 @@ func run(ctx context.Context, o options) error {
 		WithValidator(&webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).
 		Complete(); err != nil {
 		return fmt.Errorf("registering the validator: %w", err)
+	}
+	if o.summarize {
+		if err := (&summary.Controller{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("summarizer: %w", err)
+		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return err

@@ -119,6 +119,28 @@ metadata: {name: node-a, labels: {pool: egress}}
 		}
 	})
 
+	t.Run("kubectl get sr shows the new member Active on the node and the old one Standby", func(t *testing.T) {
+		err := framework.Eventually(context.Background(), 15*time.Second, func() error {
+			out := cp.MustKubectl(t, nil, "get", "sr", "-o", "wide")
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			want := map[string][]string{"primary": {"primary", "198.51.100.4", "Standby", "-"}, "secondary": {"primary", "198.51.100.12", "Active", "1/1"}}
+			for _, l := range lines[1:] {
+				f := strings.Fields(l)
+				if w, ok := want[f[0]]; ok && strings.Join(f[1:5], " ") == strings.Join(w, " ") {
+					delete(want, f[0])
+				}
+			}
+			if len(want) > 0 {
+				return fmt.Errorf("kubectl get sr -o wide:\n%s", out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("kubectl get sr -o wide:\n%s", cp.MustKubectl(t, nil, "get", "sr", "-o", "wide"))
+	})
+
 	t.Run("failback by deleting the newer member", func(t *testing.T) {
 		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary")
 		waitAnswer(t, w.Node, netlab.GwAPublic)

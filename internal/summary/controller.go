@@ -1,0 +1,140 @@
+package summary
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+// MinInterval is the least time between two status writes of one route:
+// a failover across many nodes makes many reports, the route's status
+// follows them at most once a second.
+const MinInterval = time.Second
+
+// Controller writes StaticRoute statuses. It runs on the leader only.
+type Controller struct {
+	Client client.Client
+
+	mu        sync.Mutex
+	lastWrite map[string]time.Time
+}
+
+// SetupWithManager registers the controller: a route is recomputed when it
+// or a member of its group changes, or when a node reports on its group.
+func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+	c.lastWrite = map[string]time.Time{}
+	return ctrl.NewControllerManagedBy(mgr).Named("summarizer").
+		For(&v1.StaticRoute{}).
+		Watches(&v1.StaticRoute{}, handler.EnqueueRequestsFromMapFunc(c.groupMembers)).
+		Watches(&v1.StaticRouteNodeState{}, handler.EnqueueRequestsFromMapFunc(c.reportedGroups)).
+		Complete(c)
+}
+
+// Reconcile writes one route's status if it changed.
+func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var sr v1.StaticRoute
+	if err := c.Client.Get(ctx, req.NamespacedName, &sr); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	var routes v1.StaticRouteList
+	if err := c.Client.List(ctx, &routes); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing StaticRoutes: %w", err)
+	}
+	var states v1.StaticRouteNodeStateList
+	if err := c.Client.List(ctx, &states); err != nil {
+		return ctrl.Result{}, fmt.Errorf("listing StaticRouteNodeStates: %w", err)
+	}
+	want := Status(&sr, routes.Items, states.Items)
+	if sameStatus(sr.Status, want) {
+		return ctrl.Result{}, nil
+	}
+	c.mu.Lock()
+	wait := MinInterval - time.Since(c.lastWrite[sr.Name])
+	c.mu.Unlock()
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+	// A condition keeps its transition time while its status holds.
+	for i := range want.Conditions {
+		want.Conditions[i].LastTransitionTime = metav1.Now()
+		if old := meta.FindStatusCondition(sr.Status.Conditions, want.Conditions[i].Type); old != nil && old.Status == want.Conditions[i].Status {
+			want.Conditions[i].LastTransitionTime = old.LastTransitionTime
+		}
+	}
+	sr.Status = want
+	if err := c.Client.Status().Update(ctx, &sr); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("writing the status of %s: %w", sr.Name, err)
+	}
+	c.mu.Lock()
+	c.lastWrite[sr.Name] = time.Now()
+	c.mu.Unlock()
+	return ctrl.Result{}, nil
+}
+
+func sameStatus(a, b v1.StaticRouteStatus) bool {
+	a.Conditions = withoutTimes(a.Conditions)
+	b.Conditions = withoutTimes(b.Conditions)
+	return equality.Semantic.DeepEqual(a, b)
+}
+
+func withoutTimes(cs []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, len(cs))
+	for i, c := range cs {
+		c.LastTransitionTime = metav1.Time{}
+		c.ObservedGeneration = 0
+		out[i] = c
+	}
+	return out
+}
+
+// groupMembers maps a route to every member of its group: a new member
+// turns the old active one into a standby.
+func (c *Controller) groupMembers(ctx context.Context, obj client.Object) []reconcile.Request {
+	sr, ok := obj.(*v1.StaticRoute)
+	if !ok {
+		return nil
+	}
+	return c.routesOf(ctx, map[string]bool{sr.EffectiveGroup(): true})
+}
+
+// reportedGroups maps a node's report to the routes of the groups in it.
+func (c *Controller) reportedGroups(ctx context.Context, obj client.Object) []reconcile.Request {
+	ns, ok := obj.(*v1.StaticRouteNodeState)
+	if !ok {
+		return nil
+	}
+	groups := map[string]bool{}
+	for _, g := range ns.Status.Groups {
+		groups[g.Group] = true
+	}
+	return c.routesOf(ctx, groups)
+}
+
+func (c *Controller) routesOf(ctx context.Context, groups map[string]bool) []reconcile.Request {
+	var routes v1.StaticRouteList
+	if err := c.Client.List(ctx, &routes); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for _, r := range routes.Items {
+		if groups[r.EffectiveGroup()] {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: r.Name}})
+		}
+	}
+	return out
+}

@@ -1,0 +1,100 @@
+package summary
+
+import (
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func route(name, group string, age time.Duration) v1.StaticRoute {
+	return v1.StaticRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0.Add(age))},
+		Spec:       v1.StaticRouteSpec{Group: group, Gateway: "198.51.100.4", Destinations: []string{"192.0.2.7"}},
+	}
+}
+
+func node(name string, groups ...v1.NodeGroupState) v1.StaticRouteNodeState {
+	return v1.StaticRouteNodeState{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: v1.StaticRouteNodeStateStatus{Groups: groups}}
+}
+
+func TestStatus(t *testing.T) {
+	primary, secondary := route("primary", "", 0), route("secondary", "primary", time.Minute)
+	applied := func(member string) v1.NodeGroupState {
+		return v1.NodeGroupState{Group: "primary", ActiveMember: member, State: v1.NodeGroupApplied}
+	}
+	tests := map[string]struct {
+		sr     v1.StaticRoute
+		routes []v1.StaticRoute
+		states []v1.StaticRouteNodeState
+		want   v1.StaticRouteStatus // only the fields compared below
+	}{
+		"a lone route applied on every node is Active 2/2": {
+			sr: primary, routes: []v1.StaticRoute{primary},
+			states: []v1.StaticRouteNodeState{node("a", applied("primary")), node("b", applied("primary")), node("c")},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateActive, Nodes: "2/2", NodesSelected: 2, NodesApplied: 2},
+		},
+		"after failover the older member is Standby": {
+			sr: primary, routes: []v1.StaticRoute{primary, secondary},
+			states: []v1.StaticRouteNodeState{node("a", applied("secondary"))},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateStandby, Nodes: "-"},
+		},
+		"the new member counts nodes that have not switched yet as failing": {
+			sr: secondary, routes: []v1.StaticRoute{primary, secondary},
+			states: []v1.StaticRouteNodeState{node("a", applied("secondary")), node("b", applied("primary"))},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateActive, Nodes: "1/2", NodesSelected: 2, NodesApplied: 1, NodesFailed: 1, FailingNodes: []string{"b"}},
+		},
+		"a member being deleted leaves its predecessor active": {
+			sr: primary,
+			routes: []v1.StaticRoute{primary, func() v1.StaticRoute {
+				s := secondary
+				s.DeletionTimestamp = &metav1.Time{Time: t0.Add(time.Hour)}
+				return s
+			}()},
+			states: []v1.StaticRouteNodeState{node("a", applied("primary"))},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateActive, Nodes: "1/1", NodesSelected: 1, NodesApplied: 1},
+		},
+		"a conflict reported by a node makes the route Conflicted": {
+			sr: primary, routes: []v1.StaticRoute{primary},
+			states: []v1.StaticRouteNodeState{node("a", v1.NodeGroupState{Group: "primary", ActiveMember: "primary", State: v1.NodeGroupConflicted, Message: "x is routed by the older group y"})},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateConflicted, Nodes: "1/1", NodesSelected: 1, NodesApplied: 1},
+		},
+		"a gateway not on-link is failing, named": {
+			sr: primary, routes: []v1.StaticRoute{primary},
+			states: []v1.StaticRouteNodeState{node("z", v1.NodeGroupState{Group: "primary", ActiveMember: "primary", State: v1.NodeGroupGatewayNotOnLink})},
+			want:   v1.StaticRouteStatus{Group: "primary", State: v1.StateActive, Nodes: "0/1", NodesSelected: 1, NodesFailed: 1, FailingNodes: []string{"z"}},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := Status(&tc.sr, tc.routes, tc.states)
+			got.Conditions, got.ObservedGeneration = nil, 0
+			if got.Group != tc.want.Group || got.State != tc.want.State || got.Nodes != tc.want.Nodes ||
+				got.NodesSelected != tc.want.NodesSelected || got.NodesApplied != tc.want.NodesApplied || got.NodesFailed != tc.want.NodesFailed ||
+				len(got.FailingNodes) != len(tc.want.FailingNodes) {
+				t.Fatalf("got %+v\nwant %+v", got, tc.want)
+			}
+			for i := range got.FailingNodes {
+				if got.FailingNodes[i] != tc.want.FailingNodes[i] {
+					t.Fatalf("failing nodes %v, want %v", got.FailingNodes, tc.want.FailingNodes)
+				}
+			}
+		})
+	}
+}
+
+func TestStatusNamesAtMostTenFailingNodes(t *testing.T) {
+	sr := route("r", "", 0)
+	var states []v1.StaticRouteNodeState
+	for i := range 25 {
+		states = append(states, node(string(rune('a'+i)), v1.NodeGroupState{Group: "r", ActiveMember: "r", State: v1.NodeGroupError}))
+	}
+	got := Status(&sr, []v1.StaticRoute{sr}, states)
+	if got.NodesFailed != 25 || len(got.FailingNodes) != v1.MaxFailingNodeNames || got.Nodes != "0/25" {
+		t.Fatalf("%+v", got)
+	}
+}
