@@ -162,7 +162,7 @@ func TestTestOverlayHasNoCertManagerAndPointsAtALocalWebhook(t *testing.T) {
 	for k := range docs {
 		kind, _, _ := strings.Cut(k, "/")
 		switch kind {
-		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding":
+		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 		default:
 			t.Errorf("the test overlay installs %s; want no workloads and no cert-manager kinds", k)
 		}

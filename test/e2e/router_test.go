@@ -78,7 +78,7 @@ kind: Node
 metadata: {name: node-a, labels: {pool: egress}}
 `), "create", "-f", "-")
 	args := append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...)
-	kubeconfig := framework.NodeAccess(t, cp, w.Node)
+	kubeconfig := framework.NodeAccess(t, cp, w.Node, "node-a")
 	router := framework.StartRouter(t, kubeconfig, w.Node, args...)
 
 	if got := netlab.Answers(t, w.Node); got != netlab.NodePublic {
@@ -101,6 +101,17 @@ metadata: {name: node-a, labels: {pool: egress}}
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	t.Run("a router's token may write only its own node's state", func(t *testing.T) {
+		other := []byte(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRouteNodeState
+metadata: {name: node-b}
+`)
+		r := cp.Kubectl(context.Background(), other, "--kubeconfig", kubeconfig, "apply", "--server-side", "--field-manager", "intruder", "-f", "-")
+		if r.Err == nil || !strings.Contains(r.Stderr, "may write only the StaticRouteNodeState of its own node: this token is for node node-a, not node-b") {
+			t.Fatalf("writing node-b's state with node-a's token: err=%v\n%s", r.Err, r.Stderr)
+		}
+	})
 
 	t.Run("failover by applying a new member, under traffic: nothing leaks or is lost", func(t *testing.T) {
 		probes := []*netlab.Prober{netlab.StartProber(t, w.Node, time.Millisecond), netlab.StartProber(t, w.Pod, time.Millisecond)}

@@ -1,9 +1,13 @@
 package framework
 
 import (
+	"context"
+	"encoding/base64"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/staticroute/staticroute/test/netlab"
@@ -14,9 +18,11 @@ const RouterServiceAccount = "system:serviceaccount:staticroute-system:staticrou
 
 // NodeAccess lets processes inside a node's namespace reach the API server
 // (through a forwarder whose socket lives there) and returns a kubeconfig
-// for the routers' identity that an unprivileged process can read. Call it
-// once per node.
-func NodeAccess(t testing.TB, cp *ControlPlane, node *netlab.NS) string {
+// with the router's own credentials for that node: a ServiceAccount token
+// bound to a Pod whose spec.nodeName is the node, as the kubelet would get
+// for the DaemonSet's Pod. That token carries the node's name, which the
+// node-state admission policy checks. Call it once per node.
+func NodeAccess(t testing.TB, cp *ControlPlane, node *netlab.NS, nodeName string) string {
 	t.Helper()
 	u, err := url.Parse(cp.Config.Host)
 	if err != nil {
@@ -25,10 +31,21 @@ func NodeAccess(t testing.TB, cp *ControlPlane, node *netlab.NS) string {
 	// Same address and port inside the node: the kubeconfig and the API
 	// server's certificate hold as they are.
 	netlab.Forward(t, node, u.Host, u.Host)
-	kc, err := os.ReadFile(cp.UserKubeconfig(t, RouterServiceAccount))
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := RouterToken(t, cp, nodeName)
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: e2e
+  cluster: {server: %q, certificate-authority-data: %s}
+users:
+- name: node-router
+  user: {token: %q}
+contexts:
+- name: e2e
+  context: {cluster: e2e, user: node-router}
+current-context: e2e
+`, cp.Config.Host, base64.StdEncoding.EncodeToString(cp.Config.CAData), token)
+	// The router runs as nobody: its kubeconfig must be readable to it.
 	dir, err := os.MkdirTemp("", "router-kubeconfig-")
 	if err != nil {
 		t.Fatal(err)
@@ -38,10 +55,31 @@ func NodeAccess(t testing.TB, cp *ControlPlane, node *netlab.NS) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, kc, 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(kubeconfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// RouterToken makes the router Pod of a node (an object only: no kubelet
+// runs it) and a token bound to it, through the TokenRequest API.
+func RouterToken(t testing.TB, cp *ControlPlane, nodeName string) string {
+	t.Helper()
+	pod := "staticroute-node-router-" + nodeName
+	cp.MustKubectl(t, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: staticroute-system}
+spec:
+  nodeName: %s
+  serviceAccountName: staticroute-node-router
+  containers: [{name: node-router, image: node-router}]
+`, pod, nodeName)), "apply", "-f", "-")
+	r := cp.Kubectl(context.Background(), nil, "create", "token", "staticroute-node-router", "-n", "staticroute-system",
+		"--bound-object-kind", "Pod", "--bound-object-name", pod, "--duration", "2h")
+	if r.Err != nil {
+		t.Fatalf("token for %s: %v\n%s", nodeName, r.Err, r.Stderr)
+	}
+	return strings.TrimSpace(r.Stdout)
 }
 
 // RouterCommand is the command line that runs the node-router binary inside
