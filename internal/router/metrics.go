@@ -13,6 +13,7 @@ type Metrics struct {
 	Duration    prometheus.Histogram
 	Errors      prometheus.Counter
 	Swaps       prometheus.Counter
+	Moves       prometheus.Counter
 	LastSuccess prometheus.Gauge
 	Packets     *prometheus.CounterVec
 	Bytes       *prometheus.CounterVec
@@ -31,12 +32,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		Errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_reconcile_errors_total", Help: "Reconciles that failed."}),
 		Swaps:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
+		Moves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
 		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
 		Packets:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "staticroute_group_packets_total", Help: "Packets steered to each group's gateway."}, []string{"group"}),
 		Bytes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "staticroute_group_bytes_total", Help: "Bytes steered to each group's gateway."}, []string{"group"}),
 		seen:        map[string]policy.Counter{},
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.LastSuccess, m.Packets, m.Bytes} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.LastSuccess, m.Packets, m.Bytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

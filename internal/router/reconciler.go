@@ -94,6 +94,10 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.Metrics.Swaps.Inc()
 		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch, "groups", len(d.Groups))
 	}
+	if applyErr == nil && applied.Moved > 0 {
+		r.Metrics.Moves.Add(float64(applied.Moved))
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch)
+	}
 	var fwErr error
 	if applyErr == nil {
 		var changed bool

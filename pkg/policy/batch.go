@@ -22,54 +22,68 @@ type batcher struct {
 	sock *nl.NetlinkSocket
 }
 
-// do sends one RTM_NEWROUTE or RTM_DELROUTE per route; "exists" on add
-// and "not found" on delete count as success.
-func (b *batcher) do(msgType int, routes []netlink.Route) error {
+// routes sends one RTM_NEWROUTE or RTM_DELROUTE per route (with nexthop
+// IDs from nhids, by position, for adds); "exists" on add and "not found"
+// on delete count as success.
+func (b *batcher) routes(msgType int, routes []netlink.Route, nhids []uint32) error {
 	flags := unix.NLM_F_ACK
+	ok := func(e unix.Errno) bool { return e == unix.ESRCH || e == unix.ENOENT }
 	if msgType == unix.RTM_NEWROUTE {
 		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL
+		ok = func(e unix.Errno) bool { return e == unix.EEXIST }
 	}
+	reqs := make([]*nl.NetlinkRequest, len(routes))
+	for i := range routes {
+		req := nl.NewNetlinkRequest(msgType, flags)
+		var nhid uint32
+		if nhids != nil {
+			nhid = nhids[i]
+		}
+		routeMessage(req, &routes[i], nhid, msgType == unix.RTM_DELROUTE)
+		reqs[i] = req
+	}
+	return b.send(reqs, ok)
+}
+
+// send writes requests routesPerSend to a sendmsg and reads every
+// acknowledgement; errors for which ok is true count as success.
+func (b *batcher) send(reqs []*nl.NetlinkRequest, ok func(unix.Errno) bool) error {
 	var errs []error
-	for len(routes) > 0 {
-		n := min(len(routes), routesPerSend)
+	for len(reqs) > 0 {
+		n := min(len(reqs), routesPerSend)
 		var buf []byte
-		seqs := make(map[uint32]*netlink.Route, n)
-		for i := range routes[:n] {
-			req := nl.NewNetlinkRequest(msgType, flags)
-			routeMessage(req, &routes[i])
-			seqs[req.Seq] = &routes[i]
+		pending := make(map[uint32]bool, n)
+		for _, req := range reqs[:n] {
+			pending[req.Seq] = true
 			buf = append(buf, req.Serialize()...)
 		}
 		if err := unix.Sendto(b.sock.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return fmt.Errorf("sending %d route messages: %w", n, err)
+			return fmt.Errorf("sending %d netlink messages: %w", n, err)
 		}
-		for len(seqs) > 0 {
+		for len(pending) > 0 {
 			msgs, _, err := b.sock.Receive()
 			if err != nil {
-				return fmt.Errorf("reading route acknowledgements: %w", err)
+				return fmt.Errorf("reading netlink acknowledgements: %w", err)
 			}
 			for _, m := range msgs {
-				r, ok := seqs[m.Header.Seq]
-				if !ok || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
+				if !pending[m.Header.Seq] || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
 					continue
 				}
-				delete(seqs, m.Header.Seq)
-				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
-					e := unix.Errno(-code)
-					if (msgType == unix.RTM_NEWROUTE && e == unix.EEXIST) || (msgType == unix.RTM_DELROUTE && (e == unix.ESRCH || e == unix.ENOENT)) {
-						continue
-					}
-					errs = append(errs, fmt.Errorf("%s: %w", r, e))
+				delete(pending, m.Header.Seq)
+				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 && !ok(unix.Errno(-code)) {
+					errs = append(errs, unix.Errno(-code))
 				}
 			}
 		}
-		routes = routes[n:]
+		reqs = reqs[n:]
 	}
 	return errors.Join(errs...)
 }
 
-// routeMessage fills a route request the way ip route does.
-func routeMessage(req *nl.NetlinkRequest, r *netlink.Route) {
+// routeMessage fills a route request the way ip route does. A route with a
+// nexthop object names only its ID; a delete names only what identifies the
+// route in its table (the kernel refuses a gateway for a nexthop route).
+func routeMessage(req *nl.NetlinkRequest, r *netlink.Route, nhid uint32, del bool) {
 	msg := nl.NewRtMsg()
 	msg.Family = unix.AF_INET
 	msg.Protocol = uint8(r.Protocol)
@@ -80,14 +94,21 @@ func routeMessage(req *nl.NetlinkRequest, r *netlink.Route) {
 		ones, _ = r.Dst.Mask.Size()
 	}
 	msg.Dst_len = uint8(ones)
-	if r.Type == unix.RTN_UNICAST && r.Gw == nil && r.LinkIndex != 0 {
-		msg.Scope = unix.RT_SCOPE_LINK
-	}
 	req.AddData(msg)
 	if r.Dst != nil {
 		req.AddData(nl.NewRtAttr(unix.RTA_DST, r.Dst.IP.To4()))
 	}
 	req.AddData(nl.NewRtAttr(unix.RTA_TABLE, u32(uint32(r.Table))))
+	if del {
+		return
+	}
+	if nhid != 0 {
+		req.AddData(nl.NewRtAttr(rtaNHID, u32(nhid)))
+		if r.Src != nil {
+			req.AddData(nl.NewRtAttr(unix.RTA_PREFSRC, r.Src.To4()))
+		}
+		return
+	}
 	if r.Gw != nil {
 		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, r.Gw.To4()))
 	}

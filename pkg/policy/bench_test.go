@@ -19,37 +19,49 @@ func prefixes(n int) []string {
 	return out
 }
 
-// BenchmarkFailover measures a failover on one node: the whole table
-// rewritten for the new gateway and switched in. ms-to-switch is the time
-// from the start of Apply to the switch.
+// BenchmarkFailover measures a failover on one node, at 1, 100 and 10,000
+// prefixes: a new member with the same destinations (the group's nexthop
+// moves) and one with a destination more (a new table is written and
+// switched in). ms-to-switch is the time from the start of Apply to the
+// switch; ns/op includes flushing the old table afterwards.
 func BenchmarkFailover(b *testing.B) {
 	for _, n := range []int{1, 100, 10_000} {
-		b.Run(fmt.Sprintf("prefixes=%d", n), func(b *testing.B) {
-			node := nodeWorld(b)
-			k := newKernel(b, node)
-			dests := prefixes(n)
-			onA := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...)))
-			onB := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...), sr("secondary", "primary", "198.51.100.12", time.Minute, dests...)))
-			if _, err := k.Apply(onA); err != nil {
-				b.Fatal(err)
-			}
-			var toSwitch time.Duration
-			i := 0
-			for b.Loop() {
-				d := onB
-				if i%2 == 1 {
-					d = onA
-				}
-				i++
-				a, err := k.Apply(d)
-				if err != nil || !a.Swapped {
-					b.Fatalf("%+v %v", a, err)
-				}
-				toSwitch += a.ToSwitch
-			}
-			b.ReportMetric(float64(toSwitch.Microseconds())/1000/float64(i), "ms-to-switch")
-		})
+		for _, kind := range []string{"same-destinations", "new-destinations"} {
+			b.Run(fmt.Sprintf("prefixes=%d/%s", n, kind), func(b *testing.B) {
+				benchFailover(b, n, kind == "new-destinations")
+			})
+		}
 	}
+}
+
+func benchFailover(b *testing.B, n int, newDests bool) {
+	node := nodeWorld(b)
+	k := newKernel(b, node)
+	dests := prefixes(n)
+	bDests := dests
+	if newDests {
+		bDests = append(prefixes(n+1)[n:], dests...)
+	}
+	onA := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...)))
+	onB := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...), sr("secondary", "primary", "198.51.100.12", time.Minute, bDests...)))
+	if _, err := k.Apply(onA); err != nil {
+		b.Fatal(err)
+	}
+	var toSwitch time.Duration
+	i := 0
+	for b.Loop() {
+		d := onB
+		if i%2 == 1 {
+			d = onA
+		}
+		i++
+		a, err := k.Apply(d)
+		if err != nil || a.Swapped != newDests || a.Moved != 1 {
+			b.Fatalf("%+v %v", a, err)
+		}
+		toSwitch += a.ToSwitch
+	}
+	b.ReportMetric(float64(toSwitch.Microseconds())/1000/float64(i), "ms-to-switch")
 }
 
 // BenchmarkInstall10000 installs 10,000 prefixes on an empty node our way

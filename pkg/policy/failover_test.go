@@ -106,7 +106,7 @@ func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 		_ = k.flush(act)
 	}
 	time.Sleep(time.Millisecond)
-	want, err := k.kernelRoutes(d)
+	want, _, _, err := k.kernelRoutes(d)
 	if err != nil {
 		t.Error(err)
 		return
@@ -143,10 +143,12 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 // and a pod probe every half millisecond, and counts what leaked (seen as
 // the node's own address) and what was lost.
 func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
+	return failoversBetween(t, apply, n, Compute(worldInput(primaryRoute)), Compute(worldInput(primaryRoute, secondaryRoute)))
+}
+
+func failoversBetween(t *testing.T, apply applyFunc, n int, onA, onB Desired) (sent, leaked, lost int) {
 	w := netlab.NewWorld(t)
 	k := newKernel(t, w.Node)
-	onA := Compute(worldInput(primaryRoute))
-	onB := Compute(worldInput(primaryRoute, secondaryRoute))
 	apply(t, k, onA)
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Fatalf("before the failovers the echo saw %s, want %s", got, netlab.GwAPublic)
@@ -178,10 +180,21 @@ func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
 }
 
 func TestFailoverUnderTrafficLeaksAndLosesNothing(t *testing.T) {
-	sent, leaked, lost := failovers(t, ours, 100)
-	t.Logf("100 failovers: %d probes, %d leaked, %d lost", sent, leaked, lost)
-	if sent < 1000 || leaked != 0 || lost != 0 {
-		t.Fatalf("%d probes: %d leaked via the node's own address, %d lost; want 0 and 0", sent, leaked, lost)
+	// Gateway A's member routes one more prefix than B's: every failover
+	// switches a whole new table in.
+	wider := sr("primary", "", "198.51.100.4", 0, netlab.EchoAddr, "198.19.0.0/16")
+	tests := map[string][2]Desired{
+		"same destinations: the group's nexthop moves":   {Compute(worldInput(primaryRoute)), Compute(worldInput(primaryRoute, secondaryRoute))},
+		"other destinations: a new table is switched in": {Compute(worldInput(wider)), Compute(worldInput(wider, secondaryRoute))},
+	}
+	for name, states := range tests {
+		t.Run(name, func(t *testing.T) {
+			sent, leaked, lost := failoversBetween(t, ours, 100, states[0], states[1])
+			t.Logf("100 failovers: %d probes, %d leaked, %d lost", sent, leaked, lost)
+			if sent < 1000 || leaked != 0 || lost != 0 {
+				t.Fatalf("%d probes: %d leaked via the node's own address, %d lost; want 0 and 0", sent, leaked, lost)
+			}
+		})
 	}
 }
 

@@ -55,7 +55,11 @@ type Applied struct {
 	Swapped bool // a new table was switched in
 	Table   int  // the active table afterwards
 	Routes  int  // routes in it
-	// ToSwitch is the time from the start of Apply to the switch: what a
+	// Moved counts groups whose gateway changed in place (nexthop
+	// replace): a failover that keeps the destinations.
+	Moved int
+	// ToSwitch is the time from the start of Apply to the switch (the rule
+	// swap, or the nexthop replace when nothing else changed): what a
 	// change takes to reach the traffic.
 	ToSwitch time.Duration
 }
@@ -68,7 +72,7 @@ type Applied struct {
 // tables and fall through to main.
 func (k *Kernel) Apply(d Desired) (Applied, error) {
 	start := time.Now()
-	want, err := k.kernelRoutes(d)
+	want, nhids, nhs, err := k.kernelRoutes(d)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -82,22 +86,61 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 		// one, the first rule listed still answers first: it is active.
 		active = rules[0].Table
 	}
+
+	// A group whose gateway changed moves every route of it at once.
+	current, err := k.batch.listNexthops(k.Opts.Protocol)
+	if err != nil {
+		return Applied{}, err
+	}
+	var changed []nexthop
+	moved := 0
+	for _, nh := range nhs {
+		cur, ok := current[nh.id]
+		if ok && cur.gateway == nh.gateway && cur.link == nh.link {
+			continue
+		}
+		if ok {
+			moved++
+		}
+		changed = append(changed, nh)
+	}
+	if err := k.batch.replaceNexthops(changed, k.Opts.Protocol); err != nil {
+		return Applied{}, fmt.Errorf("writing nexthops: %w", err)
+	}
+	movedAt := time.Now()
+	stale := func() []uint32 {
+		var ids []uint32
+		for id := range current {
+			if !slices.ContainsFunc(nhs, func(nh nexthop) bool { return nh.id == id }) {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+
 	tables, err := k.ourRoutes()
 	if err != nil {
 		return Applied{}, err
 	}
 	target := k.other(active)
 	if active != 0 && len(rules) == 1 && sameRoutes(tables[active], want) && len(tables[target]) == 0 {
-		return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
+		a := Applied{Table: active, Routes: len(want), Moved: moved}
+		if moved > 0 {
+			a.ToSwitch = movedAt.Sub(start)
+		}
+		if err := k.batch.deleteNexthops(stale()); err != nil {
+			return a, fmt.Errorf("deleting unused nexthops: %w", err)
+		}
+		return a, k.ensureMarkRule()
 	}
 
-	if err := k.batch.do(unix.RTM_DELROUTE, tables[target]); err != nil {
+	if err := k.batch.routes(unix.RTM_DELROUTE, tables[target], nil); err != nil {
 		return Applied{}, fmt.Errorf("flushing table %d: %w", target, err)
 	}
 	for i := range want {
 		want[i].Table = target
 	}
-	if err := k.batch.do(unix.RTM_NEWROUTE, want); err != nil {
+	if err := k.batch.routes(unix.RTM_NEWROUTE, want, nhids); err != nil {
 		return Applied{}, fmt.Errorf("writing table %d: %w", target, err)
 	}
 	if err := k.NL.RuleAdd(k.rule(target)); err != nil && !errors.Is(err, unix.EEXIST) {
@@ -114,11 +157,16 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 		}
 	}
 	if active != 0 && active != target {
-		if err := k.batch.do(unix.RTM_DELROUTE, tables[active]); err != nil {
+		if err := k.batch.routes(unix.RTM_DELROUTE, tables[active], nil); err != nil {
 			return Applied{}, fmt.Errorf("flushing table %d: %w", active, err)
 		}
 	}
-	return Applied{Swapped: true, Table: target, Routes: len(want), ToSwitch: switched.Sub(start)}, k.ensureMarkRule()
+	// Deleting a nexthop deletes the routes that use it: only now that
+	// the old table is gone.
+	if err := k.batch.deleteNexthops(stale()); err != nil {
+		return Applied{}, fmt.Errorf("deleting unused nexthops: %w", err)
+	}
+	return Applied{Swapped: true, Table: target, Routes: len(want), Moved: moved, ToSwitch: switched.Sub(start)}, k.ensureMarkRule()
 }
 
 // Active returns the table the steering rule points at, 0 if none.
@@ -146,6 +194,13 @@ func (k *Kernel) Cleanup() error {
 	for _, t := range k.Opts.Tables {
 		errs = append(errs, k.flush(t))
 	}
+	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
+	errs = append(errs, err)
+	var ids []uint32
+	for id := range nhs {
+		ids = append(ids, id)
+	}
+	errs = append(errs, k.batch.deleteNexthops(ids))
 	return errors.Join(errs...)
 }
 
@@ -234,31 +289,46 @@ func (k *Kernel) flush(table int) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, r := range rs {
-		if err := k.NL.RouteDel(&r); err != nil && !isGone(err) {
-			errs = append(errs, fmt.Errorf("flushing table %d: %s: %w", table, r, err))
-		}
+	if err := k.batch.routes(unix.RTM_DELROUTE, rs, nil); err != nil {
+		return fmt.Errorf("flushing table %d: %w", table, err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
-// kernelRoutes turns d into netlink routes; Apply sets the table when it
-// writes them (routeKey ignores the table).
-func (k *Kernel) kernelRoutes(d Desired) ([]netlink.Route, error) {
+// kernelRoutes turns d into netlink routes (Apply sets the table when it
+// writes them; routeKey ignores it), the nexthop ID of each steered route
+// (by position, 0 for others), and one nexthop per steering group.
+func (k *Kernel) kernelRoutes(d Desired) ([]netlink.Route, []uint32, []nexthop, error) {
 	link := 0
-	if hasVia(d) {
+	var groups []string
+	gateways := map[string]netip.Addr{}
+	for _, r := range d.Routes {
+		if r.Kind == Via {
+			if _, ok := gateways[r.Group]; !ok {
+				groups = append(groups, r.Group)
+			}
+			gateways[r.Group] = r.Gateway
+		}
+	}
+	if len(groups) > 0 {
 		l, err := k.NL.LinkByName(d.Link)
 		if err != nil {
-			return nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
+			return nil, nil, nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
 		}
 		link = l.Attrs().Index
 	}
+	ids := nexthopIDs(groups)
+	var nhs []nexthop
+	for _, g := range groups {
+		nhs = append(nhs, nexthop{id: ids[g], gateway: gateways[g], link: link})
+	}
 	out := make([]netlink.Route, 0, len(d.Routes))
+	nhids := make([]uint32, 0, len(d.Routes))
 	for _, r := range d.Routes {
 		out = append(out, k.route(r, link, d.Src))
+		nhids = append(nhids, ids[r.Group]) // 0 for throw routes: no group
 	}
-	return out, nil
+	return out, nhids, nhs, nil
 }
 
 func (k *Kernel) route(r Route, link int, src netip.Addr) netlink.Route {

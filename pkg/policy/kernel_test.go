@@ -128,9 +128,17 @@ func TestKernelApplyIsIdempotentAndSwapsOnlyOnChange(t *testing.T) {
 	if err != nil || again.Swapped || again.Table != first.Table {
 		t.Fatalf("applying the same state again: %+v %v (first %+v)", again, err, first)
 	}
+	// Same destinations, new gateway: the group's nexthop moves, the
+	// table stays.
 	next, err := k.Apply(s["failover"])
-	if err != nil || !next.Swapped || next.Table == first.Table {
+	if err != nil || next.Swapped || next.Moved != 1 || next.Table != first.Table {
 		t.Fatalf("failover: %+v %v", next, err)
+	}
+	golden(t, "failover", dump(t, n, k))
+	// Other destinations: a new table is switched in.
+	swapped, err := k.Apply(s["everything"])
+	if err != nil || !swapped.Swapped || swapped.Table == first.Table {
+		t.Fatalf("new destinations: %+v %v", swapped, err)
 	}
 }
 
@@ -146,7 +154,7 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	}
 	// What a router killed mid-swap leaves: the failover state written
 	// into the other table and its rule added, the old rule still there.
-	want, err := k.kernelRoutes(s["failover"])
+	want, _, _, err := k.kernelRoutes(s["failover"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,8 +191,15 @@ func TestKernelRepairsDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "primary", dump(t, n, k))
+	// Someone flushes our table (iproute2's flush cannot delete nexthop
+	// routes: delete them as the kernel wants, by table and destination).
 	act, _ := k.Active()
-	n.IP(t, "route", "flush", "table", itoa(act))
+	if err := k.flush(act); err != nil {
+		t.Fatal(err)
+	}
+	if out := n.IP(t, "route", "show", "table", itoa(act)); out != "" {
+		t.Fatalf("table not flushed: %s", out)
+	}
 	if _, err := k.Apply(d); err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,12 @@ func dump(t testing.TB, n *netlab.NS, k *Kernel) string {
 			lines = append(lines, l)
 		}
 	}
+	lines = append(lines, "# ip nexthop")
+	for _, l := range strings.Split(strings.TrimSpace(n.IP(t, "nexthop", "show")), "\n") {
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
 	out := strings.Join(lines, "\n") + "\n"
 	if active != 0 {
 		out = strings.ReplaceAll(out, fmt.Sprint(active), "ACTIVE")
