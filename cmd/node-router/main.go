@@ -228,7 +228,13 @@ func run(ctx context.Context, o options) error {
 		Reporter: &router.Reporter{Client: mgr.GetClient()},
 	}
 	kernelEvents := make(chan event.GenericEvent, 1)
-	go watchKernel(ctx, kernelEvents)
+	// Any link change, or a route change in our tables, may have taken
+	// routes of ours away: compare with the kernel at the next apply.
+	go watchKernel(ctx, kernelEvents, func(table int) {
+		if table < 0 || table == popts.Tables[0] || table == popts.Tables[1] {
+			kernel.Invalidate()
+		}
+	})
 	node := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: cfg.NodeName}}}
 	})
@@ -254,9 +260,10 @@ func run(ctx context.Context, o options) error {
 }
 
 // watchKernel turns route and link changes into reconciles, so that drift
-// is repaired at once; rule changes have no event here and wait for the
-// resync.
-func watchKernel(ctx context.Context, out chan<- event.GenericEvent) {
+// is repaired at once, and tells the kernel applier when routes of our
+// tables (table -1: a link) changed behind its back; rule changes have no event here and wait
+// for the resync.
+func watchKernel(ctx context.Context, out chan<- event.GenericEvent, routeChanged func(table int)) {
 	routes := make(chan netlink.RouteUpdate, 64)
 	links := make(chan netlink.LinkUpdate, 64)
 	done := ctx.Done()
@@ -276,17 +283,19 @@ func watchKernel(ctx context.Context, out chan<- event.GenericEvent) {
 		select {
 		case <-done:
 			return
-		case _, ok := <-routes:
+		case u, ok := <-routes:
 			if !ok {
 				routes = nil
 				continue
 			}
+			routeChanged(u.Table)
 			poke()
 		case _, ok := <-links:
 			if !ok {
 				links = nil
 				continue
 			}
+			routeChanged(-1)
 			poke()
 		}
 	}

@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
 )
 
 // prefixes returns n /32s in 198.18.0.0/15.
@@ -40,7 +43,7 @@ func benchFailover(b *testing.B, n int, newDests bool) {
 	dests := prefixes(n)
 	bDests := dests
 	if newDests {
-		bDests = append(prefixes(n+1)[n:], dests...)
+		bDests = append(prefixes(n + 1)[n:], dests...)
 	}
 	onA := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...)))
 	onB := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...), sr("secondary", "primary", "198.51.100.12", time.Minute, bDests...)))
@@ -107,4 +110,41 @@ func BenchmarkInstall10000(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkReconcile1000 is one full reconcile of a node with 1,000
+// StaticRoutes of 10 destinations each (10,000 prefixes): Compute from the
+// objects, then Apply, in the steady state (nothing changed: what every
+// resync costs) and after a change of one route.
+func BenchmarkReconcile1000(b *testing.B) {
+	var routes []*v1.StaticRoute
+	all := prefixes(10_000)
+	for i := range 1000 {
+		routes = append(routes, sr(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
+	}
+	for _, change := range []bool{false, true} {
+		name := "steady"
+		if change {
+			name = "one-route-changed"
+		}
+		b.Run(name, func(b *testing.B) {
+			node := nodeWorld(b)
+			k := newKernel(b, node)
+			extra := sr("extra", "", "198.51.100.12", time.Hour, "192.0.2.7")
+			if _, err := k.Apply(Compute(nodeInput(routes...))); err != nil {
+				b.Fatal(err)
+			}
+			i := 0
+			for b.Loop() {
+				in := routes
+				if change && i%2 == 0 {
+					in = append(slices.Clone(routes), extra)
+				}
+				i++
+				if _, err := k.Apply(Compute(nodeInput(in...))); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -200,6 +200,17 @@ func TestKernelRepairsDrift(t *testing.T) {
 	if out := n.IP(t, "route", "show", "table", itoa(act)); out != "" {
 		t.Fatalf("table not flushed: %s", out)
 	}
+	k.Invalidate() // what the router does on the route events of the flush
+	if _, err := k.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "primary", dump(t, n, k))
+	// Without the event, the periodic full check finds it.
+	act, _ = k.Active()
+	if err := k.flush(act); err != nil {
+		t.Fatal(err)
+	}
+	k.FullCheck = 0
 	if _, err := k.Apply(d); err != nil {
 		t.Fatal(err)
 	}
