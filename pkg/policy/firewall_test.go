@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"fmt"
+	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/test/netlab"
 
 	"net"
@@ -162,5 +164,23 @@ func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 	// Outbound from the node still leaves via the gateway.
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Fatalf("outbound after inbound: echo saw %s", got)
+	}
+}
+
+// A thousand groups make a thousand sets and rules in one transaction; the
+// kernel acknowledges each, and the acknowledgements must fit.
+func TestFirewallThousandGroups(t *testing.T) {
+	n := nodeWorld(t)
+	f := newFirewall(t, n)
+	var routes []*v1.StaticRoute
+	all := prefixes(10_000)
+	for i := range 1000 {
+		routes = append(routes, sr(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
+	}
+	if _, err := f.Apply(Compute(nodeInput(routes...))); err != nil {
+		t.Fatal(err)
+	}
+	if c := strings.Count(ruleset(t, n), "counter packets"); c != 1000 {
+		t.Fatalf("%d counters, want 1000", c)
 	}
 }

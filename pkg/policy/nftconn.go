@@ -8,16 +8,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nftSendBuffer fits one transaction of tens of thousands of set elements:
-// a batch larger than the socket's send buffer fails with EMSGSIZE, and
-// SO_SNDBUF is capped by net.core.wmem_max, so SO_SNDBUFFORCE (which needs
-// CAP_NET_ADMIN, as everything here does) is used.
-const nftSendBuffer = 32 << 20
+// nftBuffer fits one transaction of tens of thousands of set elements and
+// the acknowledgements of thousands of sets: a batch larger than the
+// socket's send buffer fails with EMSGSIZE, acknowledgements past its
+// receive buffer with ENOBUFS, and SO_SNDBUF/SO_RCVBUF are capped by
+// net.core.[wr]mem_max, so the FORCE variants (which need CAP_NET_ADMIN,
+// as everything here does) are used.
+const nftBuffer = 32 << 20
 
 // NewNFTConn opens a lasting nftables connection in the network namespace
 // behind nsFd (-1: the caller's own).
 func NewNFTConn(nsFd int) (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(forceSendBuffer(nftSendBuffer))}
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(forceBuffers(nftBuffer))}
 	if nsFd >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(nsFd))
 	}
@@ -28,7 +30,7 @@ func NewNFTConn(nsFd int) (*nftables.Conn, error) {
 	return c, nil
 }
 
-func forceSendBuffer(bytes int) nftables.SockOption {
+func forceBuffers(bytes int) nftables.SockOption {
 	return func(c *netlink.Conn) error {
 		rc, err := c.SyscallConn()
 		if err != nil {
@@ -36,12 +38,18 @@ func forceSendBuffer(bytes int) nftables.SockOption {
 		}
 		var serr error
 		if err := rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bytes)
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, bytes); serr != nil {
+				serr = fmt.Errorf("SO_SNDBUFFORCE: %w", serr)
+				return
+			}
+			if serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, bytes); serr != nil {
+				serr = fmt.Errorf("SO_RCVBUFFORCE: %w", serr)
+			}
 		}); err != nil {
 			return err
 		}
 		if serr != nil {
-			return fmt.Errorf("SO_SNDBUFFORCE: %w", serr)
+			return serr
 		}
 		return nil
 	}
