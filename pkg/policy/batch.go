@@ -99,6 +99,9 @@ func routeMessage(req *nl.NetlinkRequest, r *netlink.Route, nhid uint32, del boo
 		req.AddData(nl.NewRtAttr(unix.RTA_DST, r.Dst.IP.To4()))
 	}
 	req.AddData(nl.NewRtAttr(unix.RTA_TABLE, u32(uint32(r.Table))))
+	if r.Priority != 0 {
+		req.AddData(nl.NewRtAttr(unix.RTA_PRIORITY, u32(uint32(r.Priority))))
+	}
 	if del {
 		return
 	}

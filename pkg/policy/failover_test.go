@@ -1,6 +1,8 @@
 package policy
 
 import (
+	"os/exec"
+
 	"github.com/staticroute/staticroute/test/netlab"
 
 	"net"
@@ -211,5 +213,30 @@ func TestFailoverProbersSeeLeaks(t *testing.T) {
 				t.Fatalf("the probers saw no leak or loss from %s", name)
 			}
 		})
+	}
+}
+
+// With the VPC link down the kernel deletes the steered routes with it;
+// before any router reacts, the prefix must fail closed, not fall through
+// to main and leave with the node's public address.
+func TestVPCLinkDownFailsClosedBeforeTheRouterReacts(t *testing.T) {
+	w := netlab.NewWorld(t)
+	k := newKernel(t, w.Node)
+	if _, err := k.Apply(Compute(worldInput(primaryRoute))); err != nil {
+		t.Fatal(err)
+	}
+	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
+		t.Fatalf("echo saw %s", got)
+	}
+	w.Node.IP(t, "link", "set", "vpc0", "down")
+	p := netlab.StartProber(t, w.Node, time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
+	sent, by, _ := p.Result(200 * time.Millisecond)
+	if len(by) != 0 || sent == 0 {
+		t.Fatalf("link down: sent %d, answers by source %v: want none", sent, by)
+	}
+	out, err := exec.Command("ip", "-n", w.Node.Name, "route", "get", netlab.EchoAddr).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No route to host") {
+		t.Fatalf("route get %s: %v %s", netlab.EchoAddr, err, out)
 	}
 }

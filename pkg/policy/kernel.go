@@ -379,9 +379,22 @@ func (k *Kernel) kernelRoutes(d Desired) ([]netlink.Route, []uint32, []nexthop, 
 	for _, r := range d.Routes {
 		out = append(out, k.route(r, link, d.Src))
 		nhids = append(nhids, ids[r.Group]) // 0 for throw routes: no group
+		if r.Kind == Via {
+			// The kernel deletes a route with its link when the link goes
+			// down; this one, behind it in the same table, has no link and
+			// stays: until the router reacts, the prefix fails closed
+			// instead of falling through to main and the public address.
+			guard := k.route(Route{Prefix: r.Prefix, Kind: Unreachable}, 0, netip.Addr{})
+			guard.Priority = guardMetric
+			out = append(out, guard)
+			nhids = append(nhids, 0)
+		}
 	}
 	return out, nhids, nhs, nil
 }
+
+// guardMetric ranks the fail-closed route behind the steered one.
+const guardMetric = 1024
 
 func (k *Kernel) route(r Route, link int, src netip.Addr) netlink.Route {
 	nr := netlink.Route{
@@ -422,7 +435,7 @@ func routeKey(r netlink.Route) string {
 	if r.Dst != nil {
 		dst = r.Dst.String()
 	}
-	return fmt.Sprintf("%d %s %s %s %d", r.Type, dst, r.Gw, r.Src, r.LinkIndex)
+	return fmt.Sprintf("%d %s %s %s %d %d", r.Type, dst, r.Gw, r.Src, r.LinkIndex, r.Priority)
 }
 
 func sameRoutes(have, want []netlink.Route) bool {

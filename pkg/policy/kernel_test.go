@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"github.com/staticroute/staticroute/test/netlab"
-
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -18,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/netlab"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

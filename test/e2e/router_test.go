@@ -172,6 +172,25 @@ metadata: {name: node-b}
 		waitAnswer(t, w.Node, netlab.GwAPublic)
 	})
 
+	t.Run("the VPC link down fails closed and is reported; up again restores steering", func(t *testing.T) {
+		w.Node.IP(t, "link", "set", "vpc0", "down")
+		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+			s := nodeState(t, cp, "node-a")
+			if len(s.Status.Groups) != 1 || s.Status.Groups[0].State != v1.NodeGroupGatewayNotOnLink {
+				return fmt.Errorf("node state %+v", s.Status.Groups)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := netlab.Answers(t, w.Node); got != "no answer" {
+			t.Fatalf("with the VPC link down the echo saw %s", got)
+		}
+		w.Node.IP(t, "link", "set", "vpc0", "up")
+		waitAnswer(t, w.Node, netlab.GwAPublic)
+	})
+
 	t.Run("a router killed and restarted under traffic drops and leaks nothing", func(t *testing.T) {
 		p := netlab.StartProber(t, w.Node, time.Millisecond)
 		time.Sleep(100 * time.Millisecond)
