@@ -1,12 +1,9 @@
 package policy
 
 import (
-	"os/exec"
-
-	"github.com/staticroute/staticroute/test/netlab"
-
 	"net"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/netlab"
 )
 
 // worldInput is what the router in the world's node would compute from.

@@ -2,14 +2,14 @@ package policy
 
 import (
 	"fmt"
-	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/test/netlab"
-
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/netlab"
 )
 
 func newFirewall(t *testing.T, n *netlab.NS) *Firewall {
