@@ -224,7 +224,7 @@ func run(ctx context.Context, o options) error {
 	}
 	r := &router.Reconciler{
 		Client: mgr.GetClient(), Kernel: kernel, Firewall: fw, Config: cfg, Metrics: metrics,
-		Reporter: &router.Reporter{Client: mgr.GetClient()},
+		Reporter: &router.Reporter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("staticroute-node-router")},
 	}
 	kernelEvents := make(chan event.GenericEvent, 1)
 	// Any link change, or a route change in our tables, may have taken

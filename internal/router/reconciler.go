@@ -80,8 +80,10 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	facts.Labels = node.Labels
 	facts.PodLinks = r.Config.PodLinks
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute}
+	byName := make(map[string]*v1.StaticRoute, len(routes.Items))
 	for i := range routes.Items {
 		in.Routes = append(in.Routes, &routes.Items[i])
+		byName[routes.Items[i].Name] = &routes.Items[i]
 	}
 	d := policy.Compute(in)
 
@@ -106,7 +108,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			r.Metrics.resetTraffic()
 		}
 	}
-	if err := r.Reporter.Report(ctx, &node, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
+	if err := r.Reporter.Report(ctx, &node, byName, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
 		log.Error(err, "writing the node state")
 	}
 	if err := firstErr(applyErr, fwErr); err != nil {

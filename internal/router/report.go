@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
@@ -25,15 +27,20 @@ const FieldOwner = "staticroute-node-router"
 // memory, and a restart writes once.
 type Reporter struct {
 	Client client.Client
+	// Events, if set, records an Event on a group's active StaticRoute
+	// when the group's state on this node changes, and only then.
+	Events events.EventRecorder
 	last   *v1.StaticRouteNodeStateStatus
 }
 
-// Report writes what the router did for node.
-func (p *Reporter) Report(ctx context.Context, node *corev1.Node, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
+// Report writes what the router did for node; routes are the StaticRoutes
+// by name, for events.
+func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[string]*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
 	status := nodeStatus(d, facts, cluster, applyErr)
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
 	}
+	p.recordTransitions(node, routes, status)
 	// A condition keeps its transition time while its status holds.
 	for i := range status.Conditions {
 		c := &status.Conditions[i]
@@ -58,6 +65,36 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, d policy.Desir
 	}
 	p.last = &status
 	return nil
+}
+
+func (p *Reporter) recordTransitions(node *corev1.Node, routes map[string]*v1.StaticRoute, status v1.StaticRouteNodeStateStatus) {
+	if p.Events == nil {
+		return
+	}
+	for _, g := range status.Groups {
+		if p.last != nil {
+			i := slices.IndexFunc(p.last.Groups, func(o v1.NodeGroupState) bool { return o.Group == g.Group })
+			if i >= 0 && p.last.Groups[i].State == g.State && p.last.Groups[i].ActiveMember == g.ActiveMember && p.last.Groups[i].Gateway == g.Gateway {
+				continue
+			}
+		}
+		sr, ok := routes[g.ActiveMember]
+		if !ok {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if g.State != v1.NodeGroupApplied {
+			kind = corev1.EventTypeWarning
+		}
+		note := fmt.Sprintf("node %s: group %s via %s: %s", node.Name, g.Group, g.Gateway, g.State)
+		if g.Message != "" {
+			note += ": " + g.Message
+		}
+		if len(note) > 1000 {
+			note = note[:1000]
+		}
+		p.Events.Eventf(sr, node, kind, g.State, "Route", "%s", note)
+	}
 }
 
 // nodeStatus is the report for one desired state. It holds no timestamps
@@ -101,8 +138,35 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, ap
 	if applyErr != nil {
 		ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionFalse, Reason: "ApplyFailed", Message: applyErr.Error()}
 	}
-	s.Conditions = []metav1.Condition{ready}
+	s.Conditions = []metav1.Condition{ready, externalAgents(d, facts)}
 	return s
+}
+
+// externalAgents reports main-table routes via a gateway to addresses we
+// steer: left over by the old operator (delete them), or written by another
+// agent (the DOKS routing agent) that also steers them. Routes inside a
+// carve-out (a CNI's routes to other nodes' pods) are not ours to judge.
+func externalAgents(d policy.Desired, facts policy.Node) metav1.Condition {
+	inside := func(kind policy.Kind, m netip.Prefix) bool {
+		return slices.ContainsFunc(d.Routes, func(r policy.Route) bool {
+			return r.Kind == kind && r.Prefix.Bits() <= m.Bits() && r.Prefix.Contains(m.Addr())
+		})
+	}
+	var clash []string
+	for _, m := range facts.MainVia {
+		if inside(policy.Via, m) && !inside(policy.Throw, m) {
+			clash = append(clash, m.String())
+		}
+	}
+	if len(clash) == 0 {
+		return metav1.Condition{Type: "ExternalAgentConflict", Status: metav1.ConditionFalse, Reason: "None", Message: "no other route steers these destinations"}
+	}
+	slices.Sort(clash)
+	if len(clash) > 5 {
+		clash = append(clash[:5], fmt.Sprintf("and %d more", len(clash)-5))
+	}
+	return metav1.Condition{Type: "ExternalAgentConflict", Status: metav1.ConditionTrue, Reason: "MainTableRoutes",
+		Message: "the main table also routes " + strings.Join(clash, ", ") + " via a gateway (the old k8s-staticroute-operator's routes, or another agent's): ours take precedence by rule; delete those routes or stop that agent"}
 }
 
 // withoutTimes is a report with its conditions' times cleared, to compare.

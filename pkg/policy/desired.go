@@ -73,6 +73,9 @@ type Node struct {
 	OnLink []netip.Prefix
 	// Connected are the main table's connected routes on every link.
 	Connected []netip.Prefix
+	// MainVia are the main table's routes via a gateway (other than the
+	// default route): the old operator's, or another agent's.
+	MainVia []netip.Prefix
 	// PodLinks name the pods' interfaces; a trailing "*" matches a name
 	// prefix (lxc*, cali*, veth*). Connections arriving on them or on the
 	// VPC link are not "from outside".

@@ -56,6 +56,14 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 		return n, fmt.Errorf("listing the main table: %w", err)
 	}
 	for _, r := range routes {
+		if r.Dst != nil && r.Gw != nil {
+			if p, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok {
+				ones, _ := r.Dst.Mask.Size()
+				if ones > 0 {
+					n.MainVia = append(n.MainVia, netip.PrefixFrom(p, ones).Masked())
+				}
+			}
+		}
 		if r.Dst == nil || r.Gw != nil || r.Scope != netlink.SCOPE_LINK || len(r.MultiPath) > 0 {
 			continue
 		}

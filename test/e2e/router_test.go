@@ -152,6 +152,26 @@ metadata: {name: node-b}
 		t.Logf("kubectl get sr -o wide:\n%s", cp.MustKubectl(t, nil, "get", "sr", "-o", "wide"))
 	})
 
+	t.Run("the node's switch to the new member is one Event on it, not one per resync", func(t *testing.T) {
+		count := func() int {
+			out := cp.MustKubectl(t, nil, "get", "events.events.k8s.io", "-n", "default", "-o", "jsonpath={range .items[?(@.regarding.name==\"secondary\")]}{.reason} {.note}{\"\\n\"}{end}")
+			return strings.Count(out, "Applied node node-a: group primary via 198.51.100.12: Applied")
+		}
+		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+			if n := count(); n != 1 {
+				return fmt.Errorf("%d events", n)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2500 * time.Millisecond) // two resyncs
+		if n := count(); n != 1 {
+			t.Fatalf("%d events after two resyncs, want still 1", n)
+		}
+	})
+
 	t.Run("failback by deleting the newer member", func(t *testing.T) {
 		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary")
 		waitAnswer(t, w.Node, netlab.GwAPublic)

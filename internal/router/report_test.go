@@ -1,0 +1,97 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+func TestNodeStatus(t *testing.T) {
+	gw := netip.MustParseAddr("198.51.100.4")
+	d := policy.Desired{
+		Groups: []policy.Group{{Name: "primary", Active: "primary", Gateway: gw, State: v1.NodeGroupApplied, Prefixes: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}},
+		Routes: []policy.Route{
+			{Prefix: netip.MustParsePrefix("0.0.0.0/0"), Kind: policy.Via, Gateway: gw, Group: "primary"},
+			{Prefix: netip.MustParsePrefix("198.18.64.0/18"), Kind: policy.Throw},
+		},
+	}
+	vpc := netip.MustParsePrefix("198.51.100.0/24")
+	facts := policy.Node{VPCLink: "vpc0", OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}}
+	cluster := validate.Config{VPC: []netip.Prefix{vpc}}
+	tests := map[string]struct {
+		facts    policy.Node
+		cluster  validate.Config
+		applyErr error
+		check    func(t *testing.T, s v1.StaticRouteNodeStateStatus)
+	}{
+		"an applied group is reported with its gateway and prefixes": {
+			facts: facts, cluster: cluster,
+			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
+				g := s.Groups[0]
+				if s.AppliedCount != 1 || g.State != v1.NodeGroupApplied || g.Gateway != "198.51.100.4" || g.Prefixes[0] != "0.0.0.0/0" {
+					t.Errorf("%+v", s)
+				}
+				if !meta.IsStatusConditionTrue(s.Conditions, "Ready") || !meta.IsStatusConditionFalse(s.Conditions, "ExternalAgentConflict") {
+					t.Errorf("conditions %+v", s.Conditions)
+				}
+			},
+		},
+		"a failed apply marks every group and Ready false": {
+			facts: facts, cluster: cluster, applyErr: errors.New("netlink: boom"),
+			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
+				if s.Groups[0].State != v1.NodeGroupError || !meta.IsStatusConditionFalse(s.Conditions, "Ready") {
+					t.Errorf("%+v", s)
+				}
+			},
+		},
+		"the old operator's leftover main-table route is reported": {
+			facts: func() policy.Node {
+				f := facts
+				f.MainVia = []netip.Prefix{netip.MustParsePrefix("192.0.2.7/32")}
+				return f
+			}(),
+			cluster: cluster,
+			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
+				c := meta.FindStatusCondition(s.Conditions, "ExternalAgentConflict")
+				if c == nil || c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "192.0.2.7/32") {
+					t.Errorf("%+v", c)
+				}
+			},
+		},
+		"a CNI's main-table route inside a carve-out is not a conflict": {
+			facts: func() policy.Node {
+				f := facts
+				f.MainVia = []netip.Prefix{netip.MustParsePrefix("198.18.65.0/24")}
+				return f
+			}(),
+			cluster: cluster,
+			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
+				if !meta.IsStatusConditionFalse(s.Conditions, "ExternalAgentConflict") {
+					t.Errorf("%+v", s.Conditions)
+				}
+			},
+		},
+		"a VPC CIDR flag that the VPC link is not connected to is a mismatch": {
+			facts:   facts,
+			cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
+				if len(s.ClusterRanges.Mismatches) != 1 || !strings.Contains(s.ClusterRanges.Mismatches[0], "203.0.113.0/24 is not connected on vpc0") {
+					t.Errorf("%+v", s.ClusterRanges)
+				}
+			},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, tc.applyErr))
+		})
+	}
+}
