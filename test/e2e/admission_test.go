@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/test/corpus"
 	"github.com/staticroute/staticroute/test/framework"
 )
@@ -263,6 +268,47 @@ spec: {destinations: ["198.51.100.0/24"], gateway: "10.116.0.4"}
 			}
 			e.reset(t)
 		}
+	})
+
+	t.Run("a rotated serving certificate is served without a restart", func(t *testing.T) {
+		b, err := certs.New(certs.Options{DNSNames: []string{"staticroute-webhook.staticroute-system.svc"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pemBlock, _ := pem.Decode(b.Cert)
+		want, err := x509.ParseCertificate(pemBlock.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := e.webhook.Pid()
+		if err := b.WriteDir(e.webhook.CertDir); err != nil {
+			t.Fatal(err)
+		}
+		err = framework.Eventually(context.Background(), 30*time.Second, func() error {
+			conn, err := tls.Dial("tcp", framework.WebhookAddr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			if got := conn.ConnectionState().PeerCertificates[0].SerialNumber; got.Cmp(want.SerialNumber) != 0 {
+				return fmt.Errorf("still serving serial %s", got)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.webhook.Pid() != pid || e.webhook.Exited() {
+			t.Fatal("the webhook restarted")
+		}
+		// TLS below 1.2 is refused.
+		if conn, err := tls.Dial("tcp", framework.WebhookAddr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+			conn.Close()
+			t.Error("the webhook accepted TLS 1.1")
+		}
+		// The API server trusts the new CA once it is injected.
+		e.cp.Install(t, b.CA)
+		waitWebhookAnswers(t, e)
 	})
 
 	t.Run("with the webhook stopped, CEL still rejects malformed addresses and gateway edits, and nothing unchecked gets in", func(t *testing.T) {

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/staticroute/staticroute/test/framework"
-	"github.com/staticroute/staticroute/test/netlab"
 )
 
 // BenchmarkRouterWith1000Routes runs the real router in the tutorial's node
@@ -19,15 +18,9 @@ import (
 // the time from the last create to the kernel holding every prefix.
 // One run is the measurement: -benchtime 1x.
 func BenchmarkRouterWith1000Routes(b *testing.B) {
-	framework.RequireRoot(b)
-	cp := framework.StartControlPlane(b)
-	certDir, ca := framework.NewWebhookCerts(b)
-	cp.Install(b, ca)
-	framework.StartWebhook(b, cp, certDir, worldFlags...)
-	w := netlab.NewWorld(b)
-	cp.MustKubectl(b, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\n"), "create", "-f", "-")
-	kubeconfig := framework.NodeAccess(b, cp, w.Node, "node-a")
-	router := framework.StartRouter(b, kubeconfig, w.Node, append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...)...)
+	env := startWorldCluster(b, "")
+	cp, w := env.cp, env.w
+	router := framework.StartRouter(b, env.kubeconfig, w.Node, env.routerArgs...)
 
 	var docs []string
 	for i := range 1000 {

@@ -62,23 +62,40 @@ func nodeState(t *testing.T, cp *framework.ControlPlane, node string) v1.StaticR
 	return s
 }
 
-// TestNodeRouter runs the real router binary inside the tutorial's node,
-// unprivileged but for CAP_NET_ADMIN, against a real API server, and plays
-// the tutorial: primary, failover under traffic, failback, drift, restart
-// under traffic, SIGTERM, --cleanup.
-func TestNodeRouter(t *testing.T) {
+// worldCluster is a real API server with config/test installed and the
+// webhook running, the tutorial's world in namespaces, and its node
+// registered as Node node-a (with the given labels) with access to the API
+// server from inside its namespace.
+type worldCluster struct {
+	cp         *framework.ControlPlane
+	w          *netlab.World
+	kubeconfig string   // node-a's router credentials
+	routerArgs []string // the router flags for node-a
+}
+
+func startWorldCluster(t testing.TB, labels string) *worldCluster {
+	t.Helper()
 	framework.RequireRoot(t)
 	cp := framework.StartControlPlane(t)
 	certDir, ca := framework.NewWebhookCerts(t)
 	cp.Install(t, ca)
 	framework.StartWebhook(t, cp, certDir, worldFlags...)
 	w := netlab.NewWorld(t)
-	cp.MustKubectl(t, []byte(`apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {pool: egress}}
-`), "create", "-f", "-")
-	args := append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...)
-	kubeconfig := framework.NodeAccess(t, cp, w.Node, "node-a")
+	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {"+labels+"}}\n"), "create", "-f", "-")
+	return &worldCluster{
+		cp: cp, w: w,
+		kubeconfig: framework.NodeAccess(t, cp, w.Node, "node-a"),
+		routerArgs: append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...),
+	}
+}
+
+// TestNodeRouter runs the real router binary inside the tutorial's node,
+// unprivileged but for CAP_NET_ADMIN, against a real API server, and plays
+// the tutorial: primary, failover under traffic, failback, drift, restart
+// under traffic, SIGTERM, --cleanup.
+func TestNodeRouter(t *testing.T) {
+	env := startWorldCluster(t, "pool: egress")
+	cp, w, kubeconfig, args := env.cp, env.w, env.kubeconfig, env.routerArgs
 	router := framework.StartRouter(t, kubeconfig, w.Node, args...)
 
 	if got := netlab.Answers(t, w.Node); got != netlab.NodePublic {
