@@ -4,11 +4,17 @@ package roottest
 
 import (
 	"os"
-	"testing"
 )
 
+// T is the part of testing.TB Require needs.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Skip(args ...any)
+}
+
 // Require fails (under CI=true) or skips a test that needs root.
-func Require(t testing.TB) {
+func Require(t T) {
 	t.Helper()
 	if os.Geteuid() == 0 {
 		return

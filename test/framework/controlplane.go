@@ -1,13 +1,14 @@
 package framework
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -32,7 +33,7 @@ type ControlPlane struct {
 
 // StartControlPlane starts etcd and kube-apiserver from ./bin and stops them
 // at cleanup.
-func StartControlPlane(t testing.TB) *ControlPlane {
+func StartControlPlane(t tb.T) *ControlPlane {
 	t.Helper()
 	root, err := Root()
 	if err != nil {
@@ -62,7 +63,7 @@ func StartControlPlane(t testing.TB) *ControlPlane {
 
 // Client returns a controller-runtime client, as the administrator, that
 // knows the project's kinds.
-func (c *ControlPlane) Client(t testing.TB) client.Client {
+func (c *ControlPlane) Client(t tb.T) client.Client {
 	t.Helper()
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
@@ -82,7 +83,7 @@ func (c *ControlPlane) Client(t testing.TB) client.Client {
 // and returns its path. A name of the form
 // system:serviceaccount:NS:NAME is matched by RBAC bindings to that
 // ServiceAccount.
-func (c *ControlPlane) UserKubeconfig(t testing.TB, name string, groups ...string) string {
+func (c *ControlPlane) UserKubeconfig(t tb.T, name string, groups ...string) string {
 	t.Helper()
 	u, err := c.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	if err != nil {
@@ -120,7 +121,7 @@ func (c *ControlPlane) Kubectl(ctx context.Context, stdin []byte, args ...string
 }
 
 // MustKubectl runs kubectl and fails the test if it fails.
-func (c *ControlPlane) MustKubectl(t testing.TB, stdin []byte, args ...string) string {
+func (c *ControlPlane) MustKubectl(t tb.T, stdin []byte, args ...string) string {
 	t.Helper()
 	r := c.Kubectl(context.Background(), stdin, args...)
 	if r.Err != nil {
@@ -131,7 +132,7 @@ func (c *ControlPlane) MustKubectl(t testing.TB, stdin []byte, args ...string) s
 
 // Install renders config/test with kubectl, injects the CA of the webhook's
 // certificate into it and applies it, then waits for the CRDs.
-func (c *ControlPlane) Install(t testing.TB, caPEM []byte) {
+func (c *ControlPlane) Install(t tb.T, caPEM []byte) {
 	t.Helper()
 	root, err := Root()
 	if err != nil {

@@ -4,6 +4,8 @@
 package framework
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -39,7 +41,7 @@ func Root() (string, error) {
 
 // Bin returns the path of a binary in ./bin and fails the test if it is not
 // built: `make tools build` builds them all.
-func Bin(t testing.TB, name string) string {
+func Bin(t tb.T, name string) string {
 	t.Helper()
 	root, err := Root()
 	if err != nil {
@@ -63,7 +65,7 @@ type Process struct {
 
 // Start runs a binary in the background, logging its output into the test
 // log when the test fails, and stops it at cleanup.
-func Start(t testing.TB, name string, args ...string) *Process {
+func Start(t tb.T, name string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Name: filepath.Base(name), done: make(chan struct{}), log: &lockedWriter{buf: &bytes.Buffer{}}}
 	p.cmd = exec.Command(name, args...)

@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -8,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"testing"
 
 	"github.com/staticroute/staticroute/test/netlab"
 )
@@ -22,7 +23,7 @@ const RouterServiceAccount = "system:serviceaccount:staticroute-system:staticrou
 // bound to a Pod whose spec.nodeName is the node, as the kubelet would get
 // for the DaemonSet's Pod. That token carries the node's name, which the
 // node-state admission policy checks. Call it once per node.
-func NodeAccess(t testing.TB, cp *ControlPlane, node *netlab.NS, nodeName string) string {
+func NodeAccess(t tb.T, cp *ControlPlane, node *netlab.NS, nodeName string) string {
 	t.Helper()
 	u, err := url.Parse(cp.Config.Host)
 	if err != nil {
@@ -63,7 +64,7 @@ current-context: e2e
 
 // RouterToken makes the router Pod of a node (an object only: no kubelet
 // runs it) and a token bound to it, through the TokenRequest API.
-func RouterToken(t testing.TB, cp *ControlPlane, nodeName string) string {
+func RouterToken(t tb.T, cp *ControlPlane, nodeName string) string {
 	t.Helper()
 	pod := "staticroute-node-router-" + nodeName
 	cp.MustKubectl(t, []byte(fmt.Sprintf(`apiVersion: v1
@@ -84,7 +85,7 @@ spec:
 
 // RouterCommand is the command line that runs the node-router binary inside
 // a node's namespace as nobody with only CAP_NET_ADMIN, for `ip`.
-func RouterCommand(t testing.TB, node *netlab.NS, args ...string) []string {
+func RouterCommand(t tb.T, node *netlab.NS, args ...string) []string {
 	return append([]string{"netns", "exec", node.Name,
 		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--bounding-set=-all,+net_admin",
@@ -93,7 +94,7 @@ func RouterCommand(t testing.TB, node *netlab.NS, args ...string) []string {
 
 // StartRouter runs the real node-router inside a node's namespace with the
 // kubeconfig from NodeAccess.
-func StartRouter(t testing.TB, kubeconfig string, node *netlab.NS, args ...string) *Process {
+func StartRouter(t tb.T, kubeconfig string, node *netlab.NS, args ...string) *Process {
 	t.Helper()
 	args = append([]string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0", "--health-probe-bind-address", "0"}, args...)
 	return Start(t, "ip", RouterCommand(t, node, args...)...)

@@ -1,12 +1,13 @@
 package framework
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/staticroute/staticroute/certs"
@@ -31,7 +32,7 @@ type Webhook struct {
 
 // NewWebhookCerts makes the webhook's CA and serving certificate for
 // WebhookAddr in a temporary folder.
-func NewWebhookCerts(t testing.TB) (dir string, ca []byte) {
+func NewWebhookCerts(t tb.T) (dir string, ca []byte) {
 	t.Helper()
 	b, err := certs.New(certs.Options{DNSNames: []string{"staticroute-webhook.staticroute-system.svc"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}})
 	if err != nil {
@@ -46,7 +47,7 @@ func NewWebhookCerts(t testing.TB) (dir string, ca []byte) {
 
 // StartWebhook runs the real webhook binary, as the webhook's
 // ServiceAccount, and waits until the API server gets answers from it.
-func StartWebhook(t testing.TB, cp *ControlPlane, certDir string, args ...string) *Webhook {
+func StartWebhook(t tb.T, cp *ControlPlane, certDir string, args ...string) *Webhook {
 	t.Helper()
 	w := &Webhook{cp: cp, CertDir: certDir, args: args, kc: cp.UserKubeconfig(t, WebhookServiceAccount)}
 	w.Restart(t)
@@ -54,7 +55,7 @@ func StartWebhook(t testing.TB, cp *ControlPlane, certDir string, args ...string
 }
 
 // Restart starts the webhook again (after Stop).
-func (w *Webhook) Restart(t testing.TB) {
+func (w *Webhook) Restart(t tb.T) {
 	t.Helper()
 	w.probeAddr = freeAddr(t)
 	host, port, _ := net.SplitHostPort(WebhookAddr)
@@ -103,7 +104,7 @@ spec:
   gateway: "10.116.0.4"
 `
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t tb.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

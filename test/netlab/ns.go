@@ -5,6 +5,8 @@
 package netlab
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"fmt"
 	"io"
 	"net"
@@ -13,7 +15,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"testing"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -33,9 +34,13 @@ type NS struct {
 }
 
 // New makes a namespace with loopback up.
-func New(t testing.TB) *NS {
+func New(t tb.T) *NS {
 	t.Helper()
-	roottest.Require(t)
+	if sk, ok := t.(roottest.T); ok {
+		roottest.Require(sk)
+	} else if os.Geteuid() != 0 {
+		t.Fatal("network namespaces need root")
+	}
 	name := fmt.Sprintf("srtest-%d-%d", os.Getpid(), nsCounter.Add(1))
 
 	// NewNamed moves the calling thread into the new namespace: keep the
@@ -79,7 +84,7 @@ func New(t testing.TB) *NS {
 	return n
 }
 
-func (n *NS) Must(t testing.TB, err error) {
+func (n *NS) Must(t tb.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +93,7 @@ func (n *NS) Must(t testing.TB, err error) {
 
 // Stub adds an up link with an address: one end of a veth pair whose other
 // end (NAME-peer) stays in the namespace too (this kernel has no dummy).
-func (n *NS) Stub(t testing.TB, name, cidr string) netlink.Link {
+func (n *NS) Stub(t tb.T, name, cidr string) netlink.Link {
 	t.Helper()
 	l := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "-peer"}
 	n.Must(t, n.NL.LinkAdd(l))
@@ -105,7 +110,7 @@ func (n *NS) Stub(t testing.TB, name, cidr string) netlink.Link {
 }
 
 // IP runs iproute2 against the namespace.
-func (n *NS) IP(t testing.TB, args ...string) string {
+func (n *NS) IP(t tb.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"-n", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
@@ -115,7 +120,7 @@ func (n *NS) IP(t testing.TB, args ...string) string {
 }
 
 // Exec runs a command inside the namespace.
-func (n *NS) Exec(t testing.TB, args ...string) string {
+func (n *NS) Exec(t tb.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
@@ -124,12 +129,12 @@ func (n *NS) Exec(t testing.TB, args ...string) string {
 	return string(out)
 }
 
-func (n *NS) Sysctl(t testing.TB, key, value string) {
+func (n *NS) Sysctl(t tb.T, key, value string) {
 	t.Helper()
 	n.Exec(t, "sysctl", "-q", "-w", key+"="+value)
 }
 
-func (n *NS) NFT(t testing.TB, ruleset string) {
+func (n *NS) NFT(t tb.T, ruleset string) {
 	t.Helper()
 	cmd := exec.Command("ip", "netns", "exec", n.Name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(ruleset)
@@ -140,7 +145,7 @@ func (n *NS) NFT(t testing.TB, ruleset string) {
 
 // InNS runs f on a thread inside ns, so that sockets f opens belong to ns;
 // the thread returns to its namespace before it is unlocked.
-func InNS(t testing.TB, n *NS, f func() error) {
+func InNS(t tb.T, n *NS, f func() error) {
 	t.Helper()
 	runtime.LockOSThread()
 	orig, err := netns.Get()
@@ -167,7 +172,7 @@ func InNS(t testing.TB, n *NS, f func() error) {
 // dialled from the test's own namespace: a process inside n can then reach a
 // server on the root namespace's loopback (an API server) without a link
 // between them.
-func Forward(t testing.TB, n *NS, listen, target string) {
+func Forward(t tb.T, n *NS, listen, target string) {
 	t.Helper()
 	var l net.Listener
 	InNS(t, n, func() (err error) {

@@ -1,18 +1,19 @@
 package netlab
 
 import (
+	"github.com/staticroute/staticroute/test/tb"
+
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"sync"
-	"testing"
 	"time"
 )
 
 // StartEcho answers every UDP probe with its payload and the source address
 // it saw.
-func StartEcho(t testing.TB, n *NS) {
+func StartEcho(t tb.T, n *NS) {
 	var conn net.PacketConn
 	InNS(t, n, func() (err error) {
 		conn, err = net.ListenPacket("udp4", fmt.Sprintf("%s:%d", EchoAddr, EchoPort))
@@ -45,7 +46,7 @@ type Prober struct {
 	every time.Duration
 }
 
-func StartProber(t testing.TB, n *NS, every time.Duration) *Prober {
+func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 	p := &Prober{seen: map[uint64]netip.Addr{}, stop: make(chan struct{}), every: every}
 	InNS(t, n, func() (err error) {
 		p.conn, err = net.ListenPacket("udp4", ":0")
@@ -108,7 +109,7 @@ func (p *Prober) Result(settle time.Duration) (sent int, by map[string]int, lost
 
 // Answers sends one probe at a time until one comes back, and returns the
 // source address the echo saw.
-func Answers(t testing.TB, n *NS) string {
+func Answers(t tb.T, n *NS) string {
 	t.Helper()
 	p := StartProber(t, n, 20*time.Millisecond)
 	deadline := time.Now().Add(5 * time.Second)

@@ -3,35 +3,58 @@ package netlab
 import (
 	"fmt"
 	"sync/atomic"
-	"testing"
+
+	"github.com/staticroute/staticroute/test/tb"
 )
 
 // World is the tutorial's world in namespaces: a switch with a VPC bridge
-// and a public bridge; a node with a public and a VPC interface and strict
-// rp_filter; a pod behind the node, masqueraded as a CNI does; two NAT
-// gateways that masquerade only VPC sources to their own public address;
-// and an "internet" that owns the echo address and answers with the
-// source address it sees. An answer naming the node's own public address
-// is a leak.
+// and a public bridge; nodes with a public and a VPC interface and strict
+// rp_filter; a pod behind the first node, masqueraded as a CNI does; two
+// NAT gateways that masquerade only VPC sources to their own public
+// address; and an "internet" that owns the echo address and answers with
+// the source address it sees. An answer naming a node's own public address
+// is a leak. Every role has its own address block:
 //
-//	VPC 198.51.100.0/24: node .10, gateway A .4, gateway B .12
-//	public 203.0.113.0/26: internet .1 (the node's default gateway),
-//	  node .10, gateway A .20, gateway B .21
-//	pod 198.18.64.2/24 behind the node (198.18.64.1); echo 192.0.2.7
+//	VPC 198.51.100.0/24: gateway A .4, gateway B .12, node i .100+i
+//	public 203.0.113.0/26: internet .1 (the nodes' default gateway),
+//	  node i .10+i, gateway A .50, gateway B .51
+//	pod 198.18.64.2/24 behind node 0 (198.18.64.1); echo 192.0.2.7
 type World struct {
-	Switch, Node, Pod, GwA, GwB, Inet *NS
+	Switch, Pod, GwA, GwB, Inet *NS
+	Nodes                       []*NS
+	Node                        *NS // Nodes[0], the one with the pod
 }
 
+// Addresses of the world that tests and the demo name.
 const (
 	EchoAddr   = "192.0.2.7"
 	EchoPort   = 7007
-	NodePublic = "203.0.113.10"
-	GwAPublic  = "203.0.113.20"
-	GwBPublic  = "203.0.113.21"
+	NodePublic = "203.0.113.10" // node 0's
+	GwAPublic  = "203.0.113.50"
+	GwBPublic  = "203.0.113.51"
+	GwAVPC     = "198.51.100.4"
+	GwBVPC     = "198.51.100.12"
+	MaxNodes   = 40
 )
 
-func NewWorld(t testing.TB) *World {
-	w := &World{Switch: New(t), Node: New(t), Pod: New(t), GwA: New(t), GwB: New(t), Inet: New(t)}
+// NodeVPC and NodePublicAddr are node i's addresses.
+func NodeVPC(i int) string        { return fmt.Sprintf("198.51.100.%d", 100+i) }
+func NodePublicAddr(i int) string { return fmt.Sprintf("203.0.113.%d", 10+i) }
+
+// NewWorld builds the world with one node.
+func NewWorld(t tb.T) *World { return NewWorldN(t, 1) }
+
+// NewWorldN builds the world with n nodes (at most MaxNodes).
+func NewWorldN(t tb.T, n int) *World {
+	t.Helper()
+	if n < 1 || n > MaxNodes {
+		t.Fatalf("a world holds 1 to %d nodes, not %d", MaxNodes, n)
+	}
+	w := &World{Switch: New(t), Pod: New(t), GwA: New(t), GwB: New(t), Inet: New(t)}
+	for range n {
+		w.Nodes = append(w.Nodes, New(t))
+	}
+	w.Node = w.Nodes[0]
 	w.Switch.IP(t, "link", "add", "br-vpc", "type", "bridge")
 	w.Switch.IP(t, "link", "add", "br-pub", "type", "bridge")
 	w.Switch.IP(t, "link", "set", "br-vpc", "up")
@@ -43,29 +66,29 @@ func NewWorld(t testing.TB) *World {
 		host.IP(t, "addr", "add", cidr, "dev", ifname)
 		host.IP(t, "link", "set", ifname, "up")
 	}
-	plug(w.Node, "vpc0", "br-vpc", "198.51.100.10/24")
-	plug(w.Node, "pub0", "br-pub", NodePublic+"/26")
-	plug(w.GwA, "vpc", "br-vpc", "198.51.100.4/24")
+	for i, node := range w.Nodes {
+		plug(node, "vpc0", "br-vpc", NodeVPC(i)+"/24")
+		plug(node, "pub0", "br-pub", NodePublicAddr(i)+"/26")
+		node.IP(t, "route", "add", "default", "via", "203.0.113.1", "dev", "pub0")
+		node.Sysctl(t, "net.ipv4.ip_forward", "1")
+		for _, l := range []string{"all", "default", "vpc0", "pub0"} {
+			node.Sysctl(t, "net.ipv4.conf."+l+".rp_filter", "1")
+		}
+	}
+	plug(w.GwA, "vpc", "br-vpc", GwAVPC+"/24")
 	plug(w.GwA, "pub", "br-pub", GwAPublic+"/26")
-	plug(w.GwB, "vpc", "br-vpc", "198.51.100.12/24")
+	plug(w.GwB, "vpc", "br-vpc", GwBVPC+"/24")
 	plug(w.GwB, "pub", "br-pub", GwBPublic+"/26")
 	plug(w.Inet, "pub", "br-pub", "203.0.113.1/26")
 
-	// The pod, masqueraded by the node like a CNI does.
+	// The pod, masqueraded by its node like a CNI does.
 	w.Node.IP(t, "link", "add", "name", "pod0", "type", "veth", "peer", "name", "eth0", "netns", w.Pod.Name)
 	w.Node.IP(t, "addr", "add", "198.18.64.1/24", "dev", "pod0")
 	w.Node.IP(t, "link", "set", "pod0", "up")
+	w.Node.Sysctl(t, "net.ipv4.conf.pod0.rp_filter", "1")
 	w.Pod.IP(t, "addr", "add", "198.18.64.2/24", "dev", "eth0")
 	w.Pod.IP(t, "link", "set", "eth0", "up")
 	w.Pod.IP(t, "route", "add", "default", "via", "198.18.64.1")
-
-	w.Node.IP(t, "route", "add", "default", "via", "203.0.113.1", "dev", "pub0")
-	w.Node.Sysctl(t, "net.ipv4.ip_forward", "1")
-	w.Node.Sysctl(t, "net.ipv4.conf.all.rp_filter", "1")
-	w.Node.Sysctl(t, "net.ipv4.conf.default.rp_filter", "1")
-	for _, l := range []string{"vpc0", "pub0", "pod0"} {
-		w.Node.Sysctl(t, "net.ipv4.conf."+l+".rp_filter", "1")
-	}
 	w.Node.NFT(t, `table ip cni {
   chain post { type nat hook postrouting priority 100; ip saddr 198.18.64.0/24 oifname != "pod0" masquerade; }
 }`)
@@ -80,7 +103,7 @@ func NewWorld(t testing.TB) *World {
 
 	// The internet owns the echo address. Real routers ARP from their own
 	// address; without arp_announce=2 it would ARP as 192.0.2.7, which the
-	// node's strict rp_filter refuses once 192.0.2.7 is steered.
+	// nodes' strict rp_filter refuses once 192.0.2.7 is steered.
 	w.Inet.IP(t, "addr", "add", EchoAddr+"/32", "dev", "lo")
 	w.Inet.Sysctl(t, "net.ipv4.conf.all.arp_announce", "2")
 	w.Inet.Sysctl(t, "net.ipv4.conf.pub.arp_announce", "2")
