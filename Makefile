@@ -49,6 +49,12 @@ manifests: $(BIN)/controller-gen ## Regenerate CRDs and deepcopy from the API ty
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
+##@ Demo
+
+.PHONY: demo
+demo: tools build ## The old tool's failover tutorial end to end on this machine (as root; HOLD=1 keeps it up).
+	$(GO) run ./hack/demo $(if $(NODES),-nodes $(NODES))
+
 ##@ Test
 
 .PHONY: test

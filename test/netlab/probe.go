@@ -41,13 +41,14 @@ type Prober struct {
 	mu    sync.Mutex
 	sent  int
 	seen  map[uint64]netip.Addr
+	first map[netip.Addr]time.Time
 	stop  chan struct{}
 	done  sync.WaitGroup
 	every time.Duration
 }
 
 func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
-	p := &Prober{seen: map[uint64]netip.Addr{}, stop: make(chan struct{}), every: every}
+	p := &Prober{seen: map[uint64]netip.Addr{}, first: map[netip.Addr]time.Time{}, stop: make(chan struct{}), every: every}
 	InNS(t, n, func() (err error) {
 		p.conn, err = net.ListenPacket("udp4", ":0")
 		return err
@@ -67,8 +68,12 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 				continue
 			}
 			seq := binary.BigEndian.Uint64(buf[:8])
+			src := netip.AddrFrom4([4]byte(buf[8:12]))
 			p.mu.Lock()
-			p.seen[seq] = netip.AddrFrom4([4]byte(buf[8:12]))
+			p.seen[seq] = src
+			if _, ok := p.first[src]; !ok {
+				p.first[src] = time.Now()
+			}
 			p.mu.Unlock()
 		}
 	}()
@@ -90,6 +95,14 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 		}
 	}()
 	return p
+}
+
+// First is when the first answer naming src as the source came back.
+func (p *Prober) First(src string) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.first[netip.MustParseAddr(src)]
+	return t, ok
 }
 
 // Result stops sending, waits for the last answers and counts them.

@@ -1,0 +1,291 @@
+// Command demo plays the old k8s-staticroute-operator's failover tutorial
+// end to end on this machine, on real parts: etcd and kube-apiserver, the
+// webhook and one node-router per node, nodes and NAT gateways as network
+// namespaces. Run it as root: `make demo` (HOLD=1 keeps it up).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+type demo struct {
+	r       *runner
+	cp      *framework.ControlPlane
+	w       *netlab.World
+	dir     string
+	names   []string
+	started time.Time
+}
+
+func main() {
+	nodes := flag.Int("nodes", 3, "how many nodes")
+	hold := flag.Bool("hold", os.Getenv("HOLD") == "1", "keep everything up at the end until Ctrl-C, and say how to use kubectl against it")
+	verbose := flag.Bool("v", false, "show the harness's own log lines")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fmt.Fprintln(os.Stderr, "demo: run as root (it makes network namespaces): sudo make demo")
+		os.Exit(2)
+	}
+	r := &runner{verbose: *verbose}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Println("\ninterrupted: tearing everything down")
+		r.teardown()
+		os.Exit(130)
+	}()
+	code := 0
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				f, ok := p.(fatal)
+				if !ok {
+					r.teardown()
+					panic(p)
+				}
+				fmt.Fprintf(os.Stderr, "\ndemo failed: %s\n", f.msg)
+				code = 1
+			}
+		}()
+		d := &demo{r: r, started: time.Now()}
+		d.run(*nodes, *hold, sig)
+		if r.Failed() {
+			code = 1
+		}
+	}()
+	fmt.Println("\nTearing down: processes stopped, namespaces deleted.")
+	r.teardown()
+	os.Exit(code)
+}
+
+func (d *demo) step(n int, title string) {
+	fmt.Printf("\n[%d] %s   (%.1fs)\n", n, title, time.Since(d.started).Seconds())
+}
+
+func say(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+
+// kubectl shows a command the way the tutorial does, runs it, and prints
+// its output indented.
+func (d *demo) kubectl(stdin []byte, args ...string) framework.KubectlResult {
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = a
+		if strings.HasPrefix(a, d.dir+"/") {
+			shown[i] = filepath.Base(a)
+		}
+	}
+	fmt.Printf("    $ kubectl %s\n", strings.Join(shown, " "))
+	res := d.cp.Kubectl(context.Background(), stdin, append([]string{}, args...)...)
+	for _, l := range strings.Split(strings.TrimRight(res.Stdout+res.Stderr, "\n"), "\n") {
+		if l != "" {
+			fmt.Printf("      %s\n", l)
+		}
+	}
+	return res
+}
+
+func (d *demo) file(name, body string) string {
+	p := filepath.Join(d.dir, name)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		d.r.Fatal(err)
+	}
+	return p
+}
+
+func (d *demo) run(n int, hold bool, sig chan os.Signal) {
+	r := d.r
+	fmt.Println("staticroute: the failover tutorial of k8s-staticroute-operator, on real parts, on this machine.")
+	fmt.Println("Addresses come from the documentation ranges; each stands for one in the tutorial:")
+	say("%-15s the destination 34.160.111.145 (ifconfig.me): it answers with the source address it sees", netlab.EchoAddr)
+	say("%-15s the primary NAT gateway 10.116.0.4 (public address %s)", netlab.GwAVPC, netlab.GwAPublic)
+	say("%-15s the secondary NAT gateway 10.116.0.12 (public address %s)", netlab.GwBVPC, netlab.GwBPublic)
+	say("%-15s the VPC 10.116.0.0/20", "198.51.100.0/24")
+	flags := []string{"--vpc-cidr=198.51.100.0/24", "--pod-cidr=198.18.64.0/18", "--service-cidr=198.18.128.0/18"}
+
+	d.step(1, "Control plane: etcd + kube-apiserver, the CRDs and webhook configuration from config/, the webhook")
+	d.cp = framework.StartControlPlane(r)
+	d.dir = r.TempDir()
+	certDir, ca := framework.NewWebhookCerts(r)
+	d.cp.Install(r, ca)
+	framework.StartWebhook(r, d.cp, certDir, flags...)
+	say("API server %s; webhook on %s with a certificate from certs/ (cert-manager's job in a cluster)", d.cp.Config.Host, framework.WebhookAddr)
+
+	d.step(2, fmt.Sprintf("%d nodes (public + VPC interface, strict rp_filter), a pod behind node-1, two NAT gateways, the internet", n))
+	d.w = netlab.NewWorldN(r, n)
+	for i, ns := range d.w.Nodes {
+		name := fmt.Sprintf("node-%d", i+1)
+		d.names = append(d.names, name)
+		d.cp.MustKubectl(r, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
+		kc := framework.NodeAccess(r, d.cp, ns, name)
+		framework.StartRouter(r, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, flags...)...)
+		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
+	}
+	d.show("Before any StaticRoute, each node reaches the destination with its own public address:", "")
+
+	d.step(3, "Apply primary.yaml")
+	primary := d.file("primary.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: primary
+spec:
+  destinations:
+    - "%s"
+  gateway: "%s"
+`, netlab.EchoAddr, netlab.GwAVPC))
+	d.kubectl(nil, "apply", "-f", primary)
+	d.waitAll(netlab.GwAPublic)
+	d.show("Every node, and the pod, now reaches the destination as gateway A:", netlab.GwAPublic)
+
+	d.step(4, "Mistakes are refused at kubectl apply time, with the field and the reason")
+	bad := d.file("bad.yaml", `apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: bad
+spec:
+  destinations: ["0.0.0.0", "198.51.100.7/24"]
+  gateway: "203.0.113.50"
+`)
+	d.kubectl(nil, "apply", "-f", bad)
+	say("A gateway outside the VPC (the webhook knows the VPC; the CRD's own rules do not):")
+	far := d.file("far-gateway.yaml", strings.NewReplacer("name: primary", "name: far", netlab.GwAVPC, "203.0.113.50", netlab.EchoAddr, "192.0.2.99").Replace(readFile(r, primary)))
+	d.kubectl(nil, "apply", "-f", far)
+	say("Editing the gateway in place (what broke nodes with the old operator):")
+	edit := d.file("primary-edited.yaml", strings.Replace(readFile(r, primary), netlab.GwAVPC, netlab.GwBVPC, 1))
+	d.kubectl(nil, "apply", "-f", edit)
+	say("The old tutorial's secondary.yaml while primary exists (two groups for one destination):")
+	oldSecondary := d.file("old-secondary.yaml", strings.Replace(strings.Replace(readFile(r, primary), "primary", "secondary", 1), netlab.GwAVPC, netlab.GwBVPC, 1))
+	d.kubectl(nil, "apply", "-f", oldSecondary)
+
+	d.step(5, "Failover: apply secondary.yaml (spec.group: primary) while every node and the pod probe 1,000 times a second")
+	secondary := d.file("secondary.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: secondary
+spec:
+  group: primary
+  destinations:
+    - "%s"
+  gateway: "%s"
+`, netlab.EchoAddr, netlab.GwBVPC))
+	probers := make([]*netlab.Prober, 0, n+1)
+	for _, ns := range d.w.Nodes {
+		probers = append(probers, netlab.StartProber(r, ns, time.Millisecond))
+	}
+	probers = append(probers, netlab.StartProber(r, d.w.Pod, time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	applied := time.Now()
+	d.kubectl(nil, "apply", "-f", secondary)
+	last := time.Duration(0)
+	deadline := time.Now().Add(30 * time.Second)
+	for i, p := range probers {
+		for {
+			if t, ok := p.First(netlab.GwBPublic); ok {
+				last = max(last, t.Sub(applied))
+				break
+			}
+			if time.Now().After(deadline) {
+				r.Fatalf("prober %d never reached the destination via gateway B", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	sent, leaked, lost := 0, 0, 0
+	for i, p := range probers {
+		s, by, l := p.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		own := netlab.NodePublic
+		if i < n {
+			own = netlab.NodePublicAddr(i)
+		}
+		leaked += by[own]
+	}
+	say("apply → last node switched (its probe's first answer via gateway B): %s", last.Round(time.Millisecond))
+	say("probes sent %d; leaked via a node's own address: %d; lost: %d", sent, leaked, lost)
+	if leaked != 0 {
+		r.Errorf("%d probes leaked", leaked)
+	}
+	d.show("Every node, and the pod, now reaches the destination as gateway B:", netlab.GwBPublic)
+
+	d.step(6, "Failback: delete the newer member; its predecessor carries the group again, atomically")
+	d.kubectl(nil, "delete", "-f", secondary)
+	d.waitAll(netlab.GwAPublic)
+	d.show("Back on gateway A:", netlab.GwAPublic)
+	d.kubectl(nil, "apply", "-f", secondary)
+	d.waitAll(netlab.GwBPublic)
+
+	d.step(7, "What the cluster says")
+	time.Sleep(1500 * time.Millisecond) // the summarizer writes at most once a second per route
+	d.kubectl(nil, "get", "sr", "-o", "wide")
+	d.kubectl(nil, "get", "staticroutenodestates")
+	d.kubectl(nil, "get", "staticroutenodestate", d.names[0], "-o", "jsonpath={range .status.groups[*]}{.group}: {.state} via {.gateway} (member {.activeMember}){\"\\n\"}{end}")
+
+	if hold {
+		fmt.Printf("\nHolding. In another shell, as root:\n    KUBECONFIG=%s %s get sr -o wide\n", d.cp.Kubeconfig, framework.Bin(r, "kubectl"))
+		fmt.Printf("    ip netns exec %s ip rule; ip netns exec %s ip route show table all | grep 'proto 146'\n", d.w.Node.Name, d.w.Node.Name)
+		fmt.Println("Press Ctrl-C to tear everything down.")
+		<-sig
+	}
+}
+
+// show prints, for each node and the pod, the source the echo saw.
+func (d *demo) show(title, want string) {
+	say("%s", title)
+	for i, ns := range d.w.Nodes {
+		got := netlab.Answers(d.r, ns)
+		say("  %-7s $ curl ifconfig.me/ip   →  %s%s", d.names[i], got, mark(got, want, netlab.NodePublicAddr(i)))
+	}
+	got := netlab.Answers(d.r, d.w.Pod)
+	say("  %-7s $ curl ifconfig.me/ip   →  %s%s", "pod", got, mark(got, want, netlab.NodePublic))
+}
+
+func mark(got, want, own string) string {
+	switch {
+	case want == "" && got == own:
+		return "   (the node's own address)"
+	case got == want:
+		return "   ✓"
+	case got == own:
+		return "   ✗ LEAK: the node's own address"
+	}
+	return "   ✗"
+}
+
+// waitAll waits until every node and the pod reach the echo as want.
+func (d *demo) waitAll(want string) {
+	start := time.Now()
+	all := append(append([]*netlab.NS{}, d.w.Nodes...), d.w.Pod)
+	err := framework.Eventually(context.Background(), 30*time.Second, func() error {
+		for _, ns := range all {
+			if got := netlab.Answers(d.r, ns); got != want {
+				return fmt.Errorf("%s reaches the destination as %s", ns.Name, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.r.Fatal(err)
+	}
+	d.r.Logf("all on %s after %s", want, time.Since(start))
+}
+
+func readFile(r *runner, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		r.Fatal(err)
+	}
+	return string(b)
+}

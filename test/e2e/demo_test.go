@@ -1,0 +1,42 @@
+package e2e
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/staticroute/staticroute/test/framework"
+)
+
+// TestDemo runs `make demo`'s program as a new user would, and checks the
+// story's outcomes in what it prints: it fails the run itself when a node
+// does not reach the destination via the expected gateway.
+func TestDemo(t *testing.T) {
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "run", "./hack/demo", "-nodes", "3")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"(the node's own address)",
+		`spec.gateway: Invalid value: "203.0.113.50": is outside the VPC (198.51.100.0/24)`,
+		"spec.gateway is immutable",
+		"set spec.group: primary",
+		"leaked via a node's own address: 0; lost: 0",
+		"secondary   primary   198.51.100.12   Active    3/3",
+		"Tearing down",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo did not print %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "✗") {
+		t.Errorf("a node or the pod reached the destination the wrong way:\n%s", out)
+	}
+}
