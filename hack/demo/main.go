@@ -128,7 +128,7 @@ func (d *demo) run(n int, hold bool, sig chan os.Signal) {
 		name := fmt.Sprintf("node-%d", i+1)
 		d.names = append(d.names, name)
 		d.cp.MustKubectl(r, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
-		kc := framework.NodeAccess(r, d.cp, ns, name)
+		kc, _ := framework.NodeAccess(r, d.cp, ns, name)
 		framework.StartRouter(r, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, flags...)...)
 		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
 	}

@@ -82,9 +82,10 @@ func startWorldCluster(t testing.TB, labels string) *worldCluster {
 	framework.StartWebhook(t, cp, certDir, worldFlags...)
 	w := netlab.NewWorld(t)
 	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {"+labels+"}}\n"), "create", "-f", "-")
+	kubeconfig, _ := framework.NodeAccess(t, cp, w.Node, "node-a")
 	return &worldCluster{
 		cp: cp, w: w,
-		kubeconfig: framework.NodeAccess(t, cp, w.Node, "node-a"),
+		kubeconfig: kubeconfig,
 		routerArgs: append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...),
 	}
 }

@@ -23,7 +23,7 @@ const RouterServiceAccount = "system:serviceaccount:staticroute-system:staticrou
 // bound to a Pod whose spec.nodeName is the node, as the kubelet would get
 // for the DaemonSet's Pod. That token carries the node's name, which the
 // node-state admission policy checks. Call it once per node.
-func NodeAccess(t tb.T, cp *ControlPlane, node *netlab.NS, nodeName string) string {
+func NodeAccess(t tb.T, cp *ControlPlane, node *netlab.NS, nodeName string) (kubeconfig string, apiServer *netlab.Forwarder) {
 	t.Helper()
 	u, err := url.Parse(cp.Config.Host)
 	if err != nil {
@@ -31,9 +31,9 @@ func NodeAccess(t tb.T, cp *ControlPlane, node *netlab.NS, nodeName string) stri
 	}
 	// Same address and port inside the node: the kubeconfig and the API
 	// server's certificate hold as they are.
-	netlab.Forward(t, node, u.Host, u.Host)
+	apiServer = netlab.Forward(t, node, u.Host, u.Host)
 	token := RouterToken(t, cp, nodeName)
-	kubeconfig := fmt.Sprintf(`apiVersion: v1
+	config := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: e2e
@@ -56,10 +56,10 @@ current-context: e2e
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(path, []byte(kubeconfig), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return path
+	return path, apiServer
 }
 
 // RouterToken makes the router Pod of a node (an object only: no kubelet

@@ -5,6 +5,8 @@
 package netlab
 
 import (
+	"sync"
+
 	"github.com/staticroute/staticroute/test/tb"
 
 	"fmt"
@@ -168,12 +170,49 @@ func InNS(t tb.T, n *NS, f func() error) {
 	}
 }
 
+// Forwarder relays connections from inside a namespace to a target.
+type Forwarder struct {
+	mu     sync.Mutex
+	paused bool
+	conns  map[net.Conn]bool
+}
+
+// Pause cuts every relayed connection and refuses new ones, as if the
+// target were unreachable from the namespace.
+func (f *Forwarder) Pause() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = true
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = map[net.Conn]bool{}
+}
+
+// Resume relays again.
+func (f *Forwarder) Resume() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = false
+}
+
+func (f *Forwarder) track(c net.Conn) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.paused {
+		return false
+	}
+	f.conns[c] = true
+	return true
+}
+
 // Forward listens on listen inside n and relays every connection to target,
 // dialled from the test's own namespace: a process inside n can then reach a
 // server on the root namespace's loopback (an API server) without a link
 // between them.
-func Forward(t tb.T, n *NS, listen, target string) {
+func Forward(t tb.T, n *NS, listen, target string) *Forwarder {
 	t.Helper()
+	f := &Forwarder{conns: map[net.Conn]bool{}}
 	var l net.Listener
 	InNS(t, n, func() (err error) {
 		l, err = net.Listen("tcp", listen)
@@ -188,11 +227,17 @@ func Forward(t tb.T, n *NS, listen, target string) {
 			}
 			go func() {
 				defer in.Close()
+				if !f.track(in) {
+					return
+				}
 				out, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
 				defer out.Close()
+				if !f.track(out) {
+					return
+				}
 				done := make(chan struct{}, 2)
 				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
 				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
@@ -200,4 +245,5 @@ func Forward(t tb.T, n *NS, listen, target string) {
 			}()
 		}
 	}()
+	return f
 }

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// cluster is a world of n nodes, each registered as a Node and running the
+// real router inside its namespace with its own credentials.
+type cluster struct {
+	cp      *framework.ControlPlane
+	w       *netlab.World
+	ca      []byte
+	names   []string
+	api     []*netlab.Forwarder
+	routers []*framework.Process
+}
+
+func startCluster(t *testing.T, n int) *cluster {
+	t.Helper()
+	framework.RequireRoot(t)
+	c := &cluster{cp: framework.StartControlPlane(t)}
+	certDir, ca := framework.NewWebhookCerts(t)
+	c.ca = ca
+	c.cp.Install(t, ca)
+	framework.StartWebhook(t, c.cp, certDir, worldFlags...)
+	c.w = netlab.NewWorldN(t, n)
+	for i, ns := range c.w.Nodes {
+		name := fmt.Sprintf("node-%d", i+1)
+		c.names = append(c.names, name)
+		c.cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
+		kc, api := framework.NodeAccess(t, c.cp, ns, name)
+		c.api = append(c.api, api)
+		c.routers = append(c.routers, framework.StartRouter(t, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, worldFlags...)...))
+	}
+	return c
+}
+
+// expect waits until node i reaches the echo as want(i).
+func (c *cluster) expect(t *testing.T, want func(i int) string) {
+	t.Helper()
+	err := framework.Eventually(context.Background(), 30*time.Second, func() error {
+		for i, ns := range c.w.Nodes {
+			if got := netlab.Answers(t, ns); got != want(i) {
+				return fmt.Errorf("%s reaches the echo as %s, want %s", c.names[i], got, want(i))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func all(addr string) func(int) string { return func(int) string { return addr } }
+
+func own(i int) string { return netlab.NodePublicAddr(i) }
+
+// probe runs a prober on every node and the pod while f runs, and returns
+// what leaked (answers naming the prober's own node), what was lost, and
+// when the last prober first got an answer via via (relative to f's start).
+func (c *cluster) probe(t *testing.T, via string, f func()) (sent, leaked, lost int, converged time.Duration) {
+	t.Helper()
+	var ps []*netlab.Prober
+	for _, ns := range c.w.Nodes {
+		ps = append(ps, netlab.StartProber(t, ns, time.Millisecond))
+	}
+	ps = append(ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	f()
+	for _, p := range ps {
+		if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
+			if _, ok := p.First(via); !ok {
+				return fmt.Errorf("no answer via %s yet", via)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		first, _ := p.First(via)
+		converged = max(converged, first.Sub(start))
+	}
+	time.Sleep(300 * time.Millisecond)
+	for i, p := range ps {
+		s, by, l := p.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		if i < len(c.w.Nodes) {
+			leaked += by[own(i)]
+		} else {
+			leaked += by[own(0)] // the pod is behind node 1
+		}
+	}
+	return sent, leaked, lost, converged
+}
+
+func (c *cluster) reset(t *testing.T) {
+	t.Helper()
+	c.cp.MustKubectl(t, nil, "delete", "staticroutes", "--all", "--wait=true")
+	c.expect(t, own)
+}
+
+// TestCluster plays the tutorial's stories across ten nodes.
+func TestCluster(t *testing.T) {
+	c := startCluster(t, 10)
+	apply := func(yaml []byte) { c.cp.MustKubectl(t, yaml, "apply", "-f", "-") }
+	primary := routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr)
+	secondary := routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
+
+	t.Run("failover across ten nodes under traffic: nothing leaks or is lost; the old delete-wait-apply flow leaks", func(t *testing.T) {
+		apply(primary)
+		c.expect(t, all(netlab.GwAPublic))
+		sent, leaked, lost, converged := c.probe(t, netlab.GwBPublic, func() { apply(secondary) })
+		t.Logf("ours: apply → last of 10 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", converged.Round(time.Millisecond), sent, leaked, lost)
+		if leaked != 0 || lost != 0 {
+			t.Errorf("ours: %d leaked, %d lost", leaked, lost)
+		}
+
+		// The old tutorial: delete the route, wait while every node removes
+		// it (30-60 s there, 2 s here), apply the standby route.
+		c.reset(t)
+		apply(primary)
+		c.expect(t, all(netlab.GwAPublic))
+		oldSecondary := routeYAML("secondary", "", netlab.GwBVPC, netlab.EchoAddr)
+		sent, leaked, lost, converged = c.probe(t, netlab.GwBPublic, func() {
+			c.cp.MustKubectl(t, nil, "delete", "staticroute", "primary")
+			time.Sleep(2 * time.Second)
+			apply(oldSecondary)
+		})
+		t.Logf("old flow: delete → last node via B in %s; %d probes, %d leaked via the nodes' own addresses (%.0f ms per prober), %d lost",
+			converged.Round(time.Millisecond), sent, leaked, float64(leaked)/11, lost)
+		if leaked == 0 {
+			t.Errorf("the old flow leaked nothing: the probers cannot see leaks")
+		}
+	})
+
+	t.Run("a nodeSelector routes only labelled nodes; a label change moves a node in or out", func(t *testing.T) {
+		c.reset(t)
+		for _, n := range c.names[:3] {
+			c.cp.MustKubectl(t, nil, "label", "node", n, "pool=egress")
+		}
+		apply([]byte(fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata: {name: egress}
+spec:
+  destinations: [%q]
+  gateway: %q
+  nodeSelector: {matchLabels: {pool: egress}}
+`, netlab.EchoAddr, netlab.GwAVPC)))
+		in := map[int]bool{0: true, 1: true, 2: true}
+		sel := func(i int) string {
+			if in[i] {
+				return netlab.GwAPublic
+			}
+			return own(i)
+		}
+		c.expect(t, sel)
+		c.cp.MustKubectl(t, nil, "label", "node", c.names[3], "pool=egress")
+		c.cp.MustKubectl(t, nil, "label", "node", c.names[0], "pool-")
+		in[3], in[0] = true, false
+		c.expect(t, sel)
+	})
+
+	t.Run("two overlapping groups created with the webhook off: every node gives the overlap to the older, both say Conflicted", func(t *testing.T) {
+		c.reset(t)
+		c.cp.MustKubectl(t, nil, "delete", "validatingwebhookconfiguration", "staticroute-validating")
+		apply(routeYAML("alpha", "", netlab.GwAVPC, "192.0.2.0/24"))
+		time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution
+		apply(routeYAML("beta", "", netlab.GwBVPC, netlab.EchoAddr, "198.19.0.0/16"))
+		c.cp.Install(t, c.ca)
+		c.expect(t, all(netlab.GwAPublic))
+		err := framework.Eventually(context.Background(), 15*time.Second, func() error {
+			for _, n := range c.names {
+				s := nodeState(t, c.cp, n)
+				for _, g := range s.Status.Groups {
+					if g.Group == "beta" && (g.State != v1.NodeGroupConflicted || strings.Join(g.Prefixes, ",") != "198.19.0.0/16") {
+						return fmt.Errorf("%s: beta %s %v", n, g.State, g.Prefixes)
+					}
+				}
+			}
+			out := c.cp.MustKubectl(t, nil, "get", "sr", "beta", "-o", "jsonpath={.status.state} {.status.nodes}")
+			if out != "Conflicted 10/10" {
+				return fmt.Errorf("beta's status: %q", out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("with the API server unreachable the kernel stays as it is; the nodes converge when it is back", func(t *testing.T) {
+		c.reset(t)
+		apply(primary)
+		c.expect(t, all(netlab.GwAPublic))
+		before := c.w.Nodes[0].IP(t, "route", "show", "table", "all")
+		for _, a := range c.api {
+			a.Pause()
+		}
+		apply(secondary)
+		time.Sleep(3 * time.Second)
+		if after := c.w.Nodes[0].IP(t, "route", "show", "table", "all"); after != before {
+			t.Errorf("the kernel changed while the API server was unreachable:\n%s\nwas\n%s", after, before)
+		}
+		c.expect(t, all(netlab.GwAPublic))
+		for _, a := range c.api {
+			a.Resume()
+		}
+		c.expect(t, all(netlab.GwBPublic))
+	})
+
+	t.Run("deleting every StaticRoute frees every node; uninstalling leaves nothing behind", func(t *testing.T) {
+		c.reset(t)
+		for i, ns := range c.w.Nodes {
+			c.routers[i].Stop()
+			if out, err := exec.Command("ip", framework.RouterCommand(t, ns, "--cleanup")...).CombinedOutput(); err != nil {
+				t.Fatalf("--cleanup on %s: %v\n%s", c.names[i], err, out)
+			}
+			rules := ns.IP(t, "rule")
+			routes := ns.IP(t, "route", "show", "table", "all")
+			nexthops := ns.IP(t, "nexthop")
+			tables := ns.Exec(t, "nft", "list", "tables")
+			if strings.Contains(rules, "30010") || strings.Contains(rules, "30000") || strings.Contains(routes, "proto 146") || nexthops != "" || strings.Contains(tables, "staticroute") {
+				t.Errorf("%s keeps:\n%s%s%s%s", c.names[i], rules, routes, nexthops, tables)
+			}
+		}
+	})
+}
