@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -188,6 +189,49 @@ metadata: {name: node-b}
 		if n := count(); n != 1 {
 			t.Fatalf("%d events after two resyncs, want still 1", n)
 		}
+	})
+
+	t.Run("a long-lived TCP connection through the old gateway is reset at failover, and a new one goes via the new gateway", func(t *testing.T) {
+		// Documented: the flow's packets leave via the new gateway, whose
+		// public address the server has never seen: the server resets it.
+		// The router never pins flows to a gateway (it may be dead).
+		const port = 7010
+		netlab.StartTCPEcho(t, w.Inet, port)
+		addr := fmt.Sprintf("%s:%d", netlab.EchoAddr, port)
+		conn := netlab.DialTCP(t, w.Node, addr)
+		buf := make([]byte, 256)
+		ask := func(c net.Conn) (string, error) {
+			_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+			if _, err := c.Write([]byte("hello")); err != nil {
+				return "", err
+			}
+			k, err := c.Read(buf)
+			if err != nil {
+				return "", err
+			}
+			src, _, _ := strings.Cut(string(buf[:k]), " ")
+			return src, nil
+		}
+		if src, err := ask(conn); err != nil || src != netlab.GwBPublic {
+			t.Fatalf("before failback: %q %v, want via %s", src, err, netlab.GwBPublic)
+		}
+		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary") // back to gateway A
+		waitAnswer(t, w.Node, netlab.GwAPublic)
+		var err error
+		for range 5 {
+			if _, err = ask(conn); err != nil {
+				break
+			}
+		}
+		if err == nil || !strings.Contains(err.Error(), "reset") {
+			t.Fatalf("the old flow after the gateway changed: %v, want a reset", err)
+		}
+		fresh := netlab.DialTCP(t, w.Node, addr)
+		if src, err := ask(fresh); err != nil || src != netlab.GwAPublic {
+			t.Fatalf("a new connection: %q %v, want via %s", src, err, netlab.GwAPublic)
+		}
+		cp.MustKubectl(t, routeYAML("secondary", "primary", "198.51.100.12", netlab.EchoAddr), "apply", "-f", "-")
+		waitAnswer(t, w.Node, netlab.GwBPublic)
 	})
 
 	t.Run("failback by deleting the newer member", func(t *testing.T) {

@@ -139,3 +139,48 @@ func Answers(t tb.T, n *NS) string {
 	p.Result(0)
 	return "no answer"
 }
+
+// StartTCPEcho serves TCP on the echo address: every line it reads it
+// sends back prefixed with the source address it sees.
+func StartTCPEcho(t tb.T, n *NS, port int) {
+	var l net.Listener
+	InNS(t, n, func() (err error) {
+		l, err = net.Listen("tcp4", fmt.Sprintf("%s:%d", EchoAddr, port))
+		return err
+	})
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				src := c.RemoteAddr().(*net.TCPAddr).IP.String()
+				buf := make([]byte, 256)
+				for {
+					k, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					if _, err := c.Write(append([]byte(src+" "), buf[:k]...)); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+}
+
+// DialTCP connects from inside n.
+func DialTCP(t tb.T, n *NS, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	InNS(t, n, func() (err error) {
+		c, err = net.DialTimeout("tcp4", addr, 5*time.Second)
+		return err
+	})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
