@@ -24,7 +24,7 @@ type cluster struct {
 	routers []*framework.Process
 }
 
-func startCluster(t *testing.T, n int) *cluster {
+func startCluster(t testing.TB, n int) *cluster {
 	t.Helper()
 	framework.RequireRoot(t)
 	c := &cluster{cp: framework.StartControlPlane(t)}
@@ -45,7 +45,7 @@ func startCluster(t *testing.T, n int) *cluster {
 }
 
 // expect waits until node i reaches the echo as want(i).
-func (c *cluster) expect(t *testing.T, want func(i int) string) {
+func (c *cluster) expect(t testing.TB, want func(i int) string) {
 	t.Helper()
 	err := framework.Eventually(context.Background(), 30*time.Second, func() error {
 		for i, ns := range c.w.Nodes {
@@ -67,7 +67,7 @@ func own(i int) string { return netlab.NodePublicAddr(i) }
 // probe runs a prober on every node and the pod while f runs, and returns
 // what leaked (answers naming the prober's own node), what was lost, and
 // when the last prober first got an answer via via (relative to f's start).
-func (c *cluster) probe(t *testing.T, via string, f func()) (sent, leaked, lost int, converged time.Duration) {
+func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost int, converged time.Duration) {
 	t.Helper()
 	var ps []*netlab.Prober
 	for _, ns := range c.w.Nodes {
@@ -103,7 +103,7 @@ func (c *cluster) probe(t *testing.T, via string, f func()) (sent, leaked, lost 
 	return sent, leaked, lost, converged
 }
 
-func (c *cluster) reset(t *testing.T) {
+func (c *cluster) reset(t testing.TB) {
 	t.Helper()
 	c.cp.MustKubectl(t, nil, "delete", "staticroutes", "--all", "--wait=true")
 	c.expect(t, own)

@@ -1,0 +1,67 @@
+package e2e
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// BenchmarkFailoverConvergence measures, at 5, 10 and 20 nodes, the time
+// from `kubectl apply` of a new group member (or the delete of the newer
+// one, failing back) to the last node's first probe answered via the new
+// gateway, over 20 failovers; and, in the same run, the old tutorial's
+// delete, wait (2 s here, 30-60 s there), apply. One run is the
+// measurement: -benchtime 1x.
+func BenchmarkFailoverConvergence(b *testing.B) {
+	for _, n := range []int{5, 10, 20} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			c := startCluster(b, n)
+			apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
+			primary := routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr)
+			secondary := routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
+			apply(primary)
+			c.expect(b, all(netlab.GwAPublic))
+			var times []time.Duration
+			leakedTotal, lostTotal := 0, 0
+			for i := range 20 {
+				via, f := netlab.GwBPublic, func() { apply(secondary) }
+				if i%2 == 1 {
+					via, f = netlab.GwAPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "secondary") }
+				}
+				_, leaked, lost, converged := c.probe(b, via, f)
+				times = append(times, converged)
+				leakedTotal += leaked
+				lostTotal += lost
+				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
+			}
+			slices.Sort(times)
+			p := func(q float64) float64 { return float64(times[int(q*float64(len(times)-1))].Microseconds()) / 1000 }
+			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			b.ReportMetric(p(.5), "p50-ms")
+			b.ReportMetric(p(.99), "p99-ms")
+			b.ReportMetric(float64(leakedTotal), "leaked")
+
+			c.reset(b)
+			oldLeaked := 0
+			var oldTimes []time.Duration
+			for i := range 3 {
+				apply(primary)
+				c.expect(b, all(netlab.GwAPublic))
+				_, leaked, _, converged := c.probe(b, netlab.GwBPublic, func() {
+					c.cp.MustKubectl(b, nil, "delete", "staticroute", "primary")
+					time.Sleep(2 * time.Second)
+					apply(routeYAML("secondary", "", netlab.GwBVPC, netlab.EchoAddr))
+				})
+				oldLeaked += leaked
+				oldTimes = append(oldTimes, converged)
+				c.reset(b)
+				_ = i
+			}
+			b.Logf("old flow, %d nodes, 3 failovers: delete → last node via B %v; leaked %d (%.0f per failover)", n, oldTimes, oldLeaked, float64(oldLeaked)/3)
+			b.ReportMetric(float64(oldLeaked)/3, "old-leaked/failover")
+		})
+	}
+}
