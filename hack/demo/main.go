@@ -124,12 +124,8 @@ func (d *demo) run(n int, hold bool, sig chan os.Signal) {
 
 	d.step(2, fmt.Sprintf("%d nodes (public + VPC interface, strict rp_filter), a pod behind node-1, two NAT gateways, the internet", n))
 	d.w = netlab.NewWorldN(r, n)
-	for i, ns := range d.w.Nodes {
-		name := fmt.Sprintf("node-%d", i+1)
-		d.names = append(d.names, name)
-		d.cp.MustKubectl(r, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
-		kc, _ := framework.NodeAccess(r, d.cp, ns, name)
-		framework.StartRouter(r, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, flags...)...)
+	d.names = framework.StartRouters(r, d.cp, d.w, flags...).Names
+	for i, name := range d.names {
 		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
 	}
 	d.show("Before any StaticRoute, each node reaches the destination with its own public address:", "")

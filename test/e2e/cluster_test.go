@@ -33,14 +33,8 @@ func startCluster(t testing.TB, n int) *cluster {
 	c.cp.Install(t, ca)
 	framework.StartWebhook(t, c.cp, certDir, worldFlags...)
 	c.w = netlab.NewWorldN(t, n)
-	for i, ns := range c.w.Nodes {
-		name := fmt.Sprintf("node-%d", i+1)
-		c.names = append(c.names, name)
-		c.cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
-		kc, api := framework.NodeAccess(t, c.cp, ns, name)
-		c.api = append(c.api, api)
-		c.routers = append(c.routers, framework.StartRouter(t, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, worldFlags...)...))
-	}
+	rs := framework.StartRouters(t, c.cp, c.w, worldFlags...)
+	c.names, c.api, c.routers = rs.Names, rs.API, rs.Procs
 	return c
 }
 

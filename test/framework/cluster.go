@@ -1,0 +1,33 @@
+package framework
+
+import (
+	"fmt"
+
+	"github.com/staticroute/staticroute/test/netlab"
+	"github.com/staticroute/staticroute/test/tb"
+)
+
+// Routers are the node routers of a world: node i is registered as the
+// Node Names[i] and runs the real router inside its namespace, with its
+// own credentials, reaching the API server through API[i].
+type Routers struct {
+	Names []string
+	API   []*netlab.Forwarder
+	Procs []*Process
+}
+
+// StartRouters registers every node of w (node-1, node-2, …) and starts its
+// router with the given flags.
+func StartRouters(t tb.T, cp *ControlPlane, w *netlab.World, flags ...string) *Routers {
+	t.Helper()
+	rs := &Routers{}
+	for i, ns := range w.Nodes {
+		name := fmt.Sprintf("node-%d", i+1)
+		rs.Names = append(rs.Names, name)
+		cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
+		kc, api := NodeAccess(t, cp, ns, name)
+		rs.API = append(rs.API, api)
+		rs.Procs = append(rs.Procs, StartRouter(t, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, flags...)...))
+	}
+	return rs
+}
