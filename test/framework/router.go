@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"net"
+
 	"github.com/staticroute/staticroute/test/tb"
 
 	"context"
@@ -32,12 +34,34 @@ func NodeAccess(t tb.T, cp *ControlPlane, node *netlab.NS, nodeName string) (kub
 	// Same address and port inside the node: the kubeconfig and the API
 	// server's certificate hold as they are.
 	apiServer = netlab.Forward(t, node, u.Host, u.Host)
+	return RouterKubeconfig(t, cp, cp.Config.Host, nodeName), apiServer
+}
+
+// RemoteAPIServer makes the API server reachable at addr (an address on
+// the namespace's loopback) from wherever routes lead to that namespace,
+// and returns the server URL for RouterKubeconfig.
+func RemoteAPIServer(t tb.T, cp *ControlPlane, at *netlab.NS, addr string) (server string, apiServer *netlab.Forwarder) {
+	t.Helper()
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at.IP(t, "addr", "add", addr+"/32", "dev", "lo")
+	listen := net.JoinHostPort(addr, u.Port())
+	return "https://" + listen, netlab.Forward(t, at, listen, u.Host)
+}
+
+// RouterKubeconfig writes a kubeconfig for the router of a node that talks
+// to server, readable by the unprivileged router.
+func RouterKubeconfig(t tb.T, cp *ControlPlane, server, nodeName string) string {
+	t.Helper()
 	token := RouterToken(t, cp, nodeName)
+	// The API server's certificate names 127.0.0.1, wherever it is reached.
 	config := fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: e2e
-  cluster: {server: %q, certificate-authority-data: %s}
+  cluster: {server: %q, certificate-authority-data: %s, tls-server-name: 127.0.0.1}
 users:
 - name: node-router
   user: {token: %q}
@@ -45,8 +69,7 @@ contexts:
 - name: e2e
   context: {cluster: e2e, user: node-router}
 current-context: e2e
-`, cp.Config.Host, base64.StdEncoding.EncodeToString(cp.Config.CAData), token)
-	// The router runs as nobody: its kubeconfig must be readable to it.
+`, server, base64.StdEncoding.EncodeToString(cp.Config.CAData), token)
 	dir, err := os.MkdirTemp("", "router-kubeconfig-")
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +82,7 @@ current-context: e2e
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return path, apiServer
+	return path
 }
 
 // RouterToken makes the router Pod of a node (an object only: no kubelet
