@@ -121,12 +121,12 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 // apiEndpoints are the API server's addresses from the default/kubernetes
 // EndpointSlice: steering them via a gateway would cut the node off.
 func (r *Reconciler) apiEndpoints(ctx context.Context) []netip.Addr {
-	var slices discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &slices, client.InNamespace("default"), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
+	var eps discoveryv1.EndpointSliceList
+	if err := r.Client.List(ctx, &eps, client.InNamespace("default"), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
 		return nil
 	}
 	var out []netip.Addr
-	for _, s := range slices.Items {
+	for _, s := range eps.Items {
 		for _, e := range s.Endpoints {
 			for _, a := range e.Addresses {
 				if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {

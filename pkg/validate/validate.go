@@ -183,7 +183,8 @@ func checkInsideRoute(res *Result, dests []destination) {
 		if len(open) > 0 {
 			outer := open[len(open)-1]
 			if outer.prefix == d.prefix {
-				res.Errors = append(res.Errors, field.Duplicate(laterPath(outer, d), d.raw))
+				// The sort is stable: d is the later of the two in the list.
+				res.Errors = append(res.Errors, field.Duplicate(d.path, d.raw))
 				continue
 			}
 			res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, fmt.Sprintf("lies inside %s (%s): list each address once", outer.raw, outer.path)))
@@ -191,15 +192,6 @@ func checkInsideRoute(res *Result, dests []destination) {
 		}
 		open = append(open, d)
 	}
-}
-
-// laterPath names the second of two equal destinations, as users read
-// lists top-down.
-func laterPath(a, b destination) *field.Path {
-	if a.path.String() > b.path.String() && len(a.path.String()) >= len(b.path.String()) {
-		return a.path
-	}
-	return b.path
 }
 
 func checkClusterRanges(res *Result, cfg Config, dests []destination) {
