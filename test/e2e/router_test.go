@@ -317,4 +317,21 @@ metadata: {name: node-b}
 			t.Fatalf("after cleanup the echo saw %s", got)
 		}
 	})
+
+	t.Run("a node's state goes with its Node (garbage collection)", func(t *testing.T) {
+		cp.StartControllerManager(t)
+		if s := nodeState(t, cp, "node-a"); s.Name != "node-a" {
+			t.Fatal("no node state to begin with")
+		}
+		cp.MustKubectl(t, nil, "delete", "node", "node-a")
+		err := framework.Eventually(context.Background(), 60*time.Second, func() error {
+			if out := cp.MustKubectl(t, nil, "get", "staticroutenodestates", "--ignore-not-found", "-o", "name"); out != "" {
+				return fmt.Errorf("still there: %s", out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
 }

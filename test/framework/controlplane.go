@@ -147,3 +147,17 @@ func (c *ControlPlane) Install(t tb.T, caPEM []byte) {
 	c.MustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s",
 		"crd/staticroutes.networking.digitalocean.com", "crd/staticroutenodestates.networking.digitalocean.com")
 }
+
+// StartControllerManager runs kube-controller-manager with only the garbage
+// collector: objects owned by a deleted object (a node's
+// StaticRouteNodeState, owned by its Node) go with it.
+func (c *ControlPlane) StartControllerManager(t tb.T) *Process {
+	t.Helper()
+	return Start(t, Bin(t, "kube-controller-manager"),
+		"--kubeconfig", c.Kubeconfig,
+		"--controllers", "garbagecollector",
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--concurrent-gc-syncs=5",
+	)
+}
