@@ -131,15 +131,7 @@ func (d *demo) run(n int, hold bool, sig chan os.Signal) {
 	d.show("Before any StaticRoute, each node reaches the destination with its own public address:", "")
 
 	d.step(3, "Apply primary.yaml")
-	primary := d.file("primary.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
-kind: StaticRoute
-metadata:
-  name: primary
-spec:
-  destinations:
-    - "%s"
-  gateway: "%s"
-`, netlab.EchoAddr, netlab.GwAVPC))
+	primary := d.route("primary.yaml", "primary", "", netlab.GwAVPC, netlab.EchoAddr)
 	d.kubectl(nil, "apply", "-f", primary)
 	d.waitAll(netlab.GwAPublic)
 	d.show("Every node, and the pod, now reaches the destination as gateway A:", netlab.GwAPublic)
@@ -155,26 +147,17 @@ spec:
 `)
 	d.kubectl(nil, "apply", "-f", bad)
 	say("A gateway outside the VPC (the webhook knows the VPC; the CRD's own rules do not):")
-	far := d.file("far-gateway.yaml", strings.NewReplacer("name: primary", "name: far", netlab.GwAVPC, "203.0.113.50", netlab.EchoAddr, "192.0.2.99").Replace(readFile(r, primary)))
+	far := d.route("far-gateway.yaml", "far", "", "203.0.113.50", "192.0.2.99")
 	d.kubectl(nil, "apply", "-f", far)
 	say("Editing the gateway in place (what broke nodes with the old operator):")
-	edit := d.file("primary-edited.yaml", strings.Replace(readFile(r, primary), netlab.GwAVPC, netlab.GwBVPC, 1))
+	edit := d.route("primary-edited.yaml", "primary", "", netlab.GwBVPC, netlab.EchoAddr)
 	d.kubectl(nil, "apply", "-f", edit)
 	say("The old tutorial's secondary.yaml while primary exists (two groups for one destination):")
-	oldSecondary := d.file("old-secondary.yaml", strings.Replace(strings.Replace(readFile(r, primary), "primary", "secondary", 1), netlab.GwAVPC, netlab.GwBVPC, 1))
+	oldSecondary := d.route("old-secondary.yaml", "secondary", "", netlab.GwBVPC, netlab.EchoAddr)
 	d.kubectl(nil, "apply", "-f", oldSecondary)
 
 	d.step(5, "Failover: apply secondary.yaml (spec.group: primary) while every node and the pod probe 1,000 times a second")
-	secondary := d.file("secondary.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
-kind: StaticRoute
-metadata:
-  name: secondary
-spec:
-  group: primary
-  destinations:
-    - "%s"
-  gateway: "%s"
-`, netlab.EchoAddr, netlab.GwBVPC))
+	secondary := d.route("secondary.yaml", "secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
 	probers := make([]*netlab.Prober, 0, n+1)
 	for _, ns := range d.w.Nodes {
 		probers = append(probers, netlab.StartProber(r, ns, time.Millisecond))
@@ -237,6 +220,23 @@ spec:
 	}
 }
 
+// route writes a StaticRoute file the way the tutorial's are written.
+func (d *demo) route(file, name, group, gateway, destination string) string {
+	g := ""
+	if group != "" {
+		g = "\n  group: " + group
+	}
+	return d.file(file, fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: %s
+spec:%s
+  destinations:
+    - %q
+  gateway: %q
+`, name, g, destination, gateway))
+}
+
 // show prints, for each node and the pod, the source the echo saw.
 func (d *demo) show(title, want string) {
 	say("%s", title)
@@ -276,12 +276,4 @@ func (d *demo) waitAll(want string) {
 		d.r.Fatal(err)
 	}
 	d.r.Logf("all on %s after %s", want, time.Since(start))
-}
-
-func readFile(r *runner, p string) string {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		r.Fatal(err)
-	}
-	return string(b)
 }

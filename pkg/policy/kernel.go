@@ -416,15 +416,6 @@ func (k *Kernel) route(r Route, link int, src netip.Addr) netlink.Route {
 	return nr
 }
 
-func hasVia(d Desired) bool {
-	for _, r := range d.Routes {
-		if r.Kind == Via {
-			return true
-		}
-	}
-	return false
-}
-
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
 }

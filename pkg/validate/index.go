@@ -157,16 +157,6 @@ func (x *Index) Active(group string) (Route, bool) {
 	return best, found
 }
 
-// Groups returns every group name, sorted.
-func (x *Index) Groups() []string {
-	out := make([]string, 0, len(x.groups))
-	for g := range x.groups {
-		out = append(out, g)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // Overlaps calls fn for every indexed destination that overlaps p (contains
 // it, equals it or lies inside it), until fn returns false.
 func (x *Index) Overlaps(p netip.Prefix, fn func(other netip.Prefix, route string) bool) {
