@@ -31,13 +31,13 @@ import (
 )
 
 type options struct {
-	vpc, pod, service, apiServers string
-	certDir, host                 string
-	port                          int
-	metricsAddr, probeAddr        string
-	reservationTTL                time.Duration
-	summarize, leaderElect        bool
-	leaderElectionNamespace       string
+	vpc, pod, service, apiServers     string
+	certDir, host                     string
+	port                              int
+	metricsAddr, probeAddr, pprofAddr string
+	reservationTTL                    time.Duration
+	summarize, leaderElect            bool
+	leaderElectionNamespace           string
 }
 
 func main() {
@@ -51,6 +51,7 @@ func main() {
 	flag.IntVar(&o.port, "webhook-port", 9443, "port to serve admission on")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:8082)")
 	flag.DurationVar(&o.reservationTTL, "reservation-ttl", 30*time.Second, "how long an admitted route that the cache has not shown yet still blocks overlapping ones")
 	flag.BoolVar(&o.summarize, "summarize", true, "write each StaticRoute's status from the nodes' reports (on the elected leader only)")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one replica to summarize")
@@ -107,6 +108,7 @@ func run(ctx context.Context, o options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.summarize && o.leaderElect,
 		LeaderElectionID:        "staticroute-summarizer",
 		LeaderElectionNamespace: o.leaderElectionNamespace,

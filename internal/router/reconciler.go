@@ -5,6 +5,7 @@ package router
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/netip"
 	"os"
@@ -41,6 +42,35 @@ type Reconciler struct {
 	Config   Config
 	Metrics  *Metrics
 	Reporter *Reporter
+
+	// The last input's key and its desired state: a resync with nothing
+	// changed need not compute 10,000 prefixes again.
+	lastKey     [sha256.Size]byte
+	lastDesired *policy.Desired
+}
+
+// compute is policy.Compute, skipped when the input is the last one.
+func (r *Reconciler) compute(in policy.Input) policy.Desired {
+	key := inputKey(in)
+	if r.lastDesired != nil && key == r.lastKey {
+		return *r.lastDesired
+	}
+	d := policy.Compute(in)
+	r.lastKey, r.lastDesired = key, &d
+	return d
+}
+
+// inputKey identifies an input: every route by its UID and generation
+// (the API server bumps it on a change of spec, and on delete with a
+// finalizer pending; not on status writes, which the computation does not
+// read), and all the rest as printed.
+func inputKey(in policy.Input) [sha256.Size]byte {
+	h := sha256.New()
+	for _, sr := range in.Routes {
+		fmt.Fprintf(h, "%s %s %d %t\n", sr.Name, sr.UID, sr.Generation, sr.DeletionTimestamp != nil)
+	}
+	fmt.Fprintf(h, "%+v\n%+v\n%v\n", in.Node, in.Cluster, in.NeverRoute)
+	return [sha256.Size]byte(h.Sum(nil))
 }
 
 // Reconcile ignores which object changed: the whole node is recomputed.
@@ -67,7 +97,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reading Node %s: %w", r.Config.NodeName, err)
 	}
 	var routes v1.StaticRouteList
-	if err := r.Client.List(ctx, &routes); err != nil {
+	// Read only: the cache's objects are not copied each second.
+	if err := r.Client.List(ctx, &routes, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("listing StaticRoutes: %w", err)
 	}
 	cluster := r.Config.Cluster
@@ -85,7 +116,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		in.Routes = append(in.Routes, &routes.Items[i])
 		byName[routes.Items[i].Name] = &routes.Items[i]
 	}
-	d := policy.Compute(in)
+	d := r.compute(in)
 
 	packets, err := r.Firewall.Counters()
 	if err == nil {

@@ -67,21 +67,34 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[str
 	return nil
 }
 
+// maxEvents bounds the Events of one report: a thousand routes applied at
+// once would otherwise be a thousand Events from every node.
+const maxEvents = 10
+
 func (p *Reporter) recordTransitions(node *corev1.Node, routes map[string]*v1.StaticRoute, status v1.StaticRouteNodeStateStatus) {
 	if p.Events == nil {
 		return
 	}
+	last := map[string]v1.NodeGroupState{}
+	if p.last != nil {
+		for _, g := range p.last.Groups {
+			last[g.Group] = g
+		}
+	}
+	sent, more := 0, 0
 	for _, g := range status.Groups {
-		if p.last != nil {
-			i := slices.IndexFunc(p.last.Groups, func(o v1.NodeGroupState) bool { return o.Group == g.Group })
-			if i >= 0 && p.last.Groups[i].State == g.State && p.last.Groups[i].ActiveMember == g.ActiveMember && p.last.Groups[i].Gateway == g.Gateway {
-				continue
-			}
+		if o, ok := last[g.Group]; ok && o.State == g.State && o.ActiveMember == g.ActiveMember && o.Gateway == g.Gateway {
+			continue
 		}
 		sr, ok := routes[g.ActiveMember]
 		if !ok {
 			continue
 		}
+		if sent == maxEvents {
+			more++
+			continue
+		}
+		sent++
 		kind := corev1.EventTypeNormal
 		if g.State != v1.NodeGroupApplied {
 			kind = corev1.EventTypeWarning
@@ -94,6 +107,10 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes map[string]*v1.St
 			note = note[:1000]
 		}
 		p.Events.Eventf(sr, node, kind, g.State, "Route", "%s", note)
+	}
+	if more > 0 {
+		p.Events.Eventf(node, nil, corev1.EventTypeNormal, "ManyGroupsChanged", "Route",
+			"node %s: %d more groups changed state; see StaticRouteNodeState %s", node.Name, more, node.Name)
 	}
 }
 

@@ -2,12 +2,16 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/policy"
@@ -93,5 +97,52 @@ func TestNodeStatus(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, tc.applyErr))
 		})
+	}
+}
+
+// recorder keeps the reasons of the Events it is given.
+type recorder struct{ reasons []string }
+
+func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, _ string, _ ...any) {
+	r.reasons = append(r.reasons, reason)
+}
+
+func TestEventsOnlyOnTransitionsAndBounded(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
+	status := func(n int, state string) v1.StaticRouteNodeStateStatus {
+		var s v1.StaticRouteNodeStateStatus
+		for i := range n {
+			s.Groups = append(s.Groups, v1.NodeGroupState{Group: fmt.Sprintf("g%02d", i), ActiveMember: fmt.Sprintf("g%02d", i), Gateway: "198.51.100.4", State: state})
+		}
+		return s
+	}
+	routes := map[string]*v1.StaticRoute{}
+	for i := range 25 {
+		name := fmt.Sprintf("g%02d", i)
+		routes[name] = &v1.StaticRoute{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	}
+	rec := &recorder{}
+	p := &Reporter{Events: rec}
+	for _, step := range []struct {
+		name  string
+		s     v1.StaticRouteNodeStateStatus
+		wants []string
+	}{
+		{"two groups applied: an Event each", status(2, v1.NodeGroupApplied), []string{v1.NodeGroupApplied, v1.NodeGroupApplied}},
+		{"nothing changed: no Event", status(2, v1.NodeGroupApplied), nil},
+		{"23 more groups at once: ten Events and one for the rest", status(25, v1.NodeGroupApplied),
+			append(slices.Repeat([]string{v1.NodeGroupApplied}, maxEvents), "ManyGroupsChanged")},
+		{"one group fails: one Event", func() v1.StaticRouteNodeStateStatus {
+			s := status(25, v1.NodeGroupApplied)
+			s.Groups[7].State = v1.NodeGroupGatewayNotOnLink
+			return s
+		}(), []string{v1.NodeGroupGatewayNotOnLink}},
+	} {
+		rec.reasons = nil
+		p.recordTransitions(node, routes, step.s)
+		p.last = &step.s
+		if !slices.Equal(rec.reasons, step.wants) {
+			t.Errorf("%s: Events %v, want %v", step.name, rec.reasons, step.wants)
+		}
 	}
 }

@@ -4,127 +4,293 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
-// routesPerSend is how many route messages go into one sendmsg. The kernel
-// handles every message of a buffer in turn and acknowledges each; the
-// acknowledgements of one batch must fit the receive buffer.
-const routesPerSend = 256
+// maxSend bounds one sendmsg: below the socket's default send buffer
+// (208 kB), and the errors of one batch (36 bytes each with
+// NETLINK_CAP_ACK) fit its receive buffer even if every message fails.
+const maxSend = 64 << 10
 
-// batcher writes many routes with one sendmsg per batch instead of one
-// request/acknowledgement round trip per route: vishvananda/netlink has no
-// batch call, and 10,000 round trips cost ~130 ms.
+// batcher writes and dumps routes and nexthops over a netlink socket of
+// its own, encoding messages into one reused buffer: vishvananda/netlink
+// has no batch call, allocates a request and a response per route, and
+// 10,000 round trips cost ~130 ms. Only the last message of each sendmsg
+// asks for an acknowledgement; the kernel handles a buffer's messages in
+// order and reports every failure anyway, so that acknowledgement closes
+// the batch.
 type batcher struct {
 	sock *nl.NetlinkSocket
+	seq  uint32
+	out  []byte // messages being built
+	ends []int  // where each message in out ends
+	in   []byte // receive buffer
 }
 
-// routes sends one RTM_NEWROUTE or RTM_DELROUTE per route (with nexthop
-// IDs from nhids, by position, for adds); "exists" on add and "not found"
-// on delete count as success.
-func (b *batcher) routes(msgType int, routes []netlink.Route, nhids []uint32) error {
-	flags := unix.NLM_F_ACK
-	ok := func(e unix.Errno) bool { return e == unix.ESRCH || e == unix.ENOENT }
+func newBatcher(sock *nl.NetlinkSocket) *batcher {
+	fd := sock.GetFd()
+	// Errors carry only the failed message's header, and dumps may be
+	// filtered by table in the kernel; both are best effort (old kernels).
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
+	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1)
+	return &batcher{sock: sock, seq: 1, in: make([]byte, 64<<10)}
+}
+
+// begin starts a message; end finishes it.
+func (b *batcher) begin(typ, flags uint16) int {
+	start := len(b.out)
+	b.seq++
+	b.out = binary.NativeEndian.AppendUint32(b.out, 0) // length, set by end
+	b.out = binary.NativeEndian.AppendUint16(b.out, typ)
+	b.out = binary.NativeEndian.AppendUint16(b.out, flags|unix.NLM_F_REQUEST)
+	b.out = binary.NativeEndian.AppendUint32(b.out, b.seq)
+	b.out = binary.NativeEndian.AppendUint32(b.out, 0) // port: the kernel's
+	return start
+}
+
+func (b *batcher) end(start int) {
+	binary.NativeEndian.PutUint32(b.out[start:], uint32(len(b.out)-start))
+	b.ends = append(b.ends, len(b.out))
+}
+
+func (b *batcher) attr(typ uint16, v []byte) {
+	b.out = binary.NativeEndian.AppendUint16(b.out, uint16(unix.SizeofRtAttr+len(v)))
+	b.out = binary.NativeEndian.AppendUint16(b.out, typ)
+	b.out = append(b.out, v...)
+	for len(b.out)%4 != 0 {
+		b.out = append(b.out, 0)
+	}
+}
+
+func (b *batcher) attrU32(typ uint16, v uint32) {
+	var buf [4]byte
+	binary.NativeEndian.PutUint32(buf[:], v)
+	b.attr(typ, buf[:])
+}
+
+// route adds one RTM_NEWROUTE (replacing a route of the same destination
+// and metric) or RTM_DELROUTE for r in table. A steered route names its
+// nexthop object, not the gateway; a delete names all of r, so that it
+// matches r only.
+func (b *batcher) route(msgType uint16, table int, r kroute) {
+	flags := uint16(0)
 	if msgType == unix.RTM_NEWROUTE {
-		flags |= unix.NLM_F_CREATE | unix.NLM_F_EXCL
-		ok = func(e unix.Errno) bool { return e == unix.EEXIST }
+		flags = unix.NLM_F_CREATE | unix.NLM_F_REPLACE
 	}
-	reqs := make([]*nl.NetlinkRequest, len(routes))
-	for i := range routes {
-		req := nl.NewNetlinkRequest(msgType, flags)
-		var nhid uint32
-		if nhids != nil {
-			nhid = nhids[i]
-		}
-		routeMessage(req, &routes[i], nhid, msgType == unix.RTM_DELROUTE)
-		reqs[i] = req
+	start := b.begin(msgType, flags)
+	// struct rtmsg; the table goes in RTA_TABLE: ours are above 255.
+	b.out = append(b.out, unix.AF_INET, r.bits, 0, 0, unix.RT_TABLE_UNSPEC, r.proto, unix.RT_SCOPE_UNIVERSE, r.typ, 0, 0, 0, 0)
+	b.attr(unix.RTA_DST, r.dst[:])
+	b.attrU32(unix.RTA_TABLE, uint32(table))
+	if r.metric != 0 {
+		b.attrU32(unix.RTA_PRIORITY, r.metric)
 	}
-	return b.send(reqs, ok)
+	if r.nh != 0 {
+		b.attrU32(rtaNHID, r.nh)
+	}
+	if r.src != [4]byte{} {
+		b.attr(unix.RTA_PREFSRC, r.src[:])
+	}
+	b.end(start)
 }
 
-// send writes requests routesPerSend to a sendmsg and reads every
-// acknowledgement; errors for which ok is true count as success.
-func (b *batcher) send(reqs []*nl.NetlinkRequest, ok func(unix.Errno) bool) error {
+// routes writes (RTM_NEWROUTE) or deletes (RTM_DELROUTE) rs in table.
+// Deleting a route that is gone counts as success.
+func (b *batcher) routes(msgType uint16, table int, rs []kroute) error {
+	for _, r := range rs {
+		b.route(msgType, table, r)
+	}
+	return b.exchange(func(e unix.Errno) bool {
+		return msgType == unix.RTM_DELROUTE && (e == unix.ESRCH || e == unix.ENOENT)
+	})
+}
+
+// exchange sends the messages built so far, maxSend bytes to a sendmsg,
+// and reads the kernel's answers; errors for which ok is true count as
+// success.
+func (b *batcher) exchange(ok func(unix.Errno) bool) error {
+	defer func() { b.out, b.ends = b.out[:0], b.ends[:0] }()
+	fd := b.sock.GetFd()
 	var errs []error
-	for len(reqs) > 0 {
-		n := min(len(reqs), routesPerSend)
-		var buf []byte
-		pending := make(map[uint32]bool, n)
-		for _, req := range reqs[:n] {
-			pending[req.Seq] = true
-			buf = append(buf, req.Serialize()...)
+	from, i := 0, 0
+	for i < len(b.ends) {
+		last := i
+		for last+1 < len(b.ends) && b.ends[last+1]-from <= maxSend {
+			last++
 		}
-		if err := unix.Sendto(b.sock.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-			return fmt.Errorf("sending %d netlink messages: %w", n, err)
+		lastStart := from
+		if last > 0 {
+			lastStart = b.ends[last-1]
 		}
-		for len(pending) > 0 {
-			msgs, _, err := b.sock.Receive()
+		flags := binary.NativeEndian.Uint16(b.out[lastStart+6:])
+		binary.NativeEndian.PutUint16(b.out[lastStart+6:], flags|unix.NLM_F_ACK)
+		lastSeq := binary.NativeEndian.Uint32(b.out[lastStart+8:])
+		if err := unix.Sendto(fd, b.out[from:b.ends[last]], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return fmt.Errorf("sending %d netlink messages: %w", last-i+1, err)
+		}
+		for done := false; !done; {
+			err := b.receive(func(typ uint16, seq uint32, data []byte) bool {
+				if typ != unix.NLMSG_ERROR || len(data) < 4 {
+					return true
+				}
+				if code := int32(binary.NativeEndian.Uint32(data)); code != 0 && !ok(unix.Errno(-code)) {
+					errs = append(errs, unix.Errno(-code))
+				}
+				if seq == lastSeq {
+					done = true
+				}
+				return true
+			})
 			if err != nil {
 				return fmt.Errorf("reading netlink acknowledgements: %w", err)
 			}
-			for _, m := range msgs {
-				if !pending[m.Header.Seq] || m.Header.Type != unix.NLMSG_ERROR || len(m.Data) < 4 {
-					continue
-				}
-				delete(pending, m.Header.Seq)
-				if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 && !ok(unix.Errno(-code)) {
-					errs = append(errs, unix.Errno(-code))
-				}
-			}
 		}
-		reqs = reqs[n:]
+		from, i = b.ends[last], last+1
 	}
 	return errors.Join(errs...)
 }
 
-// routeMessage fills a route request the way ip route does. A route with a
-// nexthop object names only its ID; a delete names only what identifies the
-// route in its table (the kernel refuses a gateway for a nexthop route).
-func routeMessage(req *nl.NetlinkRequest, r *netlink.Route, nhid uint32, del bool) {
-	msg := nl.NewRtMsg()
-	msg.Family = unix.AF_INET
-	msg.Protocol = uint8(r.Protocol)
-	msg.Type = uint8(r.Type)
-	msg.Table = unix.RT_TABLE_UNSPEC // the table goes in RTA_TABLE: ours are above 255
-	ones := 0
-	if r.Dst != nil {
-		ones, _ = r.Dst.Mask.Size()
+// receive reads one datagram and hands each message in it to each, until
+// each returns false.
+func (b *batcher) receive(each func(typ uint16, seq uint32, data []byte) bool) error {
+	n, _, flags, _, err := unix.Recvmsg(b.sock.GetFd(), b.in, nil, 0)
+	if err != nil {
+		return err
 	}
-	msg.Dst_len = uint8(ones)
-	req.AddData(msg)
-	if r.Dst != nil {
-		req.AddData(nl.NewRtAttr(unix.RTA_DST, r.Dst.IP.To4()))
+	if flags&unix.MSG_TRUNC != 0 {
+		return fmt.Errorf("netlink message larger than %d bytes", len(b.in))
 	}
-	req.AddData(nl.NewRtAttr(unix.RTA_TABLE, u32(uint32(r.Table))))
-	if r.Priority != 0 {
-		req.AddData(nl.NewRtAttr(unix.RTA_PRIORITY, u32(uint32(r.Priority))))
-	}
-	if del {
-		return
-	}
-	if nhid != 0 {
-		req.AddData(nl.NewRtAttr(rtaNHID, u32(nhid)))
-		if r.Src != nil {
-			req.AddData(nl.NewRtAttr(unix.RTA_PREFSRC, r.Src.To4()))
+	buf := b.in[:n]
+	for len(buf) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(buf))
+		if l < unix.NLMSG_HDRLEN || l > len(buf) {
+			return fmt.Errorf("malformed netlink message (length %d of %d)", l, len(buf))
 		}
-		return
+		if !each(binary.NativeEndian.Uint16(buf[4:]), binary.NativeEndian.Uint32(buf[8:]), buf[unix.NLMSG_HDRLEN:l]) {
+			return nil
+		}
+		buf = buf[min(len(buf), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
 	}
-	if r.Gw != nil {
-		req.AddData(nl.NewRtAttr(unix.RTA_GATEWAY, r.Gw.To4()))
-	}
-	if r.Src != nil {
-		req.AddData(nl.NewRtAttr(unix.RTA_PREFSRC, r.Src.To4()))
-	}
-	if r.LinkIndex != 0 {
-		req.AddData(nl.NewRtAttr(unix.RTA_OIF, u32(uint32(r.LinkIndex))))
-	}
+	return nil
 }
 
-func u32(v uint32) []byte {
-	b := make([]byte, 4)
-	binary.NativeEndian.PutUint32(b, v)
-	return b
+// dump sends the one request built so far (a NLM_F_DUMP) and hands each
+// answer's payload to each.
+func (b *batcher) dump(each func(data []byte) error) error {
+	defer func() { b.out, b.ends = b.out[:0], b.ends[:0] }()
+	seq := b.seq
+	if err := unix.Sendto(b.sock.GetFd(), b.out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return err
+	}
+	var failed error
+	for done := false; !done; {
+		err := b.receive(func(typ uint16, s uint32, data []byte) bool {
+			if s != seq {
+				return true
+			}
+			switch typ {
+			case unix.NLMSG_DONE:
+				done = true
+				return false
+			case unix.NLMSG_ERROR:
+				done = true
+				if len(data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(data)); code != 0 {
+						failed = unix.Errno(-code)
+					}
+				}
+				return false
+			}
+			if failed == nil {
+				failed = each(data)
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return failed
 }
+
+// dumpedRoute is a route as a dump gives it: our kroute, and what ReadNode
+// needs of the main table's routes.
+type dumpedRoute struct {
+	kroute
+	scope     uint8
+	gw        netip.Addr
+	oif       int
+	multipath bool
+}
+
+// dumpRoutes lists the IPv4 routes of table (sorted).
+func (b *batcher) dumpRoutes(table int) ([]kroute, error) {
+	var out []kroute
+	err := b.eachRoute(table, func(r dumpedRoute) { out = append(out, r.kroute) })
+	return sortRoutes(out), err
+}
+
+// eachRoute hands each IPv4 route of table to each. The kernel filters by
+// table (NETLINK_GET_STRICT_CHK); without it, the other tables' routes are
+// skipped here.
+func (b *batcher) eachRoute(table int, each func(dumpedRoute)) error {
+	start := b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
+	b.out = append(b.out, unix.AF_INET, 0, 0, 0, unix.RT_TABLE_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
+	b.attrU32(unix.RTA_TABLE, uint32(table))
+	b.end(start)
+	err := b.dump(func(data []byte) error {
+		if len(data) < unix.SizeofRtMsg {
+			return nil
+		}
+		r := dumpedRoute{kroute: kroute{bits: data[1], proto: data[5], typ: data[7]}, scope: data[6]}
+		t := uint32(data[4])
+		err := eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
+			switch {
+			case typ == unix.RTA_TABLE && len(v) == 4:
+				t = binary.NativeEndian.Uint32(v)
+			case typ == unix.RTA_DST && len(v) == 4:
+				r.dst = [4]byte(v)
+			case typ == unix.RTA_PRIORITY && len(v) == 4:
+				r.metric = binary.NativeEndian.Uint32(v)
+			case typ == rtaNHID && len(v) == 4:
+				r.nh = binary.NativeEndian.Uint32(v)
+			case typ == unix.RTA_PREFSRC && len(v) == 4:
+				r.src = [4]byte(v)
+			case typ == unix.RTA_GATEWAY && len(v) == 4:
+				r.gw = netip.AddrFrom4([4]byte(v))
+			case typ == unix.RTA_OIF && len(v) == 4:
+				r.oif = int(binary.NativeEndian.Uint32(v))
+			case typ == unix.RTA_MULTIPATH:
+				r.multipath = true
+			}
+		})
+		if err == nil && int(t) == table {
+			each(r)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("listing table %d: %w", table, err)
+	}
+	return nil
+}
+
+// eachAttr hands each netlink attribute in buf to each.
+func eachAttr(buf []byte, each func(typ uint16, v []byte)) error {
+	for len(buf) >= unix.SizeofRtAttr {
+		l := int(binary.NativeEndian.Uint16(buf))
+		if l < unix.SizeofRtAttr || l > len(buf) {
+			return fmt.Errorf("malformed netlink attribute (length %d of %d)", l, len(buf))
+		}
+		each(binary.NativeEndian.Uint16(buf[2:])&nlaTypeMask, buf[unix.SizeofRtAttr:l])
+		buf = buf[min(len(buf), (l+unix.RTA_ALIGNTO-1)&^(unix.RTA_ALIGNTO-1)):]
+	}
+	return nil
+}
+
+// nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
+// attribute type (NLA_TYPE_MASK, not in x/sys/unix).
+const nlaTypeMask = 0x3fff

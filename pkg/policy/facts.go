@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,34 +50,25 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 	if l, err := k.NL.LinkByName(n.VPCLink); err == nil {
 		vpcIndex = l.Attrs().Index
 	}
-	routes, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return n, fmt.Errorf("listing the main table: %w", err)
-	}
-	for _, r := range routes {
-		if r.Dst != nil && r.Gw != nil {
-			if p, ok := netip.AddrFromSlice(r.Dst.IP.To4()); ok {
-				ones, _ := r.Dst.Mask.Size()
-				if ones > 0 {
-					n.MainVia = append(n.MainVia, netip.PrefixFrom(p, ones).Masked())
-				}
-			}
+	// Only the main table: a dump of all would parse our 20,000 routes
+	// each second.
+	err = k.batch.eachRoute(unix.RT_TABLE_MAIN, func(r dumpedRoute) {
+		pfx := r.prefix()
+		if r.gw.IsValid() && pfx.Bits() > 0 {
+			n.MainVia = append(n.MainVia, pfx)
 		}
-		if r.Dst == nil || r.Gw != nil || r.Scope != netlink.SCOPE_LINK || len(r.MultiPath) > 0 {
-			continue
+		if pfx.Bits() == 0 || r.gw.IsValid() || r.scope != unix.RT_SCOPE_LINK || r.multipath {
+			return
 		}
-		p, ok := netip.AddrFromSlice(r.Dst.IP.To4())
-		if !ok {
-			continue
-		}
-		ones, _ := r.Dst.Mask.Size()
-		pfx := netip.PrefixFrom(p, ones).Masked()
 		if !slices.Contains(n.Connected, pfx) {
 			n.Connected = append(n.Connected, pfx)
 		}
-		if r.LinkIndex == vpcIndex && !slices.Contains(n.OnLink, pfx) {
+		if r.oif == vpcIndex && !slices.Contains(n.OnLink, pfx) {
 			n.OnLink = append(n.OnLink, pfx)
 		}
+	})
+	if err != nil {
+		return n, fmt.Errorf("reading the main table: %w", err)
 	}
 	slices.SortFunc(n.Connected, comparePrefix)
 	slices.SortFunc(n.OnLink, comparePrefix)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/test/netlab"
@@ -107,15 +108,15 @@ func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 		_ = k.flush(act)
 	}
 	time.Sleep(time.Millisecond)
-	want, _, _, err := k.kernelRoutes(d)
+	want, nhs, err := k.wanted(d)
 	if err != nil {
 		t.Error(err)
 		return
 	}
-	for _, r := range want {
-		r.Table = k.Opts.Tables[0]
-		_ = k.NL.RouteAdd(&r)
+	if err := k.batch.replaceNexthops(nhs, k.Opts.Protocol); err != nil {
+		t.Error(err)
 	}
+	_ = k.batch.routes(unix.RTM_NEWROUTE, k.Opts.Tables[0], want)
 	_ = k.NL.RuleAdd(k.rule(k.Opts.Tables[0]))
 }
 

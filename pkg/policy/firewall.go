@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -22,7 +23,7 @@ type Firewall struct {
 	Conn *nftables.Conn
 	Opts Options
 
-	applied string // the spec last written, to write only on change
+	applied [sha256.Size]byte // the spec last written, to write only on change
 }
 
 // elementsPerMessage bounds the set elements sent in one netlink message:
@@ -68,22 +69,23 @@ func (s spec) String() string {
 // wrote or the table is gone.
 func (f *Firewall) Apply(d Desired) (changed bool, err error) {
 	s := firewallSpec(d)
-	if f.applied == s.String() {
+	key := sha256.Sum256([]byte(s.String()))
+	if f.applied == key {
 		if t, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err == nil && t != nil {
 			return false, nil
 		}
 	}
 	if err := f.write(s); err != nil {
-		f.applied = ""
+		f.applied = [sha256.Size]byte{}
 		return false, err
 	}
-	f.applied = s.String()
+	f.applied = key
 	return true, nil
 }
 
 // Cleanup deletes our table, and nothing else.
 func (f *Firewall) Cleanup() error {
-	f.applied = ""
+	f.applied = [sha256.Size]byte{}
 	if _, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) {
 			return nil

@@ -3,10 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -30,15 +27,22 @@ type Kernel struct {
 	FullCheck time.Duration
 
 	mu       sync.Mutex
-	applied  string    // fingerprint of the routes and nexthops last written
-	verified time.Time // when the kernel was last dumped and found equal
+	known    *written  // what the last successful Apply left; nil: dump
+	verified time.Time // when the kernel was last dumped
+}
+
+// written is what Apply left in the kernel: both tables hold routes, and
+// the nexthops are nhs.
+type written struct {
+	routes []kroute
+	nhs    []nexthop
 }
 
 // Invalidate makes the next Apply compare with the kernel's routes: call
 // it on a route event in our tables (someone flushed or edited them).
 func (k *Kernel) Invalidate() {
 	k.mu.Lock()
-	k.applied = ""
+	k.known = nil
 	k.mu.Unlock()
 }
 
@@ -60,7 +64,7 @@ func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
 		h.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	return &Kernel{NL: h, Opts: opts, batch: &batcher{sock: sock}, FullCheck: 10 * time.Second}, nil
+	return &Kernel{NL: h, Opts: opts, batch: newBatcher(sock), FullCheck: 10 * time.Second}, nil
 }
 
 // Close releases the netlink sockets.
@@ -83,15 +87,18 @@ type Applied struct {
 	ToSwitch time.Duration
 }
 
-// Apply makes the kernel's steering match d. A change is written whole into
-// the inactive table; a rule for it is added behind the active one at the
-// same priority; then deleting the active rule — one netlink message —
-// switches every lookup to the complete new table at once; last, the old
-// table is flushed. At no instant does a steered destination miss both
-// tables and fall through to main.
+// Apply makes the kernel's steering match d. A change is made in the
+// inactive table until it holds the whole new state; a rule for it is
+// added behind the active one at the same priority; then deleting the
+// active rule — one netlink message — switches every lookup to the
+// complete new table at once. Last, the old table is brought to the same
+// state: it stays a copy of the active one, so that the next change writes
+// only what changes (one prefix more is one route, not the whole table).
+// At no instant does a steered destination miss both tables and fall
+// through to main.
 func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 	start := time.Now()
-	want, nhids, nhs, err := k.kernelRoutes(d)
+	want, nhs, err := k.wanted(d)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -105,23 +112,35 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 		// one, the first rule listed still answers first: it is active.
 		active = rules[0].Table
 	}
-	// The steady state: what was last written is wanted still, the rule
-	// is in place and nothing invalidated the tables. Dumping every route
-	// each resync would cost ~50 ms at 10,000 prefixes.
-	fp := fingerprint(want, nhs)
 	k.mu.Lock()
-	trusted := k.applied == fp && time.Since(k.verified) < k.FullCheck
+	known := k.known
+	trusted := known != nil && time.Since(k.verified) < k.FullCheck
 	k.mu.Unlock()
-	if trusted && len(rules) == 1 {
+	// The steady state: what was last written is wanted still, the rule
+	// is in place and nothing invalidated the tables.
+	if trusted && len(rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) {
 		return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
+	}
+	have := map[int][]kroute{}
+	dumped := !trusted
+	for _, t := range k.Opts.Tables {
+		if trusted {
+			have[t] = known.routes
+			continue
+		}
+		if have[t], err = k.batch.dumpRoutes(t); err != nil {
+			return Applied{}, err
+		}
 	}
 	defer func() {
 		k.mu.Lock()
 		defer k.mu.Unlock()
+		k.known = nil
 		if err == nil {
-			k.applied, k.verified = fp, time.Now()
-		} else {
-			k.applied = ""
+			k.known = &written{routes: want, nhs: nhs}
+			if dumped {
+				k.verified = time.Now()
+			}
 		}
 	}()
 
@@ -146,40 +165,47 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 		return Applied{}, fmt.Errorf("writing nexthops: %w", err)
 	}
 	movedAt := time.Now()
-	stale := func() []uint32 {
+	// Deleting a nexthop deletes the routes that use it: only once no
+	// table holds them.
+	deleteStale := func() error {
 		var ids []uint32
 		for id := range current {
 			if !slices.ContainsFunc(nhs, func(nh nexthop) bool { return nh.id == id }) {
 				ids = append(ids, id)
 			}
 		}
-		return ids
+		if err := k.batch.deleteNexthops(ids); err != nil {
+			return fmt.Errorf("deleting unused nexthops: %w", err)
+		}
+		return nil
 	}
 
-	tables, err := k.ourRoutes()
-	if err != nil {
-		return Applied{}, err
-	}
 	target := k.other(active)
-	if active != 0 && len(rules) == 1 && sameRoutes(tables[active], want) && len(tables[target]) == 0 {
+	if active != 0 && len(rules) == 1 && slices.Equal(have[active], want) {
 		a := Applied{Table: active, Routes: len(want), Moved: moved}
 		if moved > 0 {
 			a.ToSwitch = movedAt.Sub(start)
 		}
-		if err := k.batch.deleteNexthops(stale()); err != nil {
-			return a, fmt.Errorf("deleting unused nexthops: %w", err)
+		if err := k.sync(target, have[target], want); err != nil {
+			return a, err
+		}
+		if err := deleteStale(); err != nil {
+			return a, err
 		}
 		return a, k.ensureMarkRule()
 	}
 
-	if err := k.batch.routes(unix.RTM_DELROUTE, tables[target], nil); err != nil {
-		return Applied{}, fmt.Errorf("flushing table %d: %w", target, err)
+	// Only what is new or different goes in before the switch. Routes
+	// that go are deleted after it, each delete atomic: a destination
+	// leaving the steering keeps its old path a few milliseconds longer,
+	// never shorter, and a failover to other destinations does not wait
+	// for the old ones to be deleted.
+	c := diff(have[target], want)
+	if err := k.delete(target, c.clear); err != nil {
+		return Applied{}, err
 	}
-	for i := range want {
-		want[i].Table = target
-	}
-	if err := k.batch.routes(unix.RTM_NEWROUTE, want, nhids); err != nil {
-		return Applied{}, fmt.Errorf("writing table %d: %w", target, err)
+	if err := k.write(target, c.write); err != nil {
+		return Applied{}, err
 	}
 	if err := k.NL.RuleAdd(k.rule(target)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return Applied{}, fmt.Errorf("adding the rule for table %d: %w", target, err)
@@ -194,30 +220,69 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 			return Applied{}, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err)
 		}
 	}
-	if active != 0 && active != target {
-		if err := k.batch.routes(unix.RTM_DELROUTE, tables[active], nil); err != nil {
-			return Applied{}, fmt.Errorf("flushing table %d: %w", active, err)
+	a := Applied{Swapped: true, Table: target, Routes: len(want), Moved: moved, ToSwitch: switched.Sub(start)}
+	if err := k.delete(target, c.del); err != nil {
+		return a, err
+	}
+	for _, t := range k.Opts.Tables {
+		if t != target {
+			if err := k.sync(t, have[t], want); err != nil {
+				return a, err
+			}
 		}
 	}
-	// Deleting a nexthop deletes the routes that use it: only now that
-	// the old table is gone.
-	if err := k.batch.deleteNexthops(stale()); err != nil {
-		return Applied{}, fmt.Errorf("deleting unused nexthops: %w", err)
+	if err := deleteStale(); err != nil {
+		return a, err
 	}
-	return Applied{Swapped: true, Table: target, Routes: len(want), Moved: moved, ToSwitch: switched.Sub(start)}, k.ensureMarkRule()
+	return a, k.ensureMarkRule()
 }
 
-// fingerprint identifies a set of routes and nexthops.
-func fingerprint(routes []netlink.Route, nhs []nexthop) string {
-	keys := make([]string, 0, len(routes)+len(nhs))
-	for _, r := range routes {
-		keys = append(keys, routeKey(r))
+// wanted is d as the routes of a table (sorted) and the groups' nexthops.
+func (k *Kernel) wanted(d Desired) ([]kroute, []nexthop, error) {
+	link := 0
+	if slices.ContainsFunc(d.Routes, func(r Route) bool { return r.Kind == Via }) {
+		l, err := k.NL.LinkByName(d.Link)
+		if err != nil {
+			return nil, nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
+		}
+		link = l.Attrs().Index
 	}
-	for _, nh := range nhs {
-		keys = append(keys, fmt.Sprintf("nh %d %s %d", nh.id, nh.gateway, nh.link))
+	want, nhs := wanted(d, link, uint8(k.Opts.Protocol))
+	return want, nhs, nil
+}
+
+// sync makes table, which holds have, hold want. It is never the active
+// table.
+func (k *Kernel) sync(table int, have, want []kroute) error {
+	c := diff(have, want)
+	if err := k.delete(table, c.clear); err != nil {
+		return err
 	}
-	slices.Sort(keys)
-	return strings.Join(keys, "\n")
+	if err := k.write(table, c.write); err != nil {
+		return err
+	}
+	return k.delete(table, c.del)
+}
+
+// write adds rs to table, each replacing a route of the same destination
+// and metric if there is one.
+func (k *Kernel) write(table int, rs []kroute) error {
+	if err := k.batch.routes(unix.RTM_NEWROUTE, table, rs); err != nil {
+		return fmt.Errorf("writing %d routes into table %d: %w", len(rs), table, err)
+	}
+	return nil
+}
+
+// delete removes rs from table. Each delete names the whole route. The
+// kernel reads metric 0 as "the first of any metric": diff never deletes a
+// destination and metric that a wanted route holds, and our only routes of
+// another metric (guards) come with a wanted route of metric 0 for their
+// destination, so a delete never reaches one.
+func (k *Kernel) delete(table int, rs []kroute) error {
+	if err := k.batch.routes(unix.RTM_DELROUTE, table, rs); err != nil {
+		return fmt.Errorf("deleting %d routes from table %d: %w", len(rs), table, err)
+	}
+	return nil
 }
 
 // Active returns the table the steering rule points at, 0 if none.
@@ -313,135 +378,15 @@ func (k *Kernel) steeringRules() ([]netlink.Rule, error) {
 	return out, nil
 }
 
-// ourRoutes dumps the routes of both steering tables at once.
-func (k *Kernel) ourRoutes() (map[int][]netlink.Route, error) {
-	all, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_UNSPEC}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return nil, fmt.Errorf("listing routes: %w", err)
-	}
-	out := map[int][]netlink.Route{}
-	for _, r := range all {
-		if slices.Contains(k.Opts.Tables[:], r.Table) {
-			out[r.Table] = append(out[r.Table], r)
-		}
-	}
-	return out, nil
-}
-
-func (k *Kernel) tableRoutes(table int) ([]netlink.Route, error) {
-	rs, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: table}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return nil, fmt.Errorf("listing table %d: %w", table, err)
-	}
-	return rs, nil
-}
-
 func (k *Kernel) flush(table int) error {
-	rs, err := k.tableRoutes(table)
+	rs, err := k.batch.dumpRoutes(table)
 	if err != nil {
 		return err
 	}
-	if err := k.batch.routes(unix.RTM_DELROUTE, rs, nil); err != nil {
+	if err := k.batch.routes(unix.RTM_DELROUTE, table, rs); err != nil {
 		return fmt.Errorf("flushing table %d: %w", table, err)
 	}
 	return nil
-}
-
-// kernelRoutes turns d into netlink routes (Apply sets the table when it
-// writes them; routeKey ignores it), the nexthop ID of each steered route
-// (by position, 0 for others), and one nexthop per steering group.
-func (k *Kernel) kernelRoutes(d Desired) ([]netlink.Route, []uint32, []nexthop, error) {
-	link := 0
-	var groups []string
-	gateways := map[string]netip.Addr{}
-	for _, r := range d.Routes {
-		if r.Kind == Via {
-			if _, ok := gateways[r.Group]; !ok {
-				groups = append(groups, r.Group)
-			}
-			gateways[r.Group] = r.Gateway
-		}
-	}
-	if len(groups) > 0 {
-		l, err := k.NL.LinkByName(d.Link)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
-		}
-		link = l.Attrs().Index
-	}
-	ids := nexthopIDs(groups)
-	var nhs []nexthop
-	for _, g := range groups {
-		nhs = append(nhs, nexthop{id: ids[g], gateway: gateways[g], link: link})
-	}
-	out := make([]netlink.Route, 0, len(d.Routes))
-	nhids := make([]uint32, 0, len(d.Routes))
-	for _, r := range d.Routes {
-		out = append(out, k.route(r, link, d.Src))
-		nhids = append(nhids, ids[r.Group]) // 0 for throw routes: no group
-		if r.Kind == Via {
-			// The kernel deletes a route with its link when the link goes
-			// down; this one, behind it in the same table, has no link and
-			// stays: until the router reacts, the prefix fails closed
-			// instead of falling through to main and the public address.
-			guard := k.route(Route{Prefix: r.Prefix, Kind: Unreachable}, 0, netip.Addr{})
-			guard.Priority = guardMetric
-			out = append(out, guard)
-			nhids = append(nhids, 0)
-		}
-	}
-	return out, nhids, nhs, nil
-}
-
-// guardMetric ranks the fail-closed route behind the steered one.
-const guardMetric = 1024
-
-func (k *Kernel) route(r Route, link int, src netip.Addr) netlink.Route {
-	nr := netlink.Route{
-		Dst:      prefixNet(r.Prefix),
-		Protocol: netlink.RouteProtocol(k.Opts.Protocol),
-		Family:   unix.AF_INET,
-	}
-	switch r.Kind {
-	case Via:
-		nr.Type = unix.RTN_UNICAST
-		nr.Gw = net.IP(r.Gateway.AsSlice())
-		nr.Src = net.IP(src.AsSlice())
-		nr.LinkIndex = link
-	case Throw:
-		nr.Type = unix.RTN_THROW
-	case Unreachable:
-		nr.Type = unix.RTN_UNREACHABLE
-	}
-	return nr
-}
-
-func prefixNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), 32)}
-}
-
-// routeKey is what makes two routes the same for us.
-func routeKey(r netlink.Route) string {
-	dst := "0.0.0.0/0"
-	if r.Dst != nil {
-		dst = r.Dst.String()
-	}
-	return fmt.Sprintf("%d %s %s %s %d %d", r.Type, dst, r.Gw, r.Src, r.LinkIndex, r.Priority)
-}
-
-func sameRoutes(have, want []netlink.Route) bool {
-	if len(have) != len(want) {
-		return false
-	}
-	a := make([]string, len(have))
-	b := make([]string, len(want))
-	for i := range have {
-		a[i] = routeKey(have[i])
-		b[i] = routeKey(want[i])
-	}
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }
 
 func isGone(err error) bool {

@@ -36,8 +36,16 @@ func states() map[string]Desired {
 	far := sr("far", "", "198.51.100.200", 0, "192.0.2.99")
 	farIn := nodeInput(far)
 	farIn.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
+	// The primary's destinations in another group, and behind a gateway
+	// that is not on-link: the same prefixes as other routes, which must
+	// replace them in place.
+	moved := sr("moved", "", "198.51.100.12", 0, "192.0.2.7", "198.19.0.0/16")
+	offLinkIn := nodeInput(sr("primary", "", "198.51.100.200", 0, "192.0.2.7", "198.19.0.0/16"))
+	offLinkIn.Node.OnLink = farIn.Node.OnLink
 	return map[string]Desired{
 		"empty":            Compute(nodeInput()),
+		"moved":            Compute(nodeInput(moved)),
+		"primary-off-link": Compute(offLinkIn),
 		"primary":          Compute(nodeInput(primary)),
 		"failover":         Compute(nodeInput(primary, secondary)),
 		"everything":       Compute(nodeInput(everything)),
@@ -153,17 +161,13 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	}
 	// What a router killed mid-swap leaves: the failover state written
 	// into the other table and its rule added, the old rule still there.
-	want, _, _, err := k.kernelRoutes(s["failover"])
+	want, nhs, err := k.wanted(s["failover"])
 	if err != nil {
 		t.Fatal(err)
 	}
 	other := k.other(a.Table)
-	for _, r := range want {
-		r.Table = other
-		if err := n.NL.RouteAdd(&r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n.Must(t, k.batch.replaceNexthops(nhs, k.Opts.Protocol))
+	n.Must(t, k.batch.routes(unix.RTM_NEWROUTE, other, want))
 	if err := n.NL.RuleAdd(k.rule(other)); err != nil {
 		t.Fatal(err)
 	}

@@ -21,22 +21,36 @@ func nodeWorld(t testing.TB) *netlab.NS {
 	return n
 }
 
-// dump is the namespace's rules and routes (all tables but local), with the
-// active steering table's number replaced by ACTIVE and the inactive one's
-// by INACTIVE, so that a state prints the same whichever table holds it.
+// dump is the namespace's rules and routes (all tables but local): ours
+// first, the active steering table's number replaced by ACTIVE and the
+// other's by STANDBY, so that a state prints the same whichever table
+// holds it.
 func dump(t testing.TB, n *netlab.NS, k *Kernel) string {
 	t.Helper()
 	active, err := k.Active()
 	n.Must(t, err)
+	ours := []int{k.Opts.Tables[0], k.Opts.Tables[1]}
+	if active != 0 {
+		ours = []int{active, k.other(active)}
+	}
 	var lines []string
 	lines = append(lines, "# ip rule")
 	lines = append(lines, strings.Split(strings.TrimSpace(n.IP(t, "-4", "rule", "show")), "\n")...)
-	lines = append(lines, "# ip route show table all (without local)")
+	lines = append(lines, "# ip route show table all (without local), our tables first")
+	byTable := map[int][]string{}
+	var rest []string
 	for _, l := range strings.Split(strings.TrimSpace(n.IP(t, "-4", "route", "show", "table", "all")), "\n") {
-		if !strings.Contains(l, "table local") && l != "" {
-			lines = append(lines, l)
+		switch {
+		case l == "" || strings.Contains(l, "table local"):
+		case strings.Contains(l, fmt.Sprintf("table %d ", ours[0])):
+			byTable[ours[0]] = append(byTable[ours[0]], l)
+		case strings.Contains(l, fmt.Sprintf("table %d ", ours[1])):
+			byTable[ours[1]] = append(byTable[ours[1]], l)
+		default:
+			rest = append(rest, l)
 		}
 	}
+	lines = append(append(append(lines, byTable[ours[0]]...), byTable[ours[1]]...), rest...)
 	lines = append(lines, "# ip nexthop")
 	for _, l := range strings.Split(strings.TrimSpace(n.IP(t, "nexthop", "show")), "\n") {
 		if l != "" {
@@ -46,7 +60,7 @@ func dump(t testing.TB, n *netlab.NS, k *Kernel) string {
 	out := strings.Join(lines, "\n") + "\n"
 	if active != 0 {
 		out = strings.ReplaceAll(out, fmt.Sprint(active), "ACTIVE")
-		out = strings.ReplaceAll(out, fmt.Sprint(k.other(active)), "INACTIVE")
+		out = strings.ReplaceAll(out, fmt.Sprint(k.other(active)), "STANDBY")
 	}
 	return out
 }

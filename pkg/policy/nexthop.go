@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -47,90 +46,60 @@ func nexthopIDs(groups []string) map[string]uint32 {
 	return out
 }
 
-// nhMsg is struct nhmsg.
-type nhMsg struct{ unix.Nhmsg }
-
-func (m *nhMsg) Len() int { return unix.SizeofNhmsg }
-
-func (m *nhMsg) Serialize() []byte {
-	b := make([]byte, unix.SizeofNhmsg)
-	b[0], b[1], b[2], b[3] = m.Family, m.Scope, m.Protocol, m.Resvd
-	binary.NativeEndian.PutUint32(b[4:], m.Flags)
-	return b
+// nhmsg appends struct nhmsg.
+func (b *batcher) nhmsg(family, protocol uint8) {
+	b.out = append(b.out, family, 0, protocol, 0, 0, 0, 0, 0)
 }
 
 func (b *batcher) replaceNexthops(nhs []nexthop, protocol int) error {
-	reqs := make([]*nl.NetlinkRequest, len(nhs))
-	for i, nh := range nhs {
-		req := nl.NewNetlinkRequest(unix.RTM_NEWNEXTHOP, unix.NLM_F_ACK|unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
-		req.AddData(&nhMsg{unix.Nhmsg{Family: unix.AF_INET, Protocol: uint8(protocol)}})
-		req.AddData(nl.NewRtAttr(unix.NHA_ID, u32(nh.id)))
+	for _, nh := range nhs {
+		start := b.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_CREATE|unix.NLM_F_REPLACE)
+		b.nhmsg(unix.AF_INET, uint8(protocol))
+		b.attrU32(unix.NHA_ID, nh.id)
 		gw := nh.gateway.As4()
-		req.AddData(nl.NewRtAttr(unix.NHA_GATEWAY, gw[:]))
-		req.AddData(nl.NewRtAttr(unix.NHA_OIF, u32(uint32(nh.link))))
-		reqs[i] = req
+		b.attr(unix.NHA_GATEWAY, gw[:])
+		b.attrU32(unix.NHA_OIF, uint32(nh.link))
+		b.end(start)
 	}
-	return b.send(reqs, func(unix.Errno) bool { return false })
+	return b.exchange(func(unix.Errno) bool { return false })
 }
 
 func (b *batcher) deleteNexthops(ids []uint32) error {
-	reqs := make([]*nl.NetlinkRequest, len(ids))
-	for i, id := range ids {
-		req := nl.NewNetlinkRequest(unix.RTM_DELNEXTHOP, unix.NLM_F_ACK)
-		req.AddData(&nhMsg{unix.Nhmsg{Family: unix.AF_UNSPEC}})
-		req.AddData(nl.NewRtAttr(unix.NHA_ID, u32(id)))
-		reqs[i] = req
+	for _, id := range ids {
+		start := b.begin(unix.RTM_DELNEXTHOP, 0)
+		b.nhmsg(unix.AF_UNSPEC, 0)
+		b.attrU32(unix.NHA_ID, id)
+		b.end(start)
 	}
-	return b.send(reqs, func(e unix.Errno) bool { return e == unix.ENOENT || e == unix.ESRCH })
+	return b.exchange(func(e unix.Errno) bool { return e == unix.ENOENT || e == unix.ESRCH })
 }
 
 // listNexthops dumps the IPv4 nexthops tagged with protocol.
 func (b *batcher) listNexthops(protocol int) (map[uint32]nexthop, error) {
-	req := nl.NewNetlinkRequest(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP)
-	req.AddData(&nhMsg{unix.Nhmsg{Family: unix.AF_INET}})
-	if err := b.sock.Send(req); err != nil {
+	start := b.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP)
+	b.nhmsg(unix.AF_INET, 0)
+	b.end(start)
+	out := map[uint32]nexthop{}
+	err := b.dump(func(data []byte) error {
+		if len(data) < unix.SizeofNhmsg || int(data[2]) != protocol {
+			return nil
+		}
+		var nh nexthop
+		err := eachAttr(data[unix.SizeofNhmsg:], func(typ uint16, v []byte) {
+			switch {
+			case typ == unix.NHA_ID && len(v) == 4:
+				nh.id = binary.NativeEndian.Uint32(v)
+			case typ == unix.NHA_GATEWAY:
+				nh.gateway, _ = netip.AddrFromSlice(v)
+			case typ == unix.NHA_OIF && len(v) == 4:
+				nh.link = int(binary.NativeEndian.Uint32(v))
+			}
+		})
+		out[nh.id] = nh
+		return err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("listing nexthops: %w", err)
 	}
-	out := map[uint32]nexthop{}
-	for {
-		msgs, _, err := b.sock.Receive()
-		if err != nil {
-			return nil, fmt.Errorf("listing nexthops: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Seq != req.Seq {
-				continue
-			}
-			switch m.Header.Type {
-			case unix.NLMSG_DONE:
-				return out, nil
-			case unix.NLMSG_ERROR:
-				if len(m.Data) >= 4 {
-					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
-						return nil, fmt.Errorf("listing nexthops: %w", unix.Errno(-code))
-					}
-				}
-				return out, nil
-			}
-			if len(m.Data) < unix.SizeofNhmsg || int(m.Data[2]) != protocol {
-				continue
-			}
-			attrs, err := nl.ParseRouteAttr(m.Data[unix.SizeofNhmsg:])
-			if err != nil {
-				return nil, fmt.Errorf("listing nexthops: %w", err)
-			}
-			var nh nexthop
-			for _, a := range attrs {
-				switch a.Attr.Type {
-				case unix.NHA_ID:
-					nh.id = binary.NativeEndian.Uint32(a.Value)
-				case unix.NHA_GATEWAY:
-					nh.gateway, _ = netip.AddrFromSlice(a.Value)
-				case unix.NHA_OIF:
-					nh.link = int(binary.NativeEndian.Uint32(a.Value))
-				}
-			}
-			out[nh.id] = nh
-		}
-	}
+	return out, nil
 }
