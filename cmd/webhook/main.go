@@ -15,13 +15,17 @@ import (
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
@@ -30,6 +34,10 @@ import (
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
+// validatePath is where the webhook configuration sends StaticRoutes
+// (config/webhook): the path controller-runtime's builder would choose.
+const validatePath = "/validate-networking-digitalocean-com-v1-staticroute"
+
 type options struct {
 	vpc, pod, service, apiServers     string
 	certDir, host                     string
@@ -37,6 +45,8 @@ type options struct {
 	metricsAddr, probeAddr, pprofAddr string
 	reservationTTL                    time.Duration
 	summarize, leaderElect            bool
+	summaryQPS                        float64
+	http2                             bool
 	leaderElectionNamespace           string
 }
 
@@ -54,6 +64,8 @@ func main() {
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:8082)")
 	flag.DurationVar(&o.reservationTTL, "reservation-ttl", 30*time.Second, "how long an admitted route that the cache has not shown yet still blocks overlapping ones")
 	flag.BoolVar(&o.summarize, "summarize", true, "write each StaticRoute's status from the nodes' reports (on the elected leader only)")
+	flag.BoolVar(&o.http2, "enable-http2", false, "serve admission over HTTP/2 too (off: HTTP/1.1 only)")
+	flag.Float64Var(&o.summaryQPS, "summary-qps", 20, "status writes per second at most (bursts of twice as many): a thousand routes created at once must not crowd out admission")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one replica to summarize")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "staticroute-system", "namespace of the summarizer's Lease")
 	zapOpts := zap.Options{}
@@ -93,6 +105,9 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.summaryQPS <= 0 {
+		return fmt.Errorf("--summary-qps: %v: give a rate above 0, such as 20", o.summaryQPS)
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -105,7 +120,10 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Managed fields are half of a small object: 10,000 routes
+		// without them are a smaller heap for the GC to walk.
+		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,
@@ -123,7 +141,15 @@ func run(ctx context.Context, o options) error {
 			CertDir:  o.certDir,
 			CertName: certs.CertFile,
 			KeyName:  certs.KeyFile,
-			TLSOpts:  []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+				c.MinVersion = tls.VersionTLS12
+				if !o.http2 {
+					// HTTP/2's stream resets (CVE-2023-44487, -39325)
+					// are an attack on the API server's path; the
+					// kubebuilder default.
+					c.NextProtos = []string{"http/1.1"}
+				}
+			}},
 		}),
 	})
 	if err != nil {
@@ -144,13 +170,17 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr, &v1.StaticRoute{}).
-		WithValidator(&webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).
-		Complete(); err != nil {
-		return fmt.Errorf("registering the validator: %w", err)
-	}
+	// Registered by hand, not by the builder, to time whole requests.
+	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
+	mgr.GetWebhookServer().Register(validatePath, metrics.Instrument(hook))
 	if o.summarize {
-		if err := (&summary.Controller{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		writeCfg := rest.CopyConfig(restCfg)
+		writeCfg.QPS, writeCfg.Burst = float32(o.summaryQPS), max(1, int(2*o.summaryQPS))
+		writer, err := client.New(writeCfg, client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
+		if err != nil {
+			return fmt.Errorf("summarizer client: %w", err)
+		}
+		if err := (&summary.Controller{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(ctx, mgr); err != nil {
 			return fmt.Errorf("summarizer: %w", err)
 		}
 	}

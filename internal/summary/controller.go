@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
@@ -25,7 +27,12 @@ const MinInterval = time.Second
 
 // Controller writes StaticRoute statuses. It runs on the leader only.
 type Controller struct {
-	Client client.Client
+	Client client.Client // cached reads
+	// Writer writes statuses (Client if nil). Give it a client with a
+	// rate limit: 10,000 routes created at once would otherwise be
+	// 10,000 status writes as fast as the API server takes them,
+	// crowding out everything else, admission first.
+	Writer client.Client
 
 	mu        sync.Mutex
 	lastWrite map[string]time.Time
@@ -33,11 +40,20 @@ type Controller struct {
 
 // SetupWithManager registers the controller: a route is recomputed when it
 // or a member of its group changes, or when a node reports on its group.
-func (c *Controller) SetupWithManager(mgr ctrl.Manager) error {
+func (c *Controller) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	c.lastWrite = map[string]time.Time{}
+	// With 10,000 routes, listing them all for each event made every
+	// create cost the webhook's process milliseconds of copying.
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1.StaticRoute{}, groupField, func(o client.Object) []string {
+		return []string{o.(*v1.StaticRoute).EffectiveGroup()}
+	}); err != nil {
+		return fmt.Errorf("indexing StaticRoutes by group: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).Named("summarizer").
 		For(&v1.StaticRoute{}).
-		Watches(&v1.StaticRoute{}, handler.EnqueueRequestsFromMapFunc(c.groupMembers)).
+		// Another member matters by its spec, creation and deletion, not
+		// by its status (which this controller writes).
+		Watches(&v1.StaticRoute{}, handler.EnqueueRequestsFromMapFunc(c.groupMembers), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&v1.StaticRouteNodeState{}, handler.EnqueueRequestsFromMapFunc(c.reportedGroups)).
 		Complete(c)
 }
@@ -48,12 +64,13 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := c.Client.Get(ctx, req.NamespacedName, &sr); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
+	// Read only: neither list is copied out of the cache.
 	var routes v1.StaticRouteList
-	if err := c.Client.List(ctx, &routes); err != nil {
+	if err := c.Client.List(ctx, &routes, client.MatchingFields{groupField: sr.EffectiveGroup()}, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing StaticRoutes: %w", err)
 	}
 	var states v1.StaticRouteNodeStateList
-	if err := c.Client.List(ctx, &states); err != nil {
+	if err := c.Client.List(ctx, &states, client.UnsafeDisableDeepCopy); err != nil {
 		return ctrl.Result{}, fmt.Errorf("listing StaticRouteNodeStates: %w", err)
 	}
 	want := Status(&sr, routes.Items, states.Items)
@@ -74,7 +91,11 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 	}
 	sr.Status = want
-	if err := c.Client.Status().Update(ctx, &sr); err != nil {
+	w := c.Writer
+	if w == nil {
+		w = c.Client
+	}
+	if err := w.Status().Update(ctx, &sr); err != nil {
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{Requeue: true}, nil
 		}
@@ -126,15 +147,18 @@ func (c *Controller) reportedGroups(ctx context.Context, obj client.Object) []re
 }
 
 func (c *Controller) routesOf(ctx context.Context, groups map[string]bool) []reconcile.Request {
-	var routes v1.StaticRouteList
-	if err := c.Client.List(ctx, &routes); err != nil {
-		return nil
-	}
 	var out []reconcile.Request
-	for _, r := range routes.Items {
-		if groups[r.EffectiveGroup()] {
+	for g := range groups {
+		var routes v1.StaticRouteList
+		if err := c.Client.List(ctx, &routes, client.MatchingFields{groupField: g}, client.UnsafeDisableDeepCopy); err != nil {
+			continue
+		}
+		for _, r := range routes.Items {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKey{Name: r.Name}})
 		}
 	}
 	return out
 }
+
+// groupField indexes StaticRoutes by effective group in the cache.
+const groupField = "staticroute.effectiveGroup"

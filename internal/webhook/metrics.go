@@ -1,6 +1,9 @@
 package webhook
 
 import (
+	"net/http"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -10,8 +13,21 @@ type Metrics struct {
 	// Duration of one admission decision inside the webhook (lock wait,
 	// validation, reservation), finer than controller-runtime's buckets.
 	Duration *prometheus.HistogramVec
+	// Duration of one admission request inside the process, from its
+	// handler's start to the end of the answer: body, decoding, decision,
+	// encoding. What the API server waits for beyond it is transport.
+	Request prometheus.Histogram
 	// Reservations held (admitted routes the cache has not shown yet).
 	Reservations prometheus.GaugeFunc
+}
+
+// Instrument times every request h serves in m.Request.
+func (m *Metrics) Instrument(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		m.Request.Observe(time.Since(start).Seconds())
+	})
 }
 
 // NewMetrics registers the webhook's metrics with reg.
@@ -22,12 +38,17 @@ func NewMetrics(reg prometheus.Registerer, store *Store) (*Metrics, error) {
 			Help:    "Time the webhook takes to decide on one StaticRoute, by operation and result (admitted, rejected, unavailable).",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14), // 25µs .. 200ms
 		}, []string{"operation", "result"}),
+		Request: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "staticroute_admission_request_duration_seconds",
+			Help:    "Time one admission request takes inside the webhook, from the start of its handler to the end of the answer.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14), // 25µs .. 200ms
+		}),
 		Reservations: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "staticroute_admission_reservations",
 			Help: "Admitted StaticRoutes the webhook's cache does not show yet.",
 		}, func() float64 { return float64(store.Reservations()) }),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Reservations} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Request, m.Reservations} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
