@@ -19,7 +19,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -266,7 +265,7 @@ func run(ctx context.Context, o options) error {
 	// Any link change, or a route change in our tables, may have taken
 	// routes of ours away: compare with the kernel at the next apply.
 	go watchKernel(ctx, kernelEvents, func(table int) {
-		if table < 0 || table == popts.Tables[0] || table == popts.Tables[1] {
+		if table == policy.Lost || table == popts.Tables[0] || table == popts.Tables[1] {
 			kernel.Invalidate()
 		}
 	})
@@ -298,42 +297,17 @@ func run(ctx context.Context, o options) error {
 
 // watchKernel turns route and link changes into reconciles, so that drift
 // is repaired at once, and tells the kernel applier when routes of our
-// tables (table -1: a link) changed behind its back; rule changes have no event here and wait
-// for the resync.
+// tables (or links: policy.Lost) changed behind its back; rule changes
+// have no event here and wait for the resync.
 func watchKernel(ctx context.Context, out chan<- event.GenericEvent, routeChanged func(table int)) {
-	routes := make(chan netlink.RouteUpdate, 64)
-	links := make(chan netlink.LinkUpdate, 64)
-	done := ctx.Done()
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{ListExisting: false}); err != nil {
-		ctrl.Log.Error(err, "no route events: drift waits for the resync")
-	}
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{ListExisting: false}); err != nil {
-		ctrl.Log.Error(err, "no link events: drift waits for the resync")
-	}
-	poke := func() {
+	err := policy.WatchKernel(ctx, netns.None(), func(table int) {
+		routeChanged(table)
 		select {
 		case out <- event.GenericEvent{Object: &corev1.Node{}}:
 		default: // a reconcile is already pending
 		}
-	}
-	for {
-		select {
-		case <-done:
-			return
-		case u, ok := <-routes:
-			if !ok {
-				routes = nil
-				continue
-			}
-			routeChanged(u.Table)
-			poke()
-		case _, ok := <-links:
-			if !ok {
-				links = nil
-				continue
-			}
-			routeChanged(-1)
-			poke()
-		}
+	})
+	if err != nil {
+		ctrl.Log.Error(err, "no route and link events: drift waits for the resync")
 	}
 }

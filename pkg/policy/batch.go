@@ -242,32 +242,8 @@ func (b *batcher) eachRoute(table int, each func(dumpedRoute)) error {
 	b.attrU32(unix.RTA_TABLE, uint32(table))
 	b.end(start)
 	err := b.dump(func(data []byte) error {
-		if len(data) < unix.SizeofRtMsg {
-			return nil
-		}
-		r := dumpedRoute{kroute: kroute{bits: data[1], proto: data[5], typ: data[7]}, scope: data[6]}
-		t := uint32(data[4])
-		err := eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
-			switch {
-			case typ == unix.RTA_TABLE && len(v) == 4:
-				t = binary.NativeEndian.Uint32(v)
-			case typ == unix.RTA_DST && len(v) == 4:
-				r.dst = [4]byte(v)
-			case typ == unix.RTA_PRIORITY && len(v) == 4:
-				r.metric = binary.NativeEndian.Uint32(v)
-			case typ == rtaNHID && len(v) == 4:
-				r.nh = binary.NativeEndian.Uint32(v)
-			case typ == unix.RTA_PREFSRC && len(v) == 4:
-				r.src = [4]byte(v)
-			case typ == unix.RTA_GATEWAY && len(v) == 4:
-				r.gw = netip.AddrFrom4([4]byte(v))
-			case typ == unix.RTA_OIF && len(v) == 4:
-				r.oif = int(binary.NativeEndian.Uint32(v))
-			case typ == unix.RTA_MULTIPATH:
-				r.multipath = true
-			}
-		})
-		if err == nil && int(t) == table {
+		r, t, err := parseRoute(data)
+		if err == nil && t == table {
 			each(r)
 		}
 		return err
@@ -276,6 +252,37 @@ func (b *batcher) eachRoute(table int, each func(dumpedRoute)) error {
 		return fmt.Errorf("listing table %d: %w", table, err)
 	}
 	return nil
+}
+
+// parseRoute reads a route message's payload (struct rtmsg and its
+// attributes).
+func parseRoute(data []byte) (dumpedRoute, int, error) {
+	if len(data) < unix.SizeofRtMsg {
+		return dumpedRoute{}, 0, fmt.Errorf("route message of %d bytes", len(data))
+	}
+	r := dumpedRoute{kroute: kroute{bits: data[1], proto: data[5], typ: data[7]}, scope: data[6]}
+	table := uint32(data[4])
+	err := eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
+		switch {
+		case typ == unix.RTA_TABLE && len(v) == 4:
+			table = binary.NativeEndian.Uint32(v)
+		case typ == unix.RTA_DST && len(v) == 4:
+			r.dst = [4]byte(v)
+		case typ == unix.RTA_PRIORITY && len(v) == 4:
+			r.metric = binary.NativeEndian.Uint32(v)
+		case typ == rtaNHID && len(v) == 4:
+			r.nh = binary.NativeEndian.Uint32(v)
+		case typ == unix.RTA_PREFSRC && len(v) == 4:
+			r.src = [4]byte(v)
+		case typ == unix.RTA_GATEWAY && len(v) == 4:
+			r.gw = netip.AddrFrom4([4]byte(v))
+		case typ == unix.RTA_OIF && len(v) == 4:
+			r.oif = int(binary.NativeEndian.Uint32(v))
+		case typ == unix.RTA_MULTIPATH:
+			r.multipath = true
+		}
+	})
+	return r, int(table), err
 }
 
 // eachAttr hands each netlink attribute in buf to each.

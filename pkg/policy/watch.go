@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Lost is the table WatchKernel reports for a link change, or when events
+// were lost (the socket overflowed): anything may have changed.
+const Lost = -1
+
+// WatchKernel calls changed for every route change (with the route's
+// table) and link change (with Lost) in the network namespace ns
+// (netns.None(): the caller's) until ctx ends. It reads only each
+// message's header and table: a swap of 10,000 prefixes is 40,000 route
+// events, which vishvananda/netlink's subscription would decode into as
+// many Route values.
+func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)) error {
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_LINK)
+	if err != nil {
+		return fmt.Errorf("netlink subscribe: %w", err)
+	}
+	defer sock.Close()
+	fd := sock.GetFd()
+	// Wake up now and then to notice that ctx ended.
+	tv := unix.NsecToTimeval(time.Second.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("netlink socket timeout: %w", err)
+	}
+	buf := make([]byte, 64<<10)
+	for ctx.Err() == nil {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		switch {
+		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
+			continue
+		case errors.Is(err, unix.ENOBUFS):
+			changed(Lost)
+			continue
+		case err != nil:
+			return fmt.Errorf("netlink events: %w", err)
+		}
+		eachEvent(buf[:n], changed)
+	}
+	return nil
+}
+
+// eachEvent reports the route and link messages in one datagram.
+func eachEvent(buf []byte, changed func(table int)) {
+	for len(buf) >= unix.NLMSG_HDRLEN {
+		l := int(binary.NativeEndian.Uint32(buf))
+		if l < unix.NLMSG_HDRLEN || l > len(buf) {
+			changed(Lost)
+			return
+		}
+		data := buf[unix.NLMSG_HDRLEN:l]
+		switch binary.NativeEndian.Uint16(buf[4:]) {
+		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
+			if len(data) >= unix.SizeofRtMsg {
+				table := int(data[4])
+				_ = eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
+					if typ == unix.RTA_TABLE && len(v) == 4 {
+						table = int(binary.NativeEndian.Uint32(v))
+					}
+				})
+				changed(table)
+			}
+		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+			changed(Lost)
+		}
+		buf = buf[min(len(buf), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+	}
+}
