@@ -29,6 +29,11 @@ func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)
 	}
 	defer sock.Close()
 	fd := sock.GetFd()
+	// vishvananda's subscription socket is non-blocking: read it blocking,
+	// with a timeout, or this loop spins.
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
 	// Wake up now and then to notice that ctx ended.
 	tv := unix.NsecToTimeval(time.Second.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {

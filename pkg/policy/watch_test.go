@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // WatchKernel reports a route change with its table, and a link change as
@@ -53,6 +55,14 @@ func TestWatchKernel(t *testing.T) {
 	expect("a link", Lost,
 		[]string{"link", "add", "w0", "type", "veth", "peer", "name", "w1"},
 		[]string{"link", "del", "w0"})
+	// Idle, it waits in the kernel: a spinning loop would burn a core.
+	var before, after unix.Rusage
+	n.Must(t, unix.Getrusage(unix.RUSAGE_SELF, &before))
+	time.Sleep(1500 * time.Millisecond)
+	n.Must(t, unix.Getrusage(unix.RUSAGE_SELF, &after))
+	if used := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()); used > 500*time.Millisecond {
+		t.Errorf("idle for 1.5 s, the process used %v of CPU", used)
+	}
 	cancel()
 	select {
 	case err := <-done:
