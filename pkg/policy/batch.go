@@ -153,8 +153,8 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 	return errors.Join(errs...)
 }
 
-// receive reads one datagram and hands each message in it to each, until
-// each returns false.
+// receive reads one datagram and hands each message in it to each (see
+// eachMessage).
 func (b *batcher) receive(each func(typ uint16, seq uint32, data []byte) bool) error {
 	n, _, flags, _, err := unix.Recvmsg(b.sock.GetFd(), b.in, nil, 0)
 	if err != nil {
@@ -163,7 +163,12 @@ func (b *batcher) receive(each func(typ uint16, seq uint32, data []byte) bool) e
 	if flags&unix.MSG_TRUNC != 0 {
 		return fmt.Errorf("netlink message larger than %d bytes", len(b.in))
 	}
-	buf := b.in[:n]
+	return eachMessage(b.in[:n], each)
+}
+
+// eachMessage hands each netlink message in buf (a datagram) to each,
+// until each returns false.
+func eachMessage(buf []byte, each func(typ uint16, seq uint32, data []byte) bool) error {
 	for len(buf) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(buf))
 		if l < unix.NLMSG_HDRLEN || l > len(buf) {

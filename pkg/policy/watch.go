@@ -2,7 +2,6 @@ package policy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -58,27 +57,18 @@ func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)
 
 // eachEvent reports the route and link messages in one datagram.
 func eachEvent(buf []byte, changed func(table int)) {
-	for len(buf) >= unix.NLMSG_HDRLEN {
-		l := int(binary.NativeEndian.Uint32(buf))
-		if l < unix.NLMSG_HDRLEN || l > len(buf) {
-			changed(Lost)
-			return
-		}
-		data := buf[unix.NLMSG_HDRLEN:l]
-		switch binary.NativeEndian.Uint16(buf[4:]) {
+	err := eachMessage(buf, func(typ uint16, _ uint32, data []byte) bool {
+		switch typ {
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-			if len(data) >= unix.SizeofRtMsg {
-				table := int(data[4])
-				_ = eachAttr(data[unix.SizeofRtMsg:], func(typ uint16, v []byte) {
-					if typ == unix.RTA_TABLE && len(v) == 4 {
-						table = int(binary.NativeEndian.Uint32(v))
-					}
-				})
+			if _, table, err := parseRoute(data); err == nil {
 				changed(table)
 			}
 		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
 			changed(Lost)
 		}
-		buf = buf[min(len(buf), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
+		return true
+	})
+	if err != nil {
+		changed(Lost)
 	}
 }
