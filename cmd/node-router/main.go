@@ -10,38 +10,27 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"net/url"
 	"os"
+	"os/signal"
 	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/vishvananda/netns"
-	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	toolscache "k8s.io/client-go/tools/cache"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
 
-	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -55,6 +44,8 @@ type options struct {
 	resync                               time.Duration
 	cleanup                              bool
 	metricsAddr, probeAddr, pprofAddr    string
+	kubeconfig                           string
+	verbosity                            int
 }
 
 func main() {
@@ -78,10 +69,10 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":9402", "Prometheus metrics address (0 disables)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":9403", "/healthz and /readyz address")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:9404)")
-	zapOpts := zap.Options{}
-	zapOpts.BindFlags(flag.CommandLine)
+	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)")
+	flag.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 logs changes and errors, 1 every decision too")
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := newLogger(o.verbosity)
 	// A node agent's memory is paid on every node, and its live heap is
 	// small (~8 MB at 1,000 routes): collect at half Go's default growth
 	// unless GOGC says otherwise, and keep no allocation profile unless
@@ -92,23 +83,21 @@ func main() {
 	if o.pprofAddr == "0" {
 		goruntime.MemProfileRate = 0
 	}
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
-		ctrl.Log.Error(err, "node-router stopped")
+	// SIGTERM stops the router and leaves the kernel as it is: a restart
+	// or rolling update adopts it without dropping or leaking a packet.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(logr.NewContext(ctx, log), o, log); err != nil {
+		log.Error(err, "node-router stopped")
 		os.Exit(1)
 	}
 }
 
-// withoutStatus is a cache transform that strips managed fields and, with
-// clear, the status of T.
-func withoutStatus[T client.Object](clear func(T)) toolscache.TransformFunc {
-	strip := cache.TransformStripManagedFields()
-	return func(obj any) (any, error) {
-		obj, err := strip(obj)
-		if t, ok := obj.(T); ok && err == nil {
-			clear(t)
-		}
-		return obj, err
-	}
+// newLogger logs JSON lines to stderr, client-go's (klog) included.
+func newLogger(verbosity int) logr.Logger {
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-verbosity)}))
+	klog.SetLogger(log.WithName("client-go"))
+	return log
 }
 
 func policyOptions(o options) (policy.Options, error) {
@@ -180,7 +169,7 @@ func routerConfig(o options) (router.Config, error) {
 	return c, errors.Join(errs...)
 }
 
-func run(ctx context.Context, o options) error {
+func run(ctx context.Context, o options, log logr.Logger) error {
 	popts, err := policyOptions(o)
 	if err != nil {
 		return err
@@ -199,7 +188,7 @@ func run(ctx context.Context, o options) error {
 		if err := errors.Join(kernel.Cleanup(), fw.Cleanup()); err != nil {
 			return fmt.Errorf("cleanup: %w", err)
 		}
-		ctrl.Log.Info("removed every rule, route and nftables table of ours")
+		log.Info("removed every rule, route and nftables table of ours")
 		return nil
 	}
 	cfg, err := routerConfig(o)
@@ -207,107 +196,87 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if err := router.EnableSrcValidMark(); err != nil {
-		ctrl.Log.Error(err, "inbound connections from inside steered prefixes will fail strict rp_filter")
+		log.Error(err, "inbound connections from inside steered prefixes will fail strict rp_filter")
 	} else {
-		ctrl.Log.Info("set net.ipv4.conf.all.src_valid_mark=1: strict rp_filter checks inbound sources with their mark")
+		log.Info("set net.ipv4.conf.all.src_valid_mark=1: strict rp_filter checks inbound sources with their mark")
 	}
 
-	restCfg, err := ctrl.GetConfig()
+	restCfg, err := kube.LoadConfig(o.kubeconfig, "staticroute-node-router")
 	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
+		return err
 	}
 	if u, err := url.Parse(restCfg.Host); err == nil {
 		if ip, err := netip.ParseAddr(u.Hostname()); err == nil && ip.Is4() {
 			cfg.Cluster.APIServers = append(cfg.Cluster.APIServers, ip)
 		}
 	}
-	// Only the kinds the router reads: all of client-go's scheme costs
-	// megabytes on every node.
-	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, v1.AddToScheme} {
-		if err := add(scheme); err != nil {
-			return err
-		}
-	}
-	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
-		PprofBindAddress:       o.pprofAddr,
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: map[client.Object]cache.ByObject{
-			// Only this node, and only the API server's EndpointSlice:
-			// watch traffic stays linear in the number of nodes. Of
-			// both, and of the routes, the router reads no status (a
-			// node's lists its images: tens of kilobytes).
-			&corev1.Node{}: {
-				Field:     fields.OneTermEqualSelector("metadata.name", cfg.NodeName),
-				Transform: withoutStatus(func(n *corev1.Node) { n.Status = corev1.NodeStatus{} }),
-			},
-			&v1.StaticRoute{}: {Transform: withoutStatus(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} })},
-			&discoveryv1.EndpointSlice{}: {
-				Namespaces: map[string]cache.Config{"default": {}},
-				Label:      labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "kubernetes"}),
-			},
-		}},
-	})
-	if err != nil {
-		return fmt.Errorf("manager: %w", err)
-	}
-	metrics, err := router.NewMetrics(crmetrics.Registry)
+	kc, err := kube.NewClient(restCfg)
 	if err != nil {
 		return err
 	}
-	r := &router.Reconciler{
-		Client: mgr.GetClient(), Kernel: kernel, Firewall: fw, Config: cfg, Metrics: metrics,
-		Reporter: &router.Reporter{Client: mgr.GetClient(), Events: mgr.GetEventRecorder("staticroute-node-router")},
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := router.NewMetrics(reg)
+	if err != nil {
+		return err
 	}
-	kernelEvents := make(chan event.GenericEvent, 1)
+
+	poked := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case poked <- struct{}{}:
+		default: // a reconcile is already pending
+		}
+	}
+	caches, informers, err := watch(kc, cfg.NodeName, poke)
+	if err != nil {
+		return err
+	}
+	events := kube.NewEvents(kc, "staticroute-node-router", "staticroute-node-router-"+cfg.NodeName, log.WithName("events"))
+	r := &router.Reconciler{
+		Cache: caches, Kernel: kernel, Firewall: fw, Config: cfg, Metrics: metrics,
+		Reporter: &router.Reporter{Writer: kc, Events: events},
+	}
+
+	var synced atomic.Bool
+	if err := serve(ctx, log, o.metricsAddr, metricsHandler(reg)); err != nil {
+		return fmt.Errorf("--metrics-bind-address: %w", err)
+	}
+	if err := serve(ctx, log, o.probeAddr, probesHandler(&synced)); err != nil {
+		return fmt.Errorf("--health-probe-bind-address: %w", err)
+	}
+	if err := serve(ctx, log, o.pprofAddr, pprofHandler()); err != nil {
+		return fmt.Errorf("--pprof-bind-address: %w", err)
+	}
+	go events.Run(ctx)
+	hasSynced := make([]cache.InformerSynced, 0, len(informers))
+	for _, inf := range informers {
+		go inf.Run(ctx.Done())
+		hasSynced = append(hasSynced, inf.HasSynced)
+	}
 	// Any link change, or a route change in our tables, may have taken
 	// routes of ours away: compare with the kernel at the next apply.
-	go watchKernel(ctx, kernelEvents, func(table int) {
+	go watchKernel(ctx, log, func(table int) {
 		if table == policy.Lost || table == popts.Tables[0] || table == popts.Tables[1] {
 			kernel.Invalidate()
 		}
+		poke()
 	})
-	node := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
-		return []reconcile.Request{{NamespacedName: client.ObjectKey{Name: cfg.NodeName}}}
-	})
-	if err := ctrl.NewControllerManagedBy(mgr).Named("node-router").
-		// Status writes (the summarizer's, the kubelet's) change nothing
-		// here: only specs, deletes and the node's labels do.
-		Watches(&v1.StaticRoute{}, node, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&corev1.Node{}, node, builder.WithPredicates(predicate.LabelChangedPredicate{})).
-		Watches(&discoveryv1.EndpointSlice{}, node).
-		WatchesRawSource(source.Channel(kernelEvents, node)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 1}).
-		Complete(r); err != nil {
-		return err
+	log.Info("starting", "node", cfg.NodeName, "vpc", cfg.Cluster.VPC, "tables", popts.Tables, "mark", fmt.Sprintf("%#x", popts.Mark))
+	if !cache.WaitForCacheSync(ctx.Done(), hasSynced...) {
+		return nil // stopped before the first list
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("ping", healthz.Ping); err != nil {
-		return err
-	}
-	ctrl.Log.Info("starting", "node", cfg.NodeName, "vpc", cfg.Cluster.VPC, "tables", popts.Tables, "mark", fmt.Sprintf("%#x", popts.Mark))
-	// SIGTERM stops the manager and leaves the kernel as it is: a restart
-	// or rolling update adopts it without dropping or leaking a packet.
-	return mgr.Start(ctx)
+	synced.Store(true)
+	loop(ctx, poked, cfg.Resync, r.Reconcile)
+	return nil
 }
 
 // watchKernel turns route and link changes into reconciles, so that drift
 // is repaired at once, and tells the kernel applier when routes of our
 // tables (or links: policy.Lost) changed behind its back; rule changes
 // have no event here and wait for the resync.
-func watchKernel(ctx context.Context, out chan<- event.GenericEvent, routeChanged func(table int)) {
-	err := policy.WatchKernel(ctx, netns.None(), func(table int) {
-		routeChanged(table)
-		select {
-		case out <- event.GenericEvent{Object: &corev1.Node{}}:
-		default: // a reconcile is already pending
-		}
-	})
-	if err != nil {
-		ctrl.Log.Error(err, "no route and link events: drift waits for the resync")
+func watchKernel(ctx context.Context, log logr.Logger, changed func(table int)) {
+	if err := policy.WatchKernel(ctx, netns.None(), changed); err != nil {
+		log.Error(err, "no route and link events: drift waits for the resync")
 	}
 }

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,12 +16,7 @@ type Metrics struct {
 	Swaps       prometheus.Counter
 	Moves       prometheus.Counter
 	LastSuccess prometheus.Gauge
-	Packets     *prometheus.CounterVec
-	Bytes       *prometheus.CounterVec
-
-	// seen is the last counter reading per group: nftables counters
-	// restart when the table is rewritten, Prometheus counters must not.
-	seen map[string]policy.Counter
+	traffic     *traffic
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -34,11 +30,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Swaps:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
 		Moves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
 		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
-		Packets:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "staticroute_group_packets_total", Help: "Packets steered to each group's gateway."}, []string{"group"}),
-		Bytes:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "staticroute_group_bytes_total", Help: "Bytes steered to each group's gateway."}, []string{"group"}),
-		seen:        map[string]policy.Counter{},
+		traffic:     newTraffic(),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.LastSuccess, m.Packets, m.Bytes} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.LastSuccess, m.traffic} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -54,17 +48,72 @@ func (m *Metrics) observe(d time.Duration, err error) {
 }
 
 // countTraffic adds what the nftables counters gained since the last read.
-func (m *Metrics) countTraffic(now map[string]policy.Counter) {
-	for g, c := range now {
-		last := m.seen[g]
-		if c.Packets >= last.Packets && c.Bytes >= last.Bytes {
-			m.Packets.WithLabelValues(g).Add(float64(c.Packets - last.Packets))
-			m.Bytes.WithLabelValues(g).Add(float64(c.Bytes - last.Bytes))
-		}
-		m.seen[g] = c
-	}
-}
+func (m *Metrics) countTraffic(now map[string]policy.Counter) { m.traffic.add(now) }
 
 // resetTraffic forgets the readings after the table was rewritten (its
 // counters start from zero).
-func (m *Metrics) resetTraffic() { m.seen = map[string]policy.Counter{} }
+func (m *Metrics) resetTraffic() { m.traffic.reset() }
+
+// traffic exports packets and bytes steered per group. It is a collector,
+// not two CounterVecs: a CounterVec keeps a labelled child per group
+// forever (2 MB at 1,000 groups, on every node); this keeps two numbers per
+// group that still exists and builds the samples when scraped.
+type traffic struct {
+	packets, bytes *prometheus.Desc
+
+	mu sync.Mutex
+	// seen is the last nftables reading per group: nftables counters
+	// restart when the table is rewritten, Prometheus counters must not.
+	seen  map[string]policy.Counter
+	total map[string]policy.Counter
+}
+
+func newTraffic() *traffic {
+	return &traffic{
+		packets: prometheus.NewDesc("staticroute_group_packets_total", "Packets steered to each group's gateway.", []string{"group"}, nil),
+		bytes:   prometheus.NewDesc("staticroute_group_bytes_total", "Bytes steered to each group's gateway.", []string{"group"}, nil),
+		seen:    map[string]policy.Counter{},
+		total:   map[string]policy.Counter{},
+	}
+}
+
+// add takes a reading of every group's nftables counters. A group missing
+// from it is gone from the node, and from the metrics.
+func (t *traffic) add(now map[string]policy.Counter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for g := range t.total {
+		if _, ok := now[g]; !ok {
+			delete(t.total, g)
+			delete(t.seen, g)
+		}
+	}
+	for g, c := range now {
+		last, sum := t.seen[g], t.total[g]
+		if c.Packets >= last.Packets && c.Bytes >= last.Bytes {
+			sum.Packets += c.Packets - last.Packets
+			sum.Bytes += c.Bytes - last.Bytes
+		}
+		t.total[g], t.seen[g] = sum, c
+	}
+}
+
+func (t *traffic) reset() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.seen)
+}
+
+func (t *traffic) Describe(ch chan<- *prometheus.Desc) {
+	ch <- t.packets
+	ch <- t.bytes
+}
+
+func (t *traffic) Collect(ch chan<- prometheus.Metric) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for g, c := range t.total {
+		ch <- prometheus.MustNewConstMetric(t.packets, prometheus.CounterValue, float64(c.Packets), g)
+		ch <- prometheus.MustNewConstMetric(t.bytes, prometheus.CounterValue, float64(c.Bytes), g)
+	}
+}

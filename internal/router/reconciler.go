@@ -9,15 +9,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/policy"
@@ -34,9 +33,17 @@ type Config struct {
 	Resync     time.Duration
 }
 
+// Cache is what the router reads, as its informers hold it. Objects in it
+// are shared with the informers: read, never written.
+type Cache struct {
+	Node   cache.Store // this node's Node only
+	Routes cache.Store // every StaticRoute
+	Slices cache.Store // the default/kubernetes EndpointSlices
+}
+
 // Reconciler programs one node.
 type Reconciler struct {
-	Client   client.Client // cached reads; node state writes
+	Cache    Cache
 	Kernel   *policy.Kernel
 	Firewall *policy.Firewall
 	Config   Config
@@ -73,36 +80,32 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
-// Reconcile ignores which object changed: the whole node is recomputed.
-func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+// Reconcile recomputes and applies the whole node, whatever changed.
+func (r *Reconciler) Reconcile(ctx context.Context) error {
 	start := time.Now()
 	err := r.reconcile(ctx)
 	r.Metrics.observe(time.Since(start), err)
-	if err != nil {
-		return ctrl.Result{}, err // logged by controller-runtime, retried with backoff
-	}
-	return ctrl.Result{RequeueAfter: r.Config.Resync}, nil
+	return err
 }
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
-	log := logf.FromContext(ctx)
-	var node corev1.Node
-	if err := r.Client.Get(ctx, types.NamespacedName{Name: r.Config.NodeName}, &node); err != nil {
-		if apierrors.IsNotFound(err) {
-			// Without its Node the router cannot match selectors: it
-			// leaves the kernel as it is.
-			log.Info("waiting for the Node object", "node", r.Config.NodeName)
-			return nil
-		}
-		return fmt.Errorf("reading Node %s: %w", r.Config.NodeName, err)
+	log := logr.FromContextOrDiscard(ctx)
+	obj, found, err := r.Cache.Node.GetByKey(r.Config.NodeName)
+	if err != nil {
+		return fmt.Errorf("reading Node %s from the cache: %w", r.Config.NodeName, err)
 	}
-	var routes v1.StaticRouteList
-	// Read only: the cache's objects are not copied each second.
-	if err := r.Client.List(ctx, &routes, client.UnsafeDisableDeepCopy); err != nil {
-		return fmt.Errorf("listing StaticRoutes: %w", err)
+	node, ok := obj.(*corev1.Node)
+	if !found || !ok {
+		// Without its Node the router cannot match selectors: it leaves
+		// the kernel as it is.
+		log.Info("waiting for the Node object", "node", r.Config.NodeName)
+		return nil
 	}
+	routes := listed[*v1.StaticRoute](r.Cache.Routes)
+	// The input key and the reports must not depend on the cache's order.
+	slices.SortFunc(routes, func(a, b *v1.StaticRoute) int { return strings.Compare(a.Name, b.Name) })
 	cluster := r.Config.Cluster
-	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints(ctx)...)
+	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 
 	facts, err := r.Kernel.ReadNode(r.Config.VPCLink, cluster.VPC)
 	if err != nil {
@@ -110,11 +113,10 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	facts.Labels = node.Labels
 	facts.PodLinks = r.Config.PodLinks
-	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute}
-	byName := make(map[string]*v1.StaticRoute, len(routes.Items))
-	for i := range routes.Items {
-		in.Routes = append(in.Routes, &routes.Items[i])
-		byName[routes.Items[i].Name] = &routes.Items[i]
+	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
+	byName := make(map[string]*v1.StaticRoute, len(routes))
+	for _, sr := range routes {
+		byName[sr.Name] = sr
 	}
 	d := r.compute(in)
 
@@ -125,11 +127,11 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	applied, applyErr := r.Kernel.Apply(d)
 	if applyErr == nil && applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch, "groups", len(d.Groups))
+		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil && applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch)
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
 	}
 	var fwErr error
 	if applyErr == nil {
@@ -139,7 +141,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			r.Metrics.resetTraffic()
 		}
 	}
-	if err := r.Reporter.Report(ctx, &node, byName, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
+	if err := r.Reporter.Report(ctx, node, byName, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
 		log.Error(err, "writing the node state")
 	}
 	if err := firstErr(applyErr, fwErr); err != nil {
@@ -149,15 +151,23 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	return nil
 }
 
+// listed is every object of type T in s.
+func listed[T any](s cache.Store) []T {
+	all := s.List()
+	out := make([]T, 0, len(all))
+	for _, o := range all {
+		if t, ok := o.(T); ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // apiEndpoints are the API server's addresses from the default/kubernetes
 // EndpointSlice: steering them via a gateway would cut the node off.
-func (r *Reconciler) apiEndpoints(ctx context.Context) []netip.Addr {
-	var eps discoveryv1.EndpointSliceList
-	if err := r.Client.List(ctx, &eps, client.InNamespace("default"), client.MatchingLabels{discoveryv1.LabelServiceName: "kubernetes"}); err != nil {
-		return nil
-	}
+func (r *Reconciler) apiEndpoints() []netip.Addr {
 	var out []netip.Addr
-	for _, s := range eps.Items {
+	for _, s := range listed[*discoveryv1.EndpointSlice](r.Cache.Slices) {
 		for _, e := range s.Endpoints {
 			for _, a := range e.Addresses {
 				if ip, err := netip.ParseAddr(a); err == nil && ip.Is4() {

@@ -11,8 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/tools/events"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/policy"
@@ -22,14 +21,25 @@ import (
 // FieldOwner is the router's server-side-apply field manager.
 const FieldOwner = "staticroute-node-router"
 
+// NodeStateWriter writes a StaticRouteNodeState by server-side apply.
+type NodeStateWriter interface {
+	ApplyNodeState(ctx context.Context, obj *v1.StaticRouteNodeState, fieldManager string) error
+}
+
+// EventRecorder records an events.k8s.io Event (client-go's
+// tools/events.EventRecorder has this method too).
+type EventRecorder interface {
+	Eventf(regarding, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
 // Reporter writes the node's StaticRouteNodeState, only when it changes.
 // Routers never read these objects back: what was last written is kept in
 // memory, and a restart writes once.
 type Reporter struct {
-	Client client.Client
+	Writer NodeStateWriter
 	// Events, if set, records an Event on a group's active StaticRoute
 	// when the group's state on this node changes, and only then.
-	Events events.EventRecorder
+	Events EventRecorder
 	last   *v1.StaticRouteNodeStateStatus
 }
 
@@ -52,7 +62,6 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[str
 		}
 	}
 	obj := &v1.StaticRouteNodeState{
-		TypeMeta: metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRouteNodeState"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name: node.Name,
 			// Owned by the Node: garbage collection removes it with the Node.
@@ -60,8 +69,8 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[str
 		},
 		Status: status,
 	}
-	if err := p.Client.Patch(ctx, obj, client.Apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
-		return fmt.Errorf("applying StaticRouteNodeState %s: %w", node.Name, err)
+	if err := p.Writer.ApplyNodeState(ctx, obj, FieldOwner); err != nil {
+		return err
 	}
 	p.last = &status
 	return nil

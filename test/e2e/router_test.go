@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,7 +99,8 @@ func startWorldCluster(t testing.TB, labels string) *worldCluster {
 func TestNodeRouter(t *testing.T) {
 	env := startWorldCluster(t, "pool: egress")
 	cp, w, kubeconfig, args := env.cp, env.w, env.kubeconfig, env.routerArgs
-	router := framework.StartRouter(t, kubeconfig, w.Node, args...)
+	// Metrics and probes served as in the DaemonSet, on the node's loopback.
+	router := framework.StartRouter(t, kubeconfig, w.Node, append(args, "--metrics-bind-address", "127.0.0.1:9402", "--health-probe-bind-address", "127.0.0.1:9403")...)
 
 	if got := netlab.Answers(t, w.Node); got != netlab.NodePublic {
 		t.Fatalf("before any StaticRoute the echo saw %s, want the node's own %s", got, netlab.NodePublic)
@@ -146,6 +148,35 @@ metadata: {name: node-b}
 			if by[netlab.NodePublic] != 0 || lost != 0 || by[netlab.GwBPublic] == 0 {
 				t.Errorf("prober %d: %d leaked, %d lost, %d via B", i, by[netlab.NodePublic], lost, by[netlab.GwBPublic])
 			}
+		}
+	})
+
+	t.Run("the router is ready and its metrics count the move and each group's traffic", func(t *testing.T) {
+		if got := w.Node.Exec(t, "curl", "-sf", "http://127.0.0.1:9403/readyz"); got != "ok" {
+			t.Errorf("/readyz: %q", got)
+		}
+		metrics := map[string]float64{}
+		for _, l := range strings.Split(w.Node.Exec(t, "curl", "-sf", "http://127.0.0.1:9402/metrics"), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && !strings.HasPrefix(l, "#") {
+				v, err := strconv.ParseFloat(f[1], 64)
+				if err == nil {
+					metrics[f[0]] = v
+				}
+			}
+		}
+		for name, atLeast := range map[string]float64{
+			"staticroute_gateway_moves_total":                     1, // the failover above
+			`staticroute_group_packets_total{group="primary"}`:    100,
+			`staticroute_group_bytes_total{group="primary"}`:      100 * 28,
+			"staticroute_reconcile_duration_seconds_count":        2,
+			"staticroute_last_successful_apply_timestamp_seconds": float64(time.Now().Add(-time.Minute).Unix()),
+		} {
+			if got, ok := metrics[name]; !ok || got < atLeast {
+				t.Errorf("%s = %v (present %t), want at least %v", name, got, ok, atLeast)
+			}
+		}
+		if metrics["staticroute_reconcile_errors_total"] != 0 {
+			t.Errorf("staticroute_reconcile_errors_total = %v", metrics["staticroute_reconcile_errors_total"])
 		}
 	})
 

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/cache"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/internal/kube"
+	"github.com/staticroute/staticroute/internal/router"
+)
+
+// watch makes the router's three informers: every StaticRoute, this node's
+// Node only, and the default/kubernetes EndpointSlices only, so that watch
+// traffic stays linear in the number of nodes. Changes that matter poke:
+// a route's spec or deletion (its generation), the node's labels, any
+// change of the API server's endpoints. Status writes (the summarizer's,
+// the kubelet's) do not, and no status is kept: a Node's lists its images.
+func watch(kc *kube.Client, nodeName string, poke func()) (router.Cache, []cache.SharedIndexInformer, error) {
+	routes, err := kube.NewInformer(kube.Watch{
+		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{},
+		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
+	}, onChange(func(a, b metav1.Object) bool { return a.GetGeneration() != b.GetGeneration() }, poke))
+	if err != nil {
+		return router.Cache{}, nil, err
+	}
+	node, err := kube.NewInformer(kube.Watch{
+		Client: kc.Core, Resource: "nodes", Example: &corev1.Node{},
+		Select: func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
+		},
+		Transform: kube.Strip(func(n *corev1.Node) { n.Status = corev1.NodeStatus{} }),
+	}, onChange(func(a, b metav1.Object) bool { return !maps.Equal(a.GetLabels(), b.GetLabels()) }, poke))
+	if err != nil {
+		return router.Cache{}, nil, err
+	}
+	slices, err := kube.NewInformer(kube.Watch{
+		Client: kc.Discovery, Resource: "endpointslices", Namespace: metav1.NamespaceDefault, Example: &discoveryv1.EndpointSlice{},
+		Select: func(o *metav1.ListOptions) {
+			o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "kubernetes"}).String()
+		},
+		Transform: kube.Strip[*discoveryv1.EndpointSlice](nil),
+	}, onChange(func(metav1.Object, metav1.Object) bool { return true }, poke))
+	if err != nil {
+		return router.Cache{}, nil, err
+	}
+	c := router.Cache{Routes: routes.GetStore(), Node: node.GetStore(), Slices: slices.GetStore()}
+	return c, []cache.SharedIndexInformer{routes, node, slices}, nil
+}
+
+// onChange pokes on every add and delete, and on updates that changed says
+// matter.
+func onChange(changed func(old, new metav1.Object) bool, poke func()) cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { poke() },
+		UpdateFunc: func(old, new any) {
+			a, okA := old.(metav1.Object)
+			b, okB := new.(metav1.Object)
+			if !okA || !okB || changed(a, b) {
+				poke()
+			}
+		},
+		DeleteFunc: func(any) { poke() },
+	}
+}
