@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"math"
 	"net/http"
 	"time"
 
@@ -39,9 +40,11 @@ func NewMetrics(reg prometheus.Registerer, store *Store) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14), // 25µs .. 200ms
 		}, []string{"operation", "result"}),
 		Request: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "staticroute_admission_request_duration_seconds",
-			Help:    "Time one admission request takes inside the webhook, from the start of its handler to the end of the answer.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14), // 25µs .. 200ms
+			Name: "staticroute_admission_request_duration_seconds",
+			Help: "Time one admission request takes inside the webhook, from the start of its handler to the end of the answer.",
+			// Twice as fine as the decision's: its p99 is the webhook's
+			// own share of what admission adds, compared with 2 ms.
+			Buckets: prometheus.ExponentialBuckets(25e-6, math.Sqrt2, 27), // 25µs .. 205ms
 		}),
 		Reservations: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "staticroute_admission_reservations",

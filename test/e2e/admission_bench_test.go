@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
@@ -45,7 +50,15 @@ const skipLabel = "bench.staticroute.io/skip-webhook"
 func BenchmarkAdmissionLatency(b *testing.B) {
 	const existing, measured, rate = 10_000, 12_000, 200
 	metricsAddr := freePort(b)
-	e := startAdmission(b, "--metrics-bind-address="+metricsAddr)
+	webhookFlags := []string{"--metrics-bind-address=" + metricsAddr}
+	// PROFILE_DIR: an execution trace of the webhook, 5 s in the middle
+	// of the measured creates, is saved there (go tool trace).
+	profileDir, pprofAddr := os.Getenv("PROFILE_DIR"), ""
+	if profileDir != "" {
+		pprofAddr = freePort(b)
+		webhookFlags = append(webhookFlags, "--pprof-bind-address="+pprofAddr)
+	}
+	e := startAdmission(b, webhookFlags...)
 	cfg := *e.cp.Config
 	cfg.QPS, cfg.Burst = 5000, 5000
 	c, err := client.New(&cfg, client.Options{Scheme: e.cp.Client(b).Scheme()})
@@ -70,6 +83,11 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 		b.Fatal(err)
 	}
 
+	if profileDir != "" {
+		prefix := filepath.Join(profileDir, strings.ReplaceAll(b.Name(), "/", "_"))
+		go saveTrace(b, pprofAddr, prefix+"-webhook", measured/rate/2)
+		go saveAPIServerProfile(b, e.cp.Config, prefix+"-apiserver-cpu.pprof", measured/rate/2)
+	}
 	with, without := paced(b, c, existing, measured, rate)
 	p := func(d []time.Duration, q float64) float64 {
 		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
@@ -90,6 +108,60 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	b.ReportMetric(p(without, .99), "p99-ms-none")
 	b.ReportMetric(p(with, .5)-p(without, .5), "p50-ms-added")
 	b.ReportMetric(p(with, .99)-p(without, .99), "p99-ms-added")
+}
+
+// saveTrace saves a 5 s execution trace of the webhook, after seconds,
+// its allocation profiles at the start and the end of those 5 s (to
+// compare: go tool pprof -base start end), then a 5 s CPU profile.
+func saveTrace(b *testing.B, pprofAddr, prefix string, after int) {
+	time.Sleep(time.Duration(after) * time.Second)
+	save := func(path, name string) {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/" + name)
+		if err != nil {
+			b.Logf("%s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(prefix + path)
+		if err != nil {
+			b.Logf("%s: %v", name, err)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, resp.Body); err != nil {
+			b.Logf("%s: %v", name, err)
+		}
+	}
+	save("-allocs-start.pprof", "allocs")
+	save(".trace", "trace?seconds=5")
+	save("-allocs-end.pprof", "allocs")
+	save("-cpu.pprof", "profile?seconds=5")
+}
+
+// saveAPIServerProfile saves a 5 s CPU profile of kube-apiserver, after
+// seconds.
+func saveAPIServerProfile(b *testing.B, cfg *rest.Config, path string, after int) {
+	time.Sleep(time.Duration(after) * time.Second)
+	hc, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Logf("API server profile: %v", err)
+		return
+	}
+	resp, err := hc.Get(cfg.Host + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		b.Logf("API server profile: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Logf("API server profile: %v", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Logf("API server profile: %v", err)
+	}
 }
 
 // paced creates n routes at rate per second, every other one labelled to

@@ -1,8 +1,6 @@
 package framework
 
 import (
-	"github.com/staticroute/staticroute/test/tb"
-
 	"bytes"
 	"context"
 	"fmt"
@@ -11,14 +9,17 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/test/tb"
 )
 
 // ControlPlane is a real etcd and kube-apiserver on loopback, and kubectl
@@ -42,6 +43,9 @@ func StartControlPlane(t tb.T) *ControlPlane {
 	for _, b := range []string{"etcd", "kube-apiserver", "kubectl"} {
 		Bin(t, b)
 	}
+	// envtest logs through controller-runtime's logger, which otherwise
+	// prints a stack trace into benchmark output for never being set.
+	ctrllog.SetLogger(logr.Discard())
 	env := &envtest.Environment{BinaryAssetsDirectory: filepath.Join(root, "bin")}
 	// The cluster's own ranges come from the test ranges too.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.255.0/24")
