@@ -23,7 +23,10 @@ func loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 		default:
 		}
 		wait := resync
-		if err := reconcile(ctx); err != nil {
+		start := time.Now()
+		err := reconcile(ctx)
+		log.V(1).Info("reconciled", "took", time.Since(start).String())
+		if err != nil {
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Minute)
 			wait = backoff
 			log.Error(err, "reconcile failed", "retryIn", wait.String())

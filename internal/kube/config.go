@@ -18,5 +18,10 @@ func LoadConfig(kubeconfig, userAgent string) (*rest.Config, error) {
 		return nil, fmt.Errorf("no API server configuration (give --kubeconfig, or run in a pod with a service account): %w", err)
 	}
 	cfg.UserAgent = userAgent
+	if cfg.QPS == 0 {
+		// controller-runtime's defaults, which the router had before
+		// (client-go's own are 5, burst 10).
+		cfg.QPS, cfg.Burst = 20, 30
+	}
 	return cfg, nil
 }

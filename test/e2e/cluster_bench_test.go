@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,15 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				}
 				_, leaked, lost, converged := c.probe(b, via, f)
 				times = append(times, converged)
+				if converged > 500*time.Millisecond && c.slowest >= 0 {
+					// What the last node's router was doing meanwhile
+					// (benchmark logs are cut short: into a file).
+					path := filepath.Join(os.TempDir(), fmt.Sprintf("staticroute-slow-failover-%d-%s.log", i, c.names[c.slowest]))
+					if err := os.WriteFile(path, []byte(c.routers[c.slowest].Output()), 0o644); err != nil {
+						b.Log(err)
+					}
+					b.Logf("failover %d, begun %s, took %v; the last node was %s; its router's log: %s", i, c.started.UTC().Format("15:04:05.000"), converged, c.names[c.slowest], path)
+				}
 				leakedTotal += leaked
 				lostTotal += lost
 				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds

@@ -22,6 +22,10 @@ type cluster struct {
 	names   []string
 	api     []*netlab.Forwarder
 	routers []*framework.Process
+	// slowest is the node whose prober was the last to see the new
+	// gateway in the last probe (-1: the pod's).
+	slowest int
+	started time.Time // when the last probe's change was made
 }
 
 func startCluster(t testing.TB, n int) *cluster {
@@ -70,8 +74,9 @@ func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost 
 	ps = append(ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
 	start := time.Now()
+	c.started = start
 	f()
-	for _, p := range ps {
+	for i, p := range ps {
 		if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
 			if _, ok := p.First(via); !ok {
 				return fmt.Errorf("no answer via %s yet", via)
@@ -81,7 +86,12 @@ func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost 
 			t.Fatal(err)
 		}
 		first, _ := p.First(via)
-		converged = max(converged, first.Sub(start))
+		if d := first.Sub(start); d > converged {
+			converged, c.slowest = d, i
+		}
+	}
+	if c.slowest == len(c.w.Nodes) {
+		c.slowest = -1
 	}
 	time.Sleep(300 * time.Millisecond)
 	for i, p := range ps {
