@@ -25,7 +25,9 @@ func loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 		wait := resync
 		start := time.Now()
 		err := reconcile(ctx)
-		log.V(1).Info("reconciled", "took", time.Since(start).String())
+		if debug := log.V(1); debug.Enabled() {
+			debug.Info("reconciled", "took", time.Since(start).String())
+		}
 		if err != nil {
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Minute)
 			wait = backoff

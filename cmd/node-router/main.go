@@ -70,7 +70,7 @@ func main() {
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":9403", "/healthz and /readyz address")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:9404)")
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)")
-	flag.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 logs changes and errors, 1 every decision too")
+	flag.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 logs changes and errors, 1 also every reconcile and how long it took")
 	flag.Parse()
 	log := newLogger(o.verbosity)
 	// A node agent's memory is paid on every node, and its live heap is

@@ -114,10 +114,6 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	facts.Labels = node.Labels
 	facts.PodLinks = r.Config.PodLinks
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
-	byName := make(map[string]*v1.StaticRoute, len(routes))
-	for _, sr := range routes {
-		byName[sr.Name] = sr
-	}
 	d := r.compute(in)
 
 	packets, err := r.Firewall.Counters()
@@ -141,7 +137,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			r.Metrics.resetTraffic()
 		}
 	}
-	if err := r.Reporter.Report(ctx, node, byName, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
+	if err := r.Reporter.Report(ctx, node, routes, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
 		log.Error(err, "writing the node state")
 	}
 	if err := firstErr(applyErr, fwErr); err != nil {

@@ -44,8 +44,8 @@ type Reporter struct {
 }
 
 // Report writes what the router did for node; routes are the StaticRoutes
-// by name, for events.
-func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[string]*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
+// sorted by name, for events.
+func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
 	status := nodeStatus(d, facts, cluster, applyErr)
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
@@ -80,7 +80,7 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes map[str
 // once would otherwise be a thousand Events from every node.
 const maxEvents = 10
 
-func (p *Reporter) recordTransitions(node *corev1.Node, routes map[string]*v1.StaticRoute, status v1.StaticRouteNodeStateStatus) {
+func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute, status v1.StaticRouteNodeStateStatus) {
 	if p.Events == nil {
 		return
 	}
@@ -95,10 +95,11 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes map[string]*v1.St
 		if o, ok := last[g.Group]; ok && o.State == g.State && o.ActiveMember == g.ActiveMember && o.Gateway == g.Gateway {
 			continue
 		}
-		sr, ok := routes[g.ActiveMember]
+		i, ok := slices.BinarySearchFunc(routes, g.ActiveMember, func(sr *v1.StaticRoute, name string) int { return strings.Compare(sr.Name, name) })
 		if !ok {
 			continue
 		}
+		sr := routes[i]
 		if sent == maxEvents {
 			more++
 			continue

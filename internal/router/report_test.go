@@ -116,10 +116,9 @@ func TestEventsOnlyOnTransitionsAndBounded(t *testing.T) {
 		}
 		return s
 	}
-	routes := map[string]*v1.StaticRoute{}
+	var routes []*v1.StaticRoute // sorted by name, as the reconciler passes them
 	for i := range 25 {
-		name := fmt.Sprintf("g%02d", i)
-		routes[name] = &v1.StaticRoute{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		routes = append(routes, &v1.StaticRoute{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("g%02d", i)}})
 	}
 	rec := &recorder{}
 	p := &Reporter{Events: rec}

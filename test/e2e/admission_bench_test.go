@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
@@ -86,7 +85,6 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	if profileDir != "" {
 		prefix := filepath.Join(profileDir, strings.ReplaceAll(b.Name(), "/", "_"))
 		go saveTrace(b, pprofAddr, prefix+"-webhook", measured/rate/2)
-		go saveAPIServerProfile(b, e.cp.Config, prefix+"-apiserver-cpu.pprof", measured/rate/2)
 	}
 	with, without := paced(b, c, existing, measured, rate)
 	p := func(d []time.Duration, q float64) float64 {
@@ -136,32 +134,6 @@ func saveTrace(b *testing.B, pprofAddr, prefix string, after int) {
 	save(".trace", "trace?seconds=5")
 	save("-allocs-end.pprof", "allocs")
 	save("-cpu.pprof", "profile?seconds=5")
-}
-
-// saveAPIServerProfile saves a 5 s CPU profile of kube-apiserver, after
-// seconds.
-func saveAPIServerProfile(b *testing.B, cfg *rest.Config, path string, after int) {
-	time.Sleep(time.Duration(after) * time.Second)
-	hc, err := rest.HTTPClientFor(cfg)
-	if err != nil {
-		b.Logf("API server profile: %v", err)
-		return
-	}
-	resp, err := hc.Get(cfg.Host + "/debug/pprof/profile?seconds=5")
-	if err != nil {
-		b.Logf("API server profile: %v", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		b.Logf("API server profile: %v", err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		b.Logf("API server profile: %v", err)
-	}
 }
 
 // paced creates n routes at rate per second, every other one labelled to

@@ -36,19 +36,19 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				if i%2 == 1 {
 					via, f = netlab.GwAPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "secondary") }
 				}
-				_, leaked, lost, converged := c.probe(b, via, f)
-				times = append(times, converged)
-				if converged > 500*time.Millisecond && c.slowest >= 0 {
+				r := c.probe(b, via, f)
+				times = append(times, r.converged)
+				if r.converged > 500*time.Millisecond && r.slowest >= 0 {
 					// What the last node's router was doing meanwhile
 					// (benchmark logs are cut short: into a file).
-					path := filepath.Join(os.TempDir(), fmt.Sprintf("staticroute-slow-failover-%d-%s.log", i, c.names[c.slowest]))
-					if err := os.WriteFile(path, []byte(c.routers[c.slowest].Output()), 0o644); err != nil {
+					path := filepath.Join(os.TempDir(), fmt.Sprintf("staticroute-slow-failover-%d-%s.log", i, c.names[r.slowest]))
+					if err := os.WriteFile(path, []byte(c.routers[r.slowest].Output()), 0o644); err != nil {
 						b.Log(err)
 					}
-					b.Logf("failover %d, begun %s, took %v; the last node was %s; its router's log: %s", i, c.started.UTC().Format("15:04:05.000"), converged, c.names[c.slowest], path)
+					b.Logf("failover %d, begun %s, took %v; the last node was %s; its router's log: %s", i, r.started.UTC().Format("15:04:05.000"), r.converged, c.names[r.slowest], path)
 				}
-				leakedTotal += leaked
-				lostTotal += lost
+				leakedTotal += r.leaked
+				lostTotal += r.lost
 				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
 			}
 			cpu, elapsed := routersCPU(b, c)-cpuBefore, time.Since(start)
@@ -67,13 +67,13 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			for i := range 3 {
 				apply(primary)
 				c.expect(b, all(netlab.GwAPublic))
-				_, leaked, _, converged := c.probe(b, netlab.GwBPublic, func() {
+				r := c.probe(b, netlab.GwBPublic, func() {
 					c.cp.MustKubectl(b, nil, "delete", "staticroute", "primary")
 					time.Sleep(2 * time.Second)
 					apply(routeYAML("secondary", "", netlab.GwBVPC, netlab.EchoAddr))
 				})
-				oldLeaked += leaked
-				oldTimes = append(oldTimes, converged)
+				oldLeaked += r.leaked
+				oldTimes = append(oldTimes, r.converged)
 				c.reset(b)
 				_ = i
 			}

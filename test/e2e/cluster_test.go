@@ -22,10 +22,6 @@ type cluster struct {
 	names   []string
 	api     []*netlab.Forwarder
 	routers []*framework.Process
-	// slowest is the node whose prober was the last to see the new
-	// gateway in the last probe (-1: the pod's).
-	slowest int
-	started time.Time // when the last probe's change was made
 }
 
 func startCluster(t testing.TB, n int) *cluster {
@@ -62,10 +58,18 @@ func all(addr string) func(int) string { return func(int) string { return addr }
 
 func own(i int) string { return netlab.NodePublicAddr(i) }
 
-// probe runs a prober on every node and the pod while f runs, and returns
-// what leaked (answers naming the prober's own node), what was lost, and
-// when the last prober first got an answer via via (relative to f's start).
-func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost int, converged time.Duration) {
+// probed is what the probers saw around one change.
+type probed struct {
+	sent, leaked, lost int // leaked: answers naming the prober's own node
+	// converged is when the last prober first got an answer via the new
+	// gateway, after started; slowest is its node (-1: the pod's).
+	converged time.Duration
+	started   time.Time
+	slowest   int
+}
+
+// probe runs a prober on every node and the pod while f runs.
+func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 	t.Helper()
 	var ps []*netlab.Prober
 	for _, ns := range c.w.Nodes {
@@ -73,8 +77,7 @@ func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost 
 	}
 	ps = append(ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
-	start := time.Now()
-	c.started = start
+	r := probed{started: time.Now()}
 	f()
 	for i, p := range ps {
 		if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
@@ -86,25 +89,25 @@ func (c *cluster) probe(t testing.TB, via string, f func()) (sent, leaked, lost 
 			t.Fatal(err)
 		}
 		first, _ := p.First(via)
-		if d := first.Sub(start); d > converged {
-			converged, c.slowest = d, i
+		if d := first.Sub(r.started); d > r.converged {
+			r.converged, r.slowest = d, i
 		}
 	}
-	if c.slowest == len(c.w.Nodes) {
-		c.slowest = -1
+	if r.slowest == len(c.w.Nodes) {
+		r.slowest = -1
 	}
 	time.Sleep(300 * time.Millisecond)
 	for i, p := range ps {
 		s, by, l := p.Result(500 * time.Millisecond)
-		sent += s
-		lost += l
+		r.sent += s
+		r.lost += l
 		if i < len(c.w.Nodes) {
-			leaked += by[own(i)]
+			r.leaked += by[own(i)]
 		} else {
-			leaked += by[own(0)] // the pod is behind node 1
+			r.leaked += by[own(0)] // the pod is behind node 1
 		}
 	}
-	return sent, leaked, lost, converged
+	return r
 }
 
 func (c *cluster) reset(t testing.TB) {
@@ -123,10 +126,10 @@ func TestCluster(t *testing.T) {
 	t.Run("failover across ten nodes under traffic: nothing leaks or is lost; the old delete-wait-apply flow leaks", func(t *testing.T) {
 		apply(primary)
 		c.expect(t, all(netlab.GwAPublic))
-		sent, leaked, lost, converged := c.probe(t, netlab.GwBPublic, func() { apply(secondary) })
-		t.Logf("ours: apply → last of 10 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", converged.Round(time.Millisecond), sent, leaked, lost)
-		if leaked != 0 || lost != 0 {
-			t.Errorf("ours: %d leaked, %d lost", leaked, lost)
+		r := c.probe(t, netlab.GwBPublic, func() { apply(secondary) })
+		t.Logf("ours: apply → last of 10 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", r.converged.Round(time.Millisecond), r.sent, r.leaked, r.lost)
+		if r.leaked != 0 || r.lost != 0 {
+			t.Errorf("ours: %d leaked, %d lost", r.leaked, r.lost)
 		}
 
 		// The old tutorial: delete the route, wait while every node removes
@@ -135,14 +138,14 @@ func TestCluster(t *testing.T) {
 		apply(primary)
 		c.expect(t, all(netlab.GwAPublic))
 		oldSecondary := routeYAML("secondary", "", netlab.GwBVPC, netlab.EchoAddr)
-		sent, leaked, lost, converged = c.probe(t, netlab.GwBPublic, func() {
+		r = c.probe(t, netlab.GwBPublic, func() {
 			c.cp.MustKubectl(t, nil, "delete", "staticroute", "primary")
 			time.Sleep(2 * time.Second)
 			apply(oldSecondary)
 		})
 		t.Logf("old flow: delete → last node via B in %s; %d probes, %d leaked via the nodes' own addresses (%.0f ms per prober), %d lost",
-			converged.Round(time.Millisecond), sent, leaked, float64(leaked)/11, lost)
-		if leaked == 0 {
+			r.converged.Round(time.Millisecond), r.sent, r.leaked, float64(r.leaked)/11, r.lost)
+		if r.leaked == 0 {
 			t.Errorf("the old flow leaked nothing: the probers cannot see leaks")
 		}
 	})
