@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/go-logr/logr"
+
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
@@ -21,11 +23,11 @@ import (
 // a route's spec or deletion (its generation), the node's labels, any
 // change of the API server's endpoints. Status writes (the summarizer's,
 // the kubelet's) do not, and no status is kept: a Node's lists its images.
-func watch(kc *kube.Client, nodeName string, poke func()) (router.Cache, []cache.SharedIndexInformer, error) {
+func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (router.Cache, []cache.SharedIndexInformer, error) {
 	routes, err := kube.NewInformer(kube.Watch{
 		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{},
 		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
-	}, onChange(func(a, b metav1.Object) bool { return a.GetGeneration() != b.GetGeneration() }, poke))
+	}, onChange(log.WithValues("kind", "StaticRoute"), func(a, b metav1.Object) bool { return a.GetGeneration() != b.GetGeneration() }, poke))
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
@@ -35,7 +37,7 @@ func watch(kc *kube.Client, nodeName string, poke func()) (router.Cache, []cache
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
 		},
 		Transform: kube.Strip(func(n *corev1.Node) { n.Status = corev1.NodeStatus{} }),
-	}, onChange(func(a, b metav1.Object) bool { return !maps.Equal(a.GetLabels(), b.GetLabels()) }, poke))
+	}, onChange(log.WithValues("kind", "Node"), func(a, b metav1.Object) bool { return !maps.Equal(a.GetLabels(), b.GetLabels()) }, poke))
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
@@ -45,7 +47,7 @@ func watch(kc *kube.Client, nodeName string, poke func()) (router.Cache, []cache
 			o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "kubernetes"}).String()
 		},
 		Transform: kube.Strip[*discoveryv1.EndpointSlice](nil),
-	}, onChange(func(metav1.Object, metav1.Object) bool { return true }, poke))
+	}, onChange(log.WithValues("kind", "EndpointSlice"), func(metav1.Object, metav1.Object) bool { return true }, poke))
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
@@ -54,17 +56,32 @@ func watch(kc *kube.Client, nodeName string, poke func()) (router.Cache, []cache
 }
 
 // onChange pokes on every add and delete, and on updates that changed says
-// matter.
-func onChange(changed func(old, new metav1.Object) bool, poke func()) cache.ResourceEventHandler {
+// matter. At -v=1 it logs each poke, so that a slow reaction can be told
+// apart from a late event.
+func onChange(log logr.Logger, changed func(old, new metav1.Object) bool, poke func()) cache.ResourceEventHandler {
+	log = log.V(1)
+	pokeFor := func(op string, obj any) {
+		if log.Enabled() {
+			if o, ok := obj.(metav1.Object); ok {
+				log.Info("event", "op", op, "name", o.GetName(), "resourceVersion", o.GetResourceVersion())
+			}
+		}
+		poke()
+	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { poke() },
+		AddFunc: func(obj any) { pokeFor("add", obj) },
 		UpdateFunc: func(old, new any) {
 			a, okA := old.(metav1.Object)
 			b, okB := new.(metav1.Object)
 			if !okA || !okB || changed(a, b) {
-				poke()
+				pokeFor("update", new)
 			}
 		},
-		DeleteFunc: func(any) { poke() },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			pokeFor("delete", obj)
+		},
 	}
 }

@@ -228,7 +228,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		default: // a reconcile is already pending
 		}
 	}
-	caches, informers, err := watch(kc, cfg.NodeName, poke)
+	caches, informers, err := watch(kc, cfg.NodeName, log.WithName("watch"), poke)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +35,8 @@ func startCluster(t testing.TB, n int) *cluster {
 	c.cp.Install(t, ca)
 	framework.StartWebhook(t, c.cp, certDir, worldFlags...)
 	c.w = netlab.NewWorldN(t, n)
-	rs := framework.StartRouters(t, c.cp, c.w, worldFlags...)
+	// ROUTER_FLAGS adds flags to every router, e.g. -v=1 for benchmarks.
+	rs := framework.StartRouters(t, c.cp, c.w, append(slices.Clone(worldFlags), strings.Fields(os.Getenv("ROUTER_FLAGS"))...)...)
 	c.names, c.api, c.routers = rs.Names, rs.API, rs.Procs
 	return c
 }
@@ -65,6 +68,8 @@ type probed struct {
 	// gateway, after started; slowest is its node (-1: the pod's).
 	converged time.Duration
 	started   time.Time
+	applied   time.Duration // f's own time: kubectl's, until its answer
+
 	slowest   int
 }
 
@@ -79,6 +84,7 @@ func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 	time.Sleep(300 * time.Millisecond)
 	r := probed{started: time.Now()}
 	f()
+	r.applied = time.Since(r.started)
 	for i, p := range ps {
 		if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
 			if _, ok := p.First(via); !ok {
