@@ -70,7 +70,7 @@ type probed struct {
 	started   time.Time
 	applied   time.Duration // f's own time: kubectl's, until its answer
 
-	slowest   int
+	slowest int
 }
 
 // probe runs a prober on every node and the pod while f runs.
