@@ -69,8 +69,7 @@ type probed struct {
 	converged time.Duration
 	started   time.Time
 	applied   time.Duration // f's own time: kubectl's, until its answer
-
-	slowest int
+	slowest   int
 }
 
 // probe runs a prober on every node and the pod while f runs.
