@@ -57,7 +57,17 @@ func BenchmarkAdmissionLatency(b *testing.B) {
 		pprofAddr = freePort(b)
 		webhookFlags = append(webhookFlags, "--pprof-bind-address="+pprofAddr)
 	}
-	e := startAdmission(b, webhookFlags...)
+	// CALL_SPANS=1: the API server's own timing of each webhook call, from
+	// its traces of one create in ten of each kind (they carry a sampled
+	// trace context; nothing else is traced). Off by default: tracing
+	// costs the API server, and lengthens both kinds' tails.
+	var spans *framework.SpanCollector
+	var apiServerFlags []framework.Flag
+	if os.Getenv("CALL_SPANS") == "1" {
+		spans = framework.StartSpanCollector(b, webhookCallSpan)
+		apiServerFlags = append(apiServerFlags, spans.TracingFlag(b))
+	}
+	e := startAdmissionWith(b, apiServerFlags, webhookFlags...)
 	cfg := *e.cp.Config
 	cfg.QPS, cfg.Burst = 5000, 5000
 	c, err := client.New(&cfg, client.Options{Scheme: e.cp.Client(b).Scheme()})
@@ -86,7 +96,22 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 		prefix := filepath.Join(profileDir, strings.ReplaceAll(b.Name(), "/", "_"))
 		go saveTrace(b, pprofAddr, prefix+"-webhook", measured/rate/2)
 	}
-	with, without := paced(b, c, existing, measured, rate)
+	clientFor := func(int) client.Client { return c }
+	if spans != nil {
+		traced := cfg
+		traced.Wrap(framework.TraceParent)
+		tc, err := client.New(&traced, client.Options{Scheme: e.cp.Client(b).Scheme()})
+		if err != nil {
+			b.Fatal(err)
+		}
+		clientFor = func(i int) client.Client {
+			if i%20 < 2 { // creates alternate between the kinds
+				return tc
+			}
+			return c
+		}
+	}
+	with, without := paced(b, clientFor, existing, measured, rate)
 	p := func(d []time.Duration, q float64) float64 {
 		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
 	}
@@ -98,6 +123,12 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	r50, r99 := histogramQuantiles(b, metricsAddr, "staticroute_admission_request_duration_seconds", nil)
 	b.Logf("  %-12s %8.3f %8.3f %8s", "decision", h50, h99, "(bucket upper bounds)")
 	b.Logf("  %-12s %8.3f %8.3f %8s", "in process", r50, r99, "(bucket upper bounds: the whole request in the webhook)")
+	if spans != nil {
+		calls := waitSpans(b, spans, measured/20)
+		b.Logf("  %-12s %8.2f %8.2f %8.2f (the API server's span %q, %d calls)", "webhook call", p(calls, .5), p(calls, .99), p(calls, 1), webhookCallSpan, len(calls))
+		b.ReportMetric(p(calls, .5), "p50-ms-call")
+		b.ReportMetric(p(calls, .99), "p99-ms-call")
+	}
 	b.ReportMetric(h99, "p99-ms-decision")
 	b.ReportMetric(r99, "p99-ms-in-process")
 	b.ReportMetric(p(with, .5), "p50-ms-webhook")
@@ -106,6 +137,30 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	b.ReportMetric(p(without, .99), "p99-ms-none")
 	b.ReportMetric(p(with, .5)-p(without, .5), "p50-ms-added")
 	b.ReportMetric(p(with, .99)-p(without, .99), "p99-ms-added")
+}
+
+// webhookCallSpan is the span the API server records around each call of a
+// validating webhook: encoding the review, the round trip, decoding the
+// answer.
+const webhookCallSpan = "Call validating webhook"
+
+// waitSpans waits until the API server has exported n spans of webhook
+// calls (it sends them in batches every few seconds) and returns their
+// durations, sorted.
+func waitSpans(b *testing.B, spans *framework.SpanCollector, n int) []time.Duration {
+	b.Helper()
+	var got []time.Duration
+	if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
+		got = append(got, spans.Take(webhookCallSpan)...)
+		if len(got) < n {
+			return fmt.Errorf("%d of %d webhook call spans received", len(got), n)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(got)
+	return got
 }
 
 // saveTrace saves a 5 s execution trace of the webhook, after seconds,
@@ -136,9 +191,10 @@ func saveTrace(b *testing.B, pprofAddr, prefix string, after int) {
 	save("-cpu.pprof", "profile?seconds=5")
 }
 
-// paced creates n routes at rate per second, every other one labelled to
-// skip the webhook, and returns both kinds' latencies, sorted.
-func paced(b *testing.B, c client.Client, first, n, rate int) (with, without []time.Duration) {
+// paced creates n routes at rate per second, create i through client(i),
+// every other one labelled to skip the webhook, and returns both kinds'
+// latencies, sorted.
+func paced(b *testing.B, client func(i int) client.Client, first, n, rate int) (with, without []time.Duration) {
 	b.Helper()
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
@@ -156,7 +212,7 @@ func paced(b *testing.B, c client.Client, first, n, rate int) (with, without []t
 				r.Labels = map[string]string{skipLabel: "true"}
 			}
 			t0 := time.Now()
-			err := c.Create(context.Background(), r)
+			err := client(i).Create(context.Background(), r)
 			lat[i] = time.Since(t0)
 			if err != nil {
 				mu.Lock()

@@ -33,6 +33,12 @@ type admissionEnv struct {
 
 func startAdmission(t testing.TB, extraArgs ...string) *admissionEnv {
 	t.Helper()
+	return startAdmissionWith(t, nil, extraArgs...)
+}
+
+// startAdmissionWith is startAdmission with flags for kube-apiserver too.
+func startAdmissionWith(t testing.TB, apiServerFlags []framework.Flag, extraArgs ...string) *admissionEnv {
+	t.Helper()
 	root, err := framework.Root()
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +53,7 @@ func startAdmission(t testing.TB, extraArgs ...string) *admissionEnv {
 	}
 	sort.Strings(args)
 	args = append(args, extraArgs...)
-	cp := framework.StartControlPlane(t)
+	cp := framework.StartControlPlane(t, apiServerFlags...)
 	certDir, ca := framework.NewWebhookCerts(t)
 	cp.Install(t, ca)
 	return &admissionEnv{cp: cp, webhook: framework.StartWebhook(t, cp, certDir, args...), root: root}
@@ -311,7 +317,7 @@ spec: {destinations: ["198.51.100.0/24"], gateway: "10.116.0.4"}
 		waitWebhookAnswers(t, e)
 	})
 
-	t.Run("with the webhook stopped, CEL still rejects malformed addresses and gateway edits, and nothing unchecked gets in", func(t *testing.T) {
+	t.Run("with the webhook stopped, CEL still rejects malformed addresses and gateway edits, nothing unchecked gets in, and metadata still changes", func(t *testing.T) {
 		defer e.reset(t)
 		e.cp.MustKubectl(t, nil, "apply", "-f", e.file("valid", "primary.yaml"))
 		e.webhook.Stop()
@@ -362,6 +368,15 @@ spec: {destinations: ["198.51.100.0/24"], gateway: "10.116.0.4"}
 				}
 			})
 		}
+		t.Run("an update that leaves spec unchanged still goes through: the old operator's finalizer can be removed", func(t *testing.T) {
+			e.cp.MustKubectl(t, nil, "label", "staticroute", "primary", "team=network")
+			e.cp.MustKubectl(t, nil, "patch", "staticroute", "primary", "--type=merge", "-p", `{"metadata":{"finalizers":["kopf.zalando.org/KopfFinalizerMarker"]}}`)
+			e.cp.MustKubectl(t, nil, "delete", "staticroute", "primary", "--wait=false")
+			e.cp.MustKubectl(t, nil, "patch", "staticroute", "primary", "--type=merge", "-p", `{"metadata":{"finalizers":null}}`)
+			if out := e.cp.MustKubectl(t, nil, "get", "staticroute", "primary", "--ignore-not-found", "-o", "name"); out != "" {
+				t.Fatalf("primary is still there: %s", out)
+			}
+		})
 		t.Run("a valid route is refused while nobody can check it", func(t *testing.T) {
 			r := e.cp.Kubectl(context.Background(), nil, "apply", "-f", e.file("valid", "static-route-ipinfo.io.yaml"))
 			if r.Err == nil || !strings.Contains(r.Stderr, "failed calling webhook") {

@@ -32,9 +32,12 @@ type ControlPlane struct {
 	kubectl    string
 }
 
-// StartControlPlane starts etcd and kube-apiserver from ./bin and stops them
-// at cleanup.
-func StartControlPlane(t tb.T) *ControlPlane {
+// Flag is one command-line flag of kube-apiserver, without its dashes.
+type Flag struct{ Name, Value string }
+
+// StartControlPlane starts etcd and kube-apiserver from ./bin, the latter
+// with the given flags too, and stops them at cleanup.
+func StartControlPlane(t tb.T, apiServerFlags ...Flag) *ControlPlane {
 	t.Helper()
 	root, err := Root()
 	if err != nil {
@@ -49,6 +52,9 @@ func StartControlPlane(t tb.T) *ControlPlane {
 	env := &envtest.Environment{BinaryAssetsDirectory: filepath.Join(root, "bin")}
 	// The cluster's own ranges come from the test ranges too.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.255.0/24")
+	for _, f := range apiServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(f.Name, f.Value)
+	}
 	start := time.Now()
 	cfg, err := env.Start()
 	if err != nil {
