@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/test/framework"
 )
 
@@ -37,17 +40,29 @@ func benchRoute(prefix string, i int) *v1.StaticRoute {
 	}
 }
 
-// skipLabel marks the creates the webhook does not see: the benchmark
-// adds an objectSelector on it to the webhook configuration.
+// skipLabel marks the creates cmd/webhook does not see: the benchmark adds
+// an objectSelector on it to the webhook configuration. Its value says
+// which baseline the create is: "none" goes to no webhook, "null" to
+// test/nullwebhook only.
 const skipLabel = "bench.staticroute.io/skip-webhook"
 
+// The three kinds of measured creates, in the order they take turns.
+var benchKinds = []struct{ name, label string }{
+	{"webhook", ""},          // cmd/webhook
+	{"no webhook", "none"},   // no webhook at all
+	{"null webhook", "null"}, // test/nullwebhook, which only admits
+}
+
 // BenchmarkAdmissionLatency measures what the webhook adds to a create
-// through the real API server: 12,000 creates paced at 200/s with 10,000
-// routes (100,000 destinations) existing, every other one skipping the
-// webhook, so both kinds meet the same API server, etcd and load.
+// through the real API server: 18,000 creates paced at 200/s with 10,000
+// routes (100,000 destinations) existing, taking turns between three
+// kinds, so that all meet the same API server, etcd and load: creates that
+// cmd/webhook checks, creates that no webhook sees, and creates that only
+// a webhook doing nothing but admit (test/nullwebhook) sees, the baseline
+// of what any webhook adds on this machine.
 // One run is the measurement: -benchtime 1x.
 func BenchmarkAdmissionLatency(b *testing.B) {
-	const existing, measured, rate = 10_000, 12_000, 200
+	const existing, measured, rate = 10_000, 18_000, 200
 	metricsAddr := freePort(b)
 	webhookFlags := []string{"--metrics-bind-address=" + metricsAddr}
 	// PROFILE_DIR: an execution trace of the webhook, 5 s in the middle
@@ -60,7 +75,7 @@ func BenchmarkAdmissionLatency(b *testing.B) {
 	// CALL_SPANS=1: the API server's own timing of each webhook call, from
 	// its traces of one create in ten of each kind (they carry a sampled
 	// trace context; nothing else is traced). Off by default: tracing
-	// costs the API server, and lengthens both kinds' tails.
+	// costs the API server.
 	var spans *framework.SpanCollector
 	var apiServerFlags []framework.Flag
 	if os.Getenv("CALL_SPANS") == "1" {
@@ -80,14 +95,28 @@ func BenchmarkAdmissionLatency(b *testing.B) {
 
 	e.cp.MustKubectl(b, nil, "patch", "validatingwebhookconfiguration", "staticroute-validating", "--type=json", "-p",
 		`[{"op":"add","path":"/webhooks/0/objectSelector","value":{"matchExpressions":[{"key":"`+skipLabel+`","operator":"DoesNotExist"}]}}]`)
-	// Wait until a labelled create skips the webhook: a gateway outside
-	// the VPC then passes a dry run.
-	if err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+	startNullWebhook(b, e)
+	// Wait until each kind meets its webhook: a gateway outside the VPC
+	// passes a dry run that skips cmd/webhook, and test/nullwebhook
+	// refuses the name it refuses.
+	probe := func(name, label string) framework.KubectlResult {
 		return e.cp.Kubectl(context.Background(), []byte(`apiVersion: networking.digitalocean.com/v1
 kind: StaticRoute
-metadata: {name: probe, labels: {`+skipLabel+`: "true"}}
+metadata: {name: `+name+`, labels: {`+skipLabel+`: "`+label+`"}}
 spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
-`), "create", "--dry-run=server", "-f", "-").Err
+`), "create", "--dry-run=server", "-f", "-")
+	}
+	if err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+		if r := probe("probe", "none"); r.Err != nil {
+			return fmt.Errorf("a create labelled to skip every webhook: %v: %s", r.Err, r.Stderr)
+		}
+		if r := probe("probe", "null"); r.Err != nil {
+			return fmt.Errorf("a create for the null webhook: %v: %s", r.Err, r.Stderr)
+		}
+		if r := probe("refuse-me", "null"); r.Err == nil || !strings.Contains(r.Stderr, "refused by nullwebhook") {
+			return fmt.Errorf("the null webhook is not asked yet: %v: %s", r.Err, r.Stderr)
+		}
+		return nil
 	}); err != nil {
 		b.Fatal(err)
 	}
@@ -105,38 +134,86 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 			b.Fatal(err)
 		}
 		clientFor = func(i int) client.Client {
-			if i%20 < 2 { // creates alternate between the kinds
+			if i%(10*len(benchKinds)) < len(benchKinds) { // one of each kind in ten
 				return tc
 			}
 			return c
 		}
 	}
-	with, without := paced(b, clientFor, existing, measured, rate)
+	lat := paced(b, clientFor, existing, measured, rate)
 	p := func(d []time.Duration, q float64) float64 {
 		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
 	}
-	b.Logf("create latency at %d/s with %d routes existing, %d creates of each kind interleaved (ms):", rate, existing, measured/2)
-	b.Logf("  %-12s %8s %8s %8s", "", "p50", "p99", "max")
-	b.Logf("  %-12s %8.2f %8.2f %8.2f", "webhook", p(with, .5), p(with, .99), p(with, 1))
-	b.Logf("  %-12s %8.2f %8.2f %8.2f", "no webhook", p(without, .5), p(without, .99), p(without, 1))
+	b.Logf("create latency at %d/s with %d routes existing, %d creates of each kind taking turns (ms):", rate, existing, measured/len(benchKinds))
+	b.Logf("  %-13s %8s %8s %8s %14s", "", "p50", "p99", "max", "added p50/p99")
+	for k, kind := range benchKinds {
+		b.Logf("  %-13s %8.2f %8.2f %8.2f %6.2f / %5.2f", kind.name, p(lat[k], .5), p(lat[k], .99), p(lat[k], 1),
+			p(lat[k], .5)-p(lat[1], .5), p(lat[k], .99)-p(lat[1], .99))
+	}
 	h50, h99 := histogramQuantiles(b, metricsAddr, "staticroute_admission_duration_seconds", map[string]string{"operation": "create", "result": "admitted"})
 	r50, r99 := histogramQuantiles(b, metricsAddr, "staticroute_admission_request_duration_seconds", nil)
-	b.Logf("  %-12s %8.3f %8.3f %8s", "decision", h50, h99, "(bucket upper bounds)")
-	b.Logf("  %-12s %8.3f %8.3f %8s", "in process", r50, r99, "(bucket upper bounds: the whole request in the webhook)")
+	b.Logf("  %-13s %8.3f %8.3f %8s", "decision", h50, h99, "(bucket upper bounds)")
+	b.Logf("  %-13s %8.3f %8.3f %8s", "in process", r50, r99, "(bucket upper bounds: the whole request in the webhook)")
 	if spans != nil {
-		calls := waitSpans(b, spans, measured/20)
-		b.Logf("  %-12s %8.2f %8.2f %8.2f (the API server's span %q, %d calls)", "webhook call", p(calls, .5), p(calls, .99), p(calls, 1), webhookCallSpan, len(calls))
-		b.ReportMetric(p(calls, .5), "p50-ms-call")
-		b.ReportMetric(p(calls, .99), "p99-ms-call")
+		calls := waitSpans(b, spans, measured/10/len(benchKinds)*2)
+		for _, w := range []string{ourWebhook, nullWebhook} {
+			d := calls[w]
+			if len(d) == 0 {
+				b.Fatalf("no span of a call to %s", w)
+			}
+			b.Logf("  %-13s %8.2f %8.2f %8.2f (the API server's span %q of %d calls to %s)", "call", p(d, .5), p(d, .99), p(d, 1), webhookCallSpan, len(d), w)
+		}
+		b.ReportMetric(p(calls[ourWebhook], .5), "p50-ms-call")
+		b.ReportMetric(p(calls[ourWebhook], .99), "p99-ms-call")
+		b.ReportMetric(p(calls[nullWebhook], .99), "p99-ms-call-null")
 	}
 	b.ReportMetric(h99, "p99-ms-decision")
 	b.ReportMetric(r99, "p99-ms-in-process")
-	b.ReportMetric(p(with, .5), "p50-ms-webhook")
-	b.ReportMetric(p(with, .99), "p99-ms-webhook")
-	b.ReportMetric(p(without, .5), "p50-ms-none")
-	b.ReportMetric(p(without, .99), "p99-ms-none")
-	b.ReportMetric(p(with, .5)-p(without, .5), "p50-ms-added")
-	b.ReportMetric(p(with, .99)-p(without, .99), "p99-ms-added")
+	b.ReportMetric(p(lat[0], .5), "p50-ms-webhook")
+	b.ReportMetric(p(lat[0], .99), "p99-ms-webhook")
+	b.ReportMetric(p(lat[1], .5), "p50-ms-none")
+	b.ReportMetric(p(lat[1], .99), "p99-ms-none")
+	b.ReportMetric(p(lat[0], .5)-p(lat[1], .5), "p50-ms-added")
+	b.ReportMetric(p(lat[0], .99)-p(lat[1], .99), "p99-ms-added")
+	b.ReportMetric(p(lat[2], .99)-p(lat[1], .99), "p99-ms-added-null")
+}
+
+// The webhooks' names in the API server's spans.
+const (
+	ourWebhook  = "vstaticroute.networking.digitalocean.com"
+	nullWebhook = "null.bench.staticroute.io"
+)
+
+// startNullWebhook builds and runs test/nullwebhook with the webhook's
+// certificate and registers it for the creates labelled "null".
+func startNullWebhook(b *testing.B, e *admissionEnv) {
+	b.Helper()
+	bin := filepath.Join(b.TempDir(), "nullwebhook")
+	build := exec.Command("go", "build", "-o", bin, "./test/nullwebhook")
+	build.Dir = e.root
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building test/nullwebhook: %v\n%s", err, out)
+	}
+	addr := freePort(b)
+	framework.Start(b, bin, "--cert-dir", e.webhook.CertDir, "--addr", addr)
+	ca, err := os.ReadFile(filepath.Join(e.webhook.CertDir, certs.CAFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	e.cp.MustKubectl(b, []byte(fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: bench-null}
+webhooks:
+- name: %s
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Fail
+  timeoutSeconds: 5
+  clientConfig: {url: "https://%s/", caBundle: %s}
+  objectSelector: {matchLabels: {%q: "null"}}
+  rules:
+  - {apiGroups: [networking.digitalocean.com], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [staticroutes], scope: Cluster}
+`, nullWebhook, addr, base64.StdEncoding.EncodeToString(ca), skipLabel)), "apply", "-f", "-")
 }
 
 // webhookCallSpan is the span the API server records around each call of a
@@ -146,20 +223,25 @@ const webhookCallSpan = "Call validating webhook"
 
 // waitSpans waits until the API server has exported n spans of webhook
 // calls (it sends them in batches every few seconds) and returns their
-// durations, sorted.
-func waitSpans(b *testing.B, spans *framework.SpanCollector, n int) []time.Duration {
+// durations by webhook, sorted.
+func waitSpans(b *testing.B, spans *framework.SpanCollector, n int) map[string][]time.Duration {
 	b.Helper()
-	var got []time.Duration
+	got, total := map[string][]time.Duration{}, 0
 	if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
-		got = append(got, spans.Take(webhookCallSpan)...)
-		if len(got) < n {
-			return fmt.Errorf("%d of %d webhook call spans received", len(got), n)
+		for _, s := range spans.Take(webhookCallSpan) {
+			got[s.Attrs["webhook"]] = append(got[s.Attrs["webhook"]], s.Duration)
+			total++
+		}
+		if total < n {
+			return fmt.Errorf("%d of %d webhook call spans received", total, n)
 		}
 		return nil
 	}); err != nil {
 		b.Fatal(err)
 	}
-	slices.Sort(got)
+	for _, d := range got {
+		slices.Sort(d)
+	}
 	return got
 }
 
@@ -191,10 +273,10 @@ func saveTrace(b *testing.B, pprofAddr, prefix string, after int) {
 	save("-cpu.pprof", "profile?seconds=5")
 }
 
-// paced creates n routes at rate per second, create i through client(i),
-// every other one labelled to skip the webhook, and returns both kinds'
+// paced creates n routes at rate per second, create i through client(i)
+// and of kind benchKinds[i%len(benchKinds)], and returns each kind's
 // latencies, sorted.
-func paced(b *testing.B, client func(i int) client.Client, first, n, rate int) (with, without []time.Duration) {
+func paced(b *testing.B, client func(i int) client.Client, first, n, rate int) [][]time.Duration {
 	b.Helper()
 	lat := make([]time.Duration, n)
 	var wg sync.WaitGroup
@@ -208,8 +290,8 @@ func paced(b *testing.B, client func(i int) client.Client, first, n, rate int) (
 		go func() {
 			defer wg.Done()
 			r := benchRoute("measured", first+i)
-			if i%2 == 1 {
-				r.Labels = map[string]string{skipLabel: "true"}
+			if l := benchKinds[i%len(benchKinds)].label; l != "" {
+				r.Labels = map[string]string{skipLabel: l}
 			}
 			t0 := time.Now()
 			err := client(i).Create(context.Background(), r)
@@ -225,16 +307,14 @@ func paced(b *testing.B, client func(i int) client.Client, first, n, rate int) (
 	if firstErr != nil {
 		b.Fatalf("create: %v", firstErr)
 	}
+	byKind := make([][]time.Duration, len(benchKinds))
 	for i, d := range lat {
-		if i%2 == 0 {
-			with = append(with, d)
-		} else {
-			without = append(without, d)
-		}
+		byKind[i%len(benchKinds)] = append(byKind[i%len(benchKinds)], d)
 	}
-	slices.Sort(with)
-	slices.Sort(without)
-	return with, without
+	for _, d := range byKind {
+		slices.Sort(d)
+	}
+	return byKind
 }
 
 func parallel(b *testing.B, n, workers int, f func(i int) error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/grpc"
 
 	"github.com/staticroute/staticroute/test/tb"
@@ -27,7 +28,13 @@ type SpanCollector struct {
 
 	mu    sync.Mutex
 	names map[string]bool
-	spans map[string][]time.Duration
+	spans map[string][]Span
+}
+
+// Span is one span received: how long it took and its string attributes.
+type Span struct {
+	Duration time.Duration
+	Attrs    map[string]string
 }
 
 // StartSpanCollector listens on a free loopback port until cleanup and
@@ -38,7 +45,7 @@ func StartSpanCollector(t tb.T, names ...string) *SpanCollector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &SpanCollector{Addr: l.Addr().String(), names: map[string]bool{}, spans: map[string][]time.Duration{}}
+	c := &SpanCollector{Addr: l.Addr().String(), names: map[string]bool{}, spans: map[string][]Span{}}
 	for _, n := range names {
 		c.names[n] = true
 	}
@@ -56,18 +63,24 @@ func (c *SpanCollector) Export(_ context.Context, req *collectortrace.ExportTrac
 	for _, rs := range req.GetResourceSpans() {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
-				if c.names[s.GetName()] && s.GetEndTimeUnixNano() >= s.GetStartTimeUnixNano() {
-					c.spans[s.GetName()] = append(c.spans[s.GetName()], time.Duration(s.GetEndTimeUnixNano()-s.GetStartTimeUnixNano()))
+				if !c.names[s.GetName()] || s.GetEndTimeUnixNano() < s.GetStartTimeUnixNano() {
+					continue
 				}
+				sp := Span{Duration: time.Duration(s.GetEndTimeUnixNano() - s.GetStartTimeUnixNano()), Attrs: map[string]string{}}
+				for _, a := range s.GetAttributes() {
+					if v, ok := a.GetValue().GetValue().(*commonv1.AnyValue_StringValue); ok {
+						sp.Attrs[a.GetKey()] = v.StringValue
+					}
+				}
+				c.spans[s.GetName()] = append(c.spans[s.GetName()], sp)
 			}
 		}
 	}
 	return &collectortrace.ExportTraceServiceResponse{}, nil
 }
 
-// Take returns the durations of the spans named name received so far, and
-// forgets them.
-func (c *SpanCollector) Take(name string) []time.Duration {
+// Take returns the spans named name received so far, and forgets them.
+func (c *SpanCollector) Take(name string) []Span {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	d := c.spans[name]

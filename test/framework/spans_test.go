@@ -2,19 +2,24 @@ package framework
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"regexp"
 	"testing"
 	"time"
 
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 func TestSpanCollectorKeepsOnlyTheNamedSpans(t *testing.T) {
 	c := StartSpanCollector(t, "Call validating webhook")
 	span := func(name string, d time.Duration) *tracev1.Span {
-		return &tracev1.Span{Name: name, StartTimeUnixNano: 1e9, EndTimeUnixNano: 1e9 + uint64(d)}
+		return &tracev1.Span{Name: name, StartTimeUnixNano: 1e9, EndTimeUnixNano: 1e9 + uint64(d), Attributes: []*commonv1.KeyValue{
+			{Key: "webhook", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: "vstaticroute"}}},
+			{Key: "count", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_IntValue{IntValue: 3}}},
+		}}
 	}
 	req := &collectortrace.ExportTraceServiceRequest{ResourceSpans: []*tracev1.ResourceSpans{{
 		ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{
@@ -27,8 +32,11 @@ func TestSpanCollectorKeepsOnlyTheNamedSpans(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := c.Take("Call validating webhook")
-	if len(got) != 2 || got[0] != 2*time.Millisecond || got[1] != 700*time.Microsecond {
-		t.Errorf("got %v, want [2ms 700µs]", got)
+	if len(got) != 2 || got[0].Duration != 2*time.Millisecond || got[1].Duration != 700*time.Microsecond {
+		t.Fatalf("got %v, want spans of 2ms and 700µs", got)
+	}
+	if want := map[string]string{"webhook": "vstaticroute"}; !maps.Equal(got[0].Attrs, want) {
+		t.Errorf("attributes %v, want %v (strings only)", got[0].Attrs, want)
 	}
 	if again := c.Take("Call validating webhook"); len(again) != 0 {
 		t.Errorf("Take kept %v", again)
