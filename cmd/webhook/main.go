@@ -172,6 +172,7 @@ func run(ctx context.Context, o options) error {
 	}
 	// Registered by hand, not by the builder, to time whole requests.
 	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
+	hook.LogConstructor = webhook.LogConstructor
 	mgr.GetWebhookServer().Register(validatePath, metrics.Instrument(hook))
 	if o.summarize {
 		writeCfg := rest.CopyConfig(restCfg)

@@ -61,18 +61,19 @@ func (v *Validator) admit(ctx context.Context, sr, old *v1.StaticRoute) (admissi
 
 func (v *Validator) decide(ctx context.Context, sr, old *v1.StaticRoute) (admission.Warnings, string, error) {
 	log := logf.FromContext(ctx)
-	dryRun := false
-	if req, err := admission.RequestFromContext(ctx); err == nil && req.DryRun != nil {
-		dryRun = *req.DryRun
+	dryRun, user := false, ""
+	if req, err := admission.RequestFromContext(ctx); err == nil {
+		dryRun = req.DryRun != nil && *req.DryRun
+		user = req.UserInfo.Username
 	}
 	res, ok := v.Store.Admit(v.Config, sr, old, dryRun)
 	if !ok {
 		return nil, "unavailable", apierrors.NewServiceUnavailable("the staticroute webhook is still loading the existing StaticRoutes: try again in a few seconds")
 	}
 	if len(res.Errors) > 0 {
-		log.Info("rejected", "staticroute", sr.Name, "errors", len(res.Errors))
+		log.Info("rejected", "user", user, "errors", len(res.Errors))
 		return res.Warnings, "rejected", apierrors.NewInvalid(schema.GroupKind{Group: v1.GroupVersion.Group, Kind: "StaticRoute"}, sr.Name, res.Errors)
 	}
-	log.V(1).Info("admitted", "staticroute", sr.Name, "group", sr.EffectiveGroup(), "dryRun", dryRun, "warnings", len(res.Warnings))
+	log.V(1).Info("admitted", "group", sr.EffectiveGroup(), "dryRun", dryRun, "warnings", len(res.Warnings))
 	return res.Warnings, "admitted", nil
 }
