@@ -75,7 +75,7 @@ e2e: tools build ## End-to-end tests against a real kube-apiserver + etcd.
 
 .PHONY: bench
 bench: tools build bench-e2e ## Every benchmark (see BENCHMARKS.md; root).
-	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./internal/...
 
 .PHONY: bench-e2e
 bench-e2e: tools build ## End-to-end benchmarks: webhook latency, router RSS, failover convergence at 5/10/20 nodes (~15 min).
