@@ -89,18 +89,23 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 func routersCPU(b *testing.B, c *cluster) time.Duration {
 	var total time.Duration
 	for _, r := range c.routers {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", r.Pid()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		// Fields after the command's closing parenthesis: utime and
-		// stime are the 12th and 13th, in clock ticks (100 a second).
-		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-		ut, _ := strconv.Atoi(f[11])
-		st, _ := strconv.Atoi(f[12])
-		total += time.Duration(ut+st) * 10 * time.Millisecond
+		total += processCPU(b, r.Pid())
 	}
 	return total
+}
+
+// processCPU is the CPU time process pid has used so far.
+func processCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command's closing parenthesis: utime and stime
+	// are the 12th and 13th, in clock ticks (100 a second).
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func millis(ds []time.Duration) []int64 {
