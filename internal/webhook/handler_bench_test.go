@@ -34,7 +34,8 @@ func BenchmarkHandler(b *testing.B) {
 	}
 	store := NewStore(0)
 	for i := range 10_000 {
-		store.Upsert(sr(fmt.Sprintf("existing-%05d", i), "", "10.116.0.4", fmt.Sprintf("198.%d.%d.0/24", 18+i>>8&1, i&255)))
+		// A /32 of its own each, in 198.18.0.0/15.
+		store.Upsert(sr(fmt.Sprintf("existing-%05d", i), "", "10.116.0.4", fmt.Sprintf("198.%d.%d.%d", 18+i>>16, i>>8&255, i&255)))
 	}
 	store.SetSynced(func() bool { return true })
 	route := sr("measured", "", "10.116.0.4", "203.0.113.0", "203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4",

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -141,17 +140,13 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 			return c
 		}
 	}
-	apiServer := childPid(b, "kube-apiserver")
-	cpuBefore, nullCPUBefore, apiCPUBefore := processCPU(b, e.webhook.Pid()), processCPU(b, null.Pid()), processCPU(b, apiServer)
+	used := cpuSince(b, e.webhook.Pid(), null.Pid(), childPid(b, "kube-apiserver"))
 	lat := paced(b, clientFor, existing, measured, rate)
-	// All its work, per create it checks: the informer's events of every
-	// create (of all three kinds), the summarizer, the admission itself.
-	cpu, nullCPU := processCPU(b, e.webhook.Pid())-cpuBefore, processCPU(b, null.Pid())-nullCPUBefore
-	apiCPU := processCPU(b, apiServer) - apiCPUBefore
-	p := func(d []time.Duration, q float64) float64 {
-		return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
-	}
-	b.Logf("create latency at %d/s with %d routes existing, %d creates of each kind taking turns (ms):", rate, existing, measured/len(benchKinds))
+	// The webhook's is all its work: the informer's events of every create
+	// (of all three kinds), the summarizer, the admission itself.
+	cpu := used()
+	p, perKind := quantileMs, measured/len(benchKinds)
+	b.Logf("create latency at %d/s with %d routes existing, %d creates of each kind taking turns (ms):", rate, existing, perKind)
 	b.Logf("  %-13s %8s %8s %8s %14s", "", "p50", "p99", "max", "added p50/p99")
 	for k, kind := range benchKinds {
 		b.Logf("  %-13s %8.2f %8.2f %8.2f %6.2f / %5.2f", kind.name, p(lat[k], .5), p(lat[k], .99), p(lat[k], 1),
@@ -160,14 +155,16 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	h50, h99 := histogramQuantiles(b, metricsAddr, "staticroute_admission_duration_seconds", map[string]string{"operation": "create", "result": "admitted"})
 	r50, r99 := histogramQuantiles(b, metricsAddr, "staticroute_admission_request_duration_seconds", nil)
 	b.Logf("  inside cmd/webhook (bucket upper bounds, ms): decision p50 %.3f, p99 %.3f; whole request p50 %.3f, p99 %.3f", h50, h99, r50, r99)
-	perCheck := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(measured/len(benchKinds)) }
+	perCheck := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(perKind) }
+	apiPerCreate := float64(cpu[2].Microseconds()) / measured
 	// One line: benchmark logs are cut after a few lines.
 	b.Logf("CPU over the paced creates: cmd/webhook %v (%.0f µs per create it checks), null webhook %v (%.0f µs), kube-apiserver %v (%.0f µs per create)",
-		cpu, perCheck(cpu), nullCPU, perCheck(nullCPU), apiCPU, float64(apiCPU.Microseconds())/measured)
-	b.ReportMetric(perCheck(cpu), "cpu-µs/check")
-	b.ReportMetric(float64(apiCPU.Microseconds())/measured, "apiserver-cpu-µs/create")
+		cpu[0], perCheck(cpu[0]), cpu[1], perCheck(cpu[1]), cpu[2], apiPerCreate)
+	b.ReportMetric(perCheck(cpu[0]), "cpu-µs/check")
+	b.ReportMetric(apiPerCreate, "apiserver-cpu-µs/create")
 	if spans != nil {
-		calls := waitSpans(b, spans, measured/10/len(benchKinds)*2)
+		// One create in ten of each kind is traced; two kinds call a webhook.
+		calls := waitSpans(b, spans, 2*perKind/10)
 		for _, w := range []string{ourWebhook, nullWebhook} {
 			d := calls[w]
 			if len(d) == 0 {
@@ -188,35 +185,6 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	b.ReportMetric(p(lat[0], .5)-p(lat[1], .5), "p50-ms-added")
 	b.ReportMetric(p(lat[0], .99)-p(lat[1], .99), "p99-ms-added")
 	b.ReportMetric(p(lat[2], .99)-p(lat[1], .99), "p99-ms-added-null")
-}
-
-// childPid is the pid of this process's child named comm (as /proc shows
-// it, at most 15 bytes): envtest starts kube-apiserver and etcd as
-// children and does not tell their pids.
-func childPid(b *testing.B, comm string) int {
-	b.Helper()
-	stats, err := filepath.Glob("/proc/[0-9]*/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, path := range stats {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		s := string(raw)
-		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || end < open || s[open+1:end] != comm {
-			continue
-		}
-		// After the name: state, then the parent's pid.
-		if f := strings.Fields(s[end+1:]); len(f) > 1 && f[1] == strconv.Itoa(os.Getpid()) {
-			pid, _ := strconv.Atoi(strings.Fields(s[:open])[0])
-			return pid
-		}
-	}
-	b.Fatalf("no child process %s", comm)
-	return 0
 }
 
 // The webhooks' names in the API server's spans.

@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,7 +55,7 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
 			b.Logf("routers' CPU over the 20 failovers: %.2f s in %.0f s (%.1f%% of a core per router)", cpu.Seconds(), elapsed.Seconds(), 100*cpu.Seconds()/elapsed.Seconds()/float64(n))
 			slices.Sort(times)
-			p := func(q float64) float64 { return float64(times[int(q*float64(len(times)-1))].Microseconds()) / 1000 }
+			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
 			b.ReportMetric(p(.5), "p50-ms")
 			b.ReportMetric(p(.99), "p99-ms")
@@ -92,26 +90,4 @@ func routersCPU(b *testing.B, c *cluster) time.Duration {
 		total += processCPU(b, r.Pid())
 	}
 	return total
-}
-
-// processCPU is the CPU time process pid has used so far.
-func processCPU(b *testing.B, pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	// Fields after the command's closing parenthesis: utime and stime
-	// are the 12th and 13th, in clock ticks (100 a second).
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return time.Duration(ut+st) * 10 * time.Millisecond
-}
-
-func millis(ds []time.Duration) []int64 {
-	out := make([]int64, len(ds))
-	for i, d := range ds {
-		out[i] = d.Milliseconds()
-	}
-	return out
 }
