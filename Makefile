@@ -51,14 +51,18 @@ manifests: $(BIN)/controller-gen ## Regenerate CRDs and deepcopy from the API ty
 
 ##@ Demo
 
+.PHONY: prereqs
+prereqs: ## Check (and, as root, install from Debian) what the demo and tests need: in a second, before any build.
+	@hack/prereqs.sh
+
 .PHONY: demo
-demo: tools build ## The old tool's failover tutorial end to end on this machine (as root; HOLD=1 keeps it up).
+demo: prereqs tools build ## The old tool's failover tutorial end to end on this machine (as root; HOLD=1 keeps it up).
 	$(GO) run ./hack/demo $(if $(NODES),-nodes $(NODES))
 
 ##@ Test
 
 .PHONY: test
-test: unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZTIME each), end to end (as root).
+test: prereqs unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZTIME each), end to end (as root).
 
 .PHONY: unit-test
 unit-test: $(BIN)/controller-gen ## Unit tests, fuzz seeds, stale-manifest check.
@@ -70,13 +74,13 @@ fuzz: ## Run every fuzz target for FUZZTIME each (default 10s).
 	hack/fuzz.sh $(FUZZTIME)
 
 .PHONY: e2e
-e2e: tools build ## End-to-end tests against a real kube-apiserver + etcd.
+e2e: prereqs tools build ## End-to-end tests against a real kube-apiserver + etcd.
 	$(GO) test -count=1 -timeout 30m ./test/...
 
 .PHONY: bench
-bench: tools build bench-e2e ## Every benchmark (see BENCHMARKS.md; root).
+bench: prereqs tools build bench-e2e ## Every benchmark (see BENCHMARKS.md; root).
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./internal/...
 
 .PHONY: bench-e2e
-bench-e2e: tools build ## End-to-end benchmarks: webhook latency, router RSS, failover convergence at 5/10/20 nodes (~15 min).
+bench-e2e: prereqs tools build ## End-to-end benchmarks: webhook latency, router RSS, failover convergence at 5/10/20 nodes (~15 min).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/...

@@ -23,16 +23,17 @@ import (
 // a route's spec or deletion (its generation), the node's labels, any
 // change of the API server's endpoints. Status writes (the summarizer's,
 // the kubelet's) do not, and no status is kept: a Node's lists its images.
-func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (router.Cache, []cache.SharedIndexInformer, error) {
+func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (router.Cache, []*kube.Informer, error) {
+	conn := kube.NewConnection(log)
 	routes, err := kube.NewInformer(kube.Watch{
-		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{},
+		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: conn,
 		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
 	}, onChange(log.WithValues("kind", "StaticRoute"), func(a, b metav1.Object) bool { return a.GetGeneration() != b.GetGeneration() }, poke))
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
 	node, err := kube.NewInformer(kube.Watch{
-		Client: kc.Core, Resource: "nodes", Example: &corev1.Node{},
+		Client: kc.Core, Resource: "nodes", Example: &corev1.Node{}, Conn: conn,
 		Select: func(o *metav1.ListOptions) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", nodeName).String()
 		},
@@ -42,7 +43,7 @@ func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (rout
 		return router.Cache{}, nil, err
 	}
 	slices, err := kube.NewInformer(kube.Watch{
-		Client: kc.Discovery, Resource: "endpointslices", Namespace: metav1.NamespaceDefault, Example: &discoveryv1.EndpointSlice{},
+		Client: kc.Discovery, Resource: "endpointslices", Namespace: metav1.NamespaceDefault, Example: &discoveryv1.EndpointSlice{}, Conn: conn,
 		Select: func(o *metav1.ListOptions) {
 			o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "kubernetes"}).String()
 		},
@@ -52,7 +53,7 @@ func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (rout
 		return router.Cache{}, nil, err
 	}
 	c := router.Cache{Routes: routes.GetStore(), Node: node.GetStore(), Slices: slices.GetStore()}
-	return c, []cache.SharedIndexInformer{routes, node, slices}, nil
+	return c, []*kube.Informer{routes, node, slices}, nil
 }
 
 // onChange pokes on every add and delete, and on updates that changed says

@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never steered")
 	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses, besides the kubeconfig host and the default/kubernetes EndpointSlice: never steered")
 	flag.StringVar(&o.never, "never-route", "", "comma-separated CIDRs never steered")
-	flag.StringVar(&o.podLinks, "pod-interfaces", "lxc*,cali*,cilium_*,veth*", "comma-separated pod interface names (a trailing * matches a prefix): connections from them are not inbound")
+	flag.StringVar(&o.podLinks, "pod-interfaces", "", "deprecated and ignored: a connection is inbound when it is addressed to the node from outside --vpc-cidr and --pod-cidr, whatever link it arrives on")
 	flag.StringVar(&o.tables, "tables", fmt.Sprintf("%d,%d", def.Tables[0], def.Tables[1]), "the two steering tables (blue,green)")
 	flag.IntVar(&o.priority, "rule-priority", def.Priority, "priority of the steering rule (after local and Cilium's, before main)")
 	flag.IntVar(&o.markPriority, "mark-rule-priority", def.MarkPriority, "priority of the fwmark rule for replies of inbound connections (before the steering rule)")
@@ -155,11 +155,6 @@ func routerConfig(o options) (router.Config, error) {
 	add(err)
 	c.NeverRoute, err = validate.ParsePrefixes("never-route", o.never)
 	add(err)
-	for _, s := range strings.Split(o.podLinks, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			c.PodLinks = append(c.PodLinks, s)
-		}
-	}
 	if len(c.Cluster.VPC) == 0 && err == nil {
 		add(errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
 	}
@@ -184,21 +179,22 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return err
 	}
 	fw := &policy.Firewall{Conn: nft, Opts: popts}
+	marks := &policy.ValidMarks{Kernel: kernel, Firewall: fw}
 	if o.cleanup {
-		if err := errors.Join(kernel.Cleanup(), fw.Cleanup()); err != nil {
+		// The record of src_valid_mark lives in our nftables table: read
+		// it before the table goes.
+		if err := errors.Join(marks.Restore(), kernel.Cleanup(), fw.Cleanup()); err != nil {
 			return fmt.Errorf("cleanup: %w", err)
 		}
-		log.Info("removed every rule, route and nftables table of ours")
+		log.Info("removed every rule, route and nftables table of ours, and turned src_valid_mark off where we had turned it on")
 		return nil
 	}
 	cfg, err := routerConfig(o)
 	if err != nil {
 		return err
 	}
-	if err := router.EnableSrcValidMark(); err != nil {
-		log.Error(err, "inbound connections from inside steered prefixes will fail strict rp_filter")
-	} else {
-		log.Info("set net.ipv4.conf.all.src_valid_mark=1: strict rp_filter checks inbound sources with their mark")
+	if o.podLinks != "" {
+		log.Info("--pod-interfaces is deprecated and ignored: inbound connections are told by address, not by link name")
 	}
 
 	restCfg, err := kube.LoadConfig(o.kubeconfig, "staticroute-node-router")
@@ -232,10 +228,13 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Node states are written in the background: a reconcile never waits
+	// for the API server.
+	writer := router.NewLatestWriter(kc, log.WithName("report"))
 	events := kube.NewEvents(kc, "staticroute-node-router", "staticroute-node-router-"+cfg.NodeName, log.WithName("events"))
 	r := &router.Reconciler{
-		Cache: caches, Kernel: kernel, Firewall: fw, Config: cfg, Metrics: metrics,
-		Reporter: &router.Reporter{Writer: kc, Events: events},
+		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
+		Reporter: &router.Reporter{Writer: writer, Events: events},
 	}
 
 	var synced atomic.Bool
@@ -249,9 +248,10 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return fmt.Errorf("--pprof-bind-address: %w", err)
 	}
 	go events.Run(ctx)
+	go writer.Run(ctx)
 	hasSynced := make([]cache.InformerSynced, 0, len(informers))
 	for _, inf := range informers {
-		go inf.Run(ctx.Done())
+		go inf.Run(ctx)
 		hasSynced = append(hasSynced, inf.HasSynced)
 	}
 	// Any link change, or a route change in our tables, may have taken
@@ -271,10 +271,9 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	return nil
 }
 
-// watchKernel turns route and link changes into reconciles, so that drift
-// is repaired at once, and tells the kernel applier when routes of our
-// tables (or links: policy.Lost) changed behind its back; rule changes
-// have no event here and wait for the resync.
+// watchKernel turns route, rule and link changes into reconciles, so that
+// drift is repaired at once, and tells the kernel applier when routes of
+// our tables (or links: policy.Lost) changed behind its back.
 func watchKernel(ctx context.Context, log logr.Logger, changed func(table int)) {
 	if err := policy.WatchKernel(ctx, netns.None(), changed); err != nil {
 		log.Error(err, "no route and link events: drift waits for the resync")

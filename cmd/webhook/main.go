@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/uuid"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -22,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -119,22 +121,21 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	if err := checkAccess(ctx, restCfg); err != nil {
+		return err
+	}
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme: scheme,
 		// Managed fields are half of a small object: 10,000 routes
 		// without them are a smaller heap for the GC to walk.
-		Cache:                   cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress:  o.probeAddr,
-		PprofBindAddress:        o.pprofAddr,
-		LeaderElection:          o.summarize && o.leaderElect,
-		LeaderElectionID:        "staticroute-summarizer",
-		LeaderElectionNamespace: o.leaderElectionNamespace,
-		// The process exits right after the manager stops: handing the
-		// lease over at once is safe and spares the next leader a wait.
-		LeaderElectionReleaseOnCancel: true,
-		// The webhook serves on every replica; only the summarizer waits
-		// for the lease.
+		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
+		// No manager-wide election: the manager exits when it loses its
+		// lease, and admission must outlive an API server outage. Only
+		// the summarizer is elected (summary.RunElected).
+		LeaderElection: false,
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:     o.host,
 			Port:     o.port,
@@ -175,14 +176,8 @@ func run(ctx context.Context, o options) error {
 	hook.LogConstructor = webhook.LogConstructor
 	mgr.GetWebhookServer().Register(validatePath, metrics.Instrument(hook))
 	if o.summarize {
-		writeCfg := rest.CopyConfig(restCfg)
-		writeCfg.QPS, writeCfg.Burst = float32(o.summaryQPS), max(1, int(2*o.summaryQPS))
-		writer, err := client.New(writeCfg, client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
-		if err != nil {
-			return fmt.Errorf("summarizer client: %w", err)
-		}
-		if err := (&summary.Controller{Client: mgr.GetClient(), Writer: writer}).SetupWithManager(ctx, mgr); err != nil {
-			return fmt.Errorf("summarizer: %w", err)
+		if err := addSummarizer(ctx, mgr, restCfg, scheme, o); err != nil {
+			return err
 		}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
@@ -201,6 +196,38 @@ func run(ctx context.Context, o options) error {
 	}
 	ctrl.Log.Info("starting", "vpc", cfg.VPC, "pod", cfg.Pod, "service", cfg.Service, "apiServers", cfg.APIServers, "port", o.port)
 	return mgr.Start(ctx)
+}
+
+// addSummarizer runs the status summarizer in mgr: on the replica that
+// holds the lease, or on this one alone without --leader-elect.
+func addSummarizer(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, scheme *runtime.Scheme, o options) error {
+	writeCfg := rest.CopyConfig(restCfg)
+	writeCfg.QPS, writeCfg.Burst = float32(o.summaryQPS), max(1, int(2*o.summaryQPS))
+	writer, err := client.New(writeCfg, client.Options{Scheme: scheme, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		return fmt.Errorf("summarizer client: %w", err)
+	}
+	c := &summary.Controller{Client: mgr.GetClient(), Writer: writer}
+	if err := c.Index(ctx, mgr); err != nil {
+		return err
+	}
+	log := ctrl.Log.WithName("summarizer")
+	run := func(ctx context.Context) {
+		if err := c.Run(ctx, mgr); err != nil {
+			log.Error(err, "summarizer stopped")
+		}
+	}
+	if !o.leaderElect {
+		return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { run(ctx); return nil }))
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("leader election identity: %w", err)
+	}
+	lease := summary.Lease{Namespace: o.leaderElectionNamespace, Name: "staticroute-summarizer", Identity: host + "_" + string(uuid.NewUUID())}
+	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		return summary.RunElected(ctx, restCfg, lease, log, run)
+	}))
 }
 
 // storeHandler feeds the store from the informer.

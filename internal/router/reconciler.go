@@ -8,7 +8,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -29,7 +28,6 @@ type Config struct {
 	VPCLink    string // empty: the link holding an address inside Cluster.VPC
 	Cluster    validate.Config
 	NeverRoute []netip.Prefix
-	PodLinks   []string
 	Resync     time.Duration
 }
 
@@ -46,6 +44,7 @@ type Reconciler struct {
 	Cache    Cache
 	Kernel   *policy.Kernel
 	Firewall *policy.Firewall
+	Marks    *policy.ValidMarks
 	Config   Config
 	Metrics  *Metrics
 	Reporter *Reporter
@@ -112,7 +111,6 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		return fmt.Errorf("reading the node's links: %w", err)
 	}
 	facts.Labels = node.Labels
-	facts.PodLinks = r.Config.PodLinks
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
 	d := r.compute(in)
 
@@ -131,11 +129,19 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	var fwErr error
 	if applyErr == nil {
+		// The record of the links to turn on goes into the table first.
+		turnOn, markErr := r.Marks.Plan()
 		var changed bool
 		changed, fwErr = r.Firewall.Apply(d)
 		if changed && fwErr == nil {
 			r.Metrics.resetTraffic()
 		}
+		if markErr == nil && fwErr == nil {
+			if markErr = r.Marks.TurnOn(turnOn); markErr == nil && len(turnOn) > 0 {
+				log.Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", turnOn)
+			}
+		}
+		fwErr = firstErr(fwErr, markErr)
 	}
 	if err := r.Reporter.Report(ctx, node, routes, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
 		log.Error(err, "writing the node state")
@@ -180,21 +186,6 @@ func firstErr(errs ...error) error {
 		if e != nil {
 			return e
 		}
-	}
-	return nil
-}
-
-// EnableSrcValidMark sets net.ipv4.conf.all.src_valid_mark=1 in the
-// router's own network namespace: strict rp_filter then checks an inbound
-// packet's source with its mark, so a client inside a steered prefix is
-// not dropped.
-func EnableSrcValidMark() error {
-	const p = "/proc/sys/net/ipv4/conf/all/src_valid_mark"
-	if b, err := os.ReadFile(p); err == nil && len(b) > 0 && b[0] == '1' {
-		return nil
-	}
-	if err := os.WriteFile(p, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("setting src_valid_mark=1 (inbound clients inside a steered prefix fail strict rp_filter without it): %w", err)
 	}
 	return nil
 }

@@ -10,12 +10,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 )
@@ -38,10 +40,9 @@ type Controller struct {
 	lastWrite map[string]time.Time
 }
 
-// SetupWithManager registers the controller: a route is recomputed when it
-// or a member of its group changes, or when a node reports on its group.
-func (c *Controller) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
-	c.lastWrite = map[string]time.Time{}
+// Index registers the cache index the summarizer reads groups by. Call it
+// once, before the manager starts.
+func (c *Controller) Index(ctx context.Context, mgr ctrl.Manager) error {
 	// With 10,000 routes, listing them all for each event made every
 	// create cost the webhook's process milliseconds of copying.
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &v1.StaticRoute{}, groupField, func(o client.Object) []string {
@@ -49,13 +50,34 @@ func (c *Controller) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	}); err != nil {
 		return fmt.Errorf("indexing StaticRoutes by group: %w", err)
 	}
-	return ctrl.NewControllerManagedBy(mgr).Named("summarizer").
-		For(&v1.StaticRoute{}).
+	return nil
+}
+
+// Run summarizes until ctx ends: a route is recomputed when it or a member
+// of its group changes, or when a node reports on its group. Each call
+// builds a new controller, since a controller starts only once and the
+// summarizer runs once per term of leadership.
+func (c *Controller) Run(ctx context.Context, mgr ctrl.Manager) error {
+	c.mu.Lock()
+	c.lastWrite = map[string]time.Time{}
+	c.mu.Unlock()
+	ctl, err := controller.NewUnmanaged("summarizer", controller.Options{Reconciler: c, SkipNameValidation: ptr.To(true)})
+	if err != nil {
+		return fmt.Errorf("summarizer: %w", err)
+	}
+	cache := mgr.GetCache()
+	for _, src := range []source.Source{
+		source.Kind[client.Object](cache, &v1.StaticRoute{}, &handler.EnqueueRequestForObject{}),
 		// Another member matters by its spec, creation and deletion, not
 		// by its status (which this controller writes).
-		Watches(&v1.StaticRoute{}, handler.EnqueueRequestsFromMapFunc(c.groupMembers), builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-		Watches(&v1.StaticRouteNodeState{}, handler.EnqueueRequestsFromMapFunc(c.reportedGroups)).
-		Complete(c)
+		source.Kind[client.Object](cache, &v1.StaticRoute{}, handler.EnqueueRequestsFromMapFunc(c.groupMembers), predicate.GenerationChangedPredicate{}),
+		source.Kind[client.Object](cache, &v1.StaticRouteNodeState{}, handler.EnqueueRequestsFromMapFunc(c.reportedGroups)),
+	} {
+		if err := ctl.Watch(src); err != nil {
+			return fmt.Errorf("summarizer: %w", err)
+		}
+	}
+	return ctl.Start(ctx)
 }
 
 // Reconcile writes one route's status if it changed.

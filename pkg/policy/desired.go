@@ -76,10 +76,6 @@ type Node struct {
 	// MainVia are the main table's routes via a gateway (other than the
 	// default route): the old operator's, or another agent's.
 	MainVia []netip.Prefix
-	// PodLinks name the pods' interfaces; a trailing "*" matches a name
-	// prefix (lxc*, cali*, veth*). Connections arriving on them or on the
-	// VPC link are not "from outside".
-	PodLinks []string
 }
 
 // Input is everything the desired state is computed from.
@@ -97,17 +93,19 @@ type Input struct {
 type Desired struct {
 	// Link and Src are the VPC link and the node's address on it: every
 	// Via route leaves by Link with source Src.
-	Link     string
-	Src      netip.Addr
-	PodLinks []string
-	Routes   []Route // sorted by prefix, then kind
-	Groups   []Group // sorted by name
+	Link string
+	Src  netip.Addr
+	// Inside are the VPC and pod ranges: a connection from them is never
+	// inbound, whatever link it arrives on.
+	Inside []netip.Prefix
+	Routes []Route // sorted by prefix, then kind
+	Groups []Group // sorted by name
 }
 
 // String prints the state the way a person reads a routing table.
 func (d Desired) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "link %s src %s pod links %v\n", d.Link, d.Src, d.PodLinks)
+	fmt.Fprintf(&b, "link %s src %s inside %v\n", d.Link, d.Src, d.Inside)
 	for _, g := range d.Groups {
 		fmt.Fprintf(&b, "group %s: %s member=%s gateway=%s prefixes=%v", g.Name, g.State, g.Active, g.Gateway, g.Prefixes)
 		if g.Reason != "" {
@@ -173,7 +171,7 @@ func Compute(in Input) Desired {
 
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()
-	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, PodLinks: slices.Clone(in.Node.PodLinks)}
+	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, Inside: insideRanges(in.Cluster)}
 	for _, a := range order {
 		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
 		// Claims are global, whether or not the group selects this node,
@@ -264,6 +262,16 @@ func groupOutcome(in Input, name string, active member, carve carveSet, claimed 
 		routes = append(routes, rt)
 	}
 	return g, routes
+}
+
+// insideRanges are the sources whose connections are never inbound.
+func insideRanges(c validate.Config) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.VPC)+len(c.Pod))
+	for _, p := range append(slices.Clone(c.VPC), c.Pod...) {
+		out = append(out, p.Masked())
+	}
+	slices.SortFunc(out, comparePrefix)
+	return slices.Compact(out)
 }
 
 func selects(sr *v1.StaticRoute, nodeLabels map[string]string) bool {

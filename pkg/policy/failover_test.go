@@ -67,7 +67,7 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Errorf("0.0.0.0/0 via A: echo saw %s, want %s", got, netlab.GwAPublic)
 	}
-	for dst, dev := range map[string]string{"198.51.100.12": "dev vpc0", "203.0.113.1": "dev pub0", "198.18.64.2": "dev pod0", "203.0.113.5": "dev pub0"} {
+	for dst, dev := range map[string]string{"198.51.100.12": "dev vpc0", "203.0.113.1": "dev pub0", "198.18.64.2": "dev lxc0", "203.0.113.5": "dev pub0"} {
 		got := w.Node.IP(t, "route", "get", dst)
 		if !strings.Contains(got, dst+" "+dev) {
 			t.Errorf("with 0.0.0.0/0 steered, %s goes %q, want %q", dst, strings.TrimSpace(got), dev)

@@ -15,16 +15,30 @@ import (
 )
 
 // Firewall keeps the nftables table `inet <Opts.NFTable>`: the connmark bit
-// for connections that arrive from outside, restored as the packet mark so
-// that their replies take the fwmark rule to main and leave the way they
-// came; and a packet/byte counter per group. Every change replaces the
-// whole table in one transaction (one Flush).
+// for connections that come in from outside, restored as the packet mark
+// so that their replies take the fwmark rule to main and leave the way
+// they came; and a packet/byte counter per group. Every change replaces
+// the whole table in one transaction (one Flush).
+//
+// A connection is inbound when its first packet is addressed to the node
+// itself and comes from outside the VPC and pod ranges, judged before
+// DNAT, so that NodePort and hostPort connections count. Interface names
+// play no part: forwarded pod traffic is never addressed to the node,
+// whatever the CNI calls its links (lxc*, cali*, cni0, cbr0, …), so it is
+// never exempted from steering.
 type Firewall struct {
 	Conn *nftables.Conn
 	Opts Options
 
 	applied [sha256.Size]byte // the spec last written, to write only on change
+	// marked are the links whose src_valid_mark the router turned on
+	// (ValidMarks), recorded in the table's markedSet.
+	marked []int
 }
+
+// markedSet is the set of ifindexes in our table that records which links
+// ValidMarks turned src_valid_mark on for.
+const markedSet = "src_valid_mark"
 
 // elementsPerMessage bounds the set elements sent in one netlink message:
 // past about 64 KiB per message the kernel drops elements silently.
@@ -35,9 +49,9 @@ type Counter struct{ Packets, Bytes uint64 }
 
 // spec is the firewall part of a desired state, printable and comparable.
 type spec struct {
-	vpcLink  string
-	podLinks []string
-	groups   []groupSet
+	inside []netip.Prefix // sources that are never inbound: VPC and pods
+	groups []groupSet
+	marked []int // ifindexes, see Firewall.marked
 }
 
 type groupSet struct {
@@ -46,7 +60,7 @@ type groupSet struct {
 }
 
 func firewallSpec(d Desired) spec {
-	s := spec{vpcLink: d.Link, podLinks: d.PodLinks}
+	s := spec{inside: disjoint(d.Inside)}
 	for _, g := range d.Groups {
 		if g.State == "" || len(g.Prefixes) == 0 {
 			continue
@@ -58,7 +72,7 @@ func firewallSpec(d Desired) spec {
 
 func (s spec) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "vpc=%s pods=%v\n", s.vpcLink, s.podLinks)
+	fmt.Fprintf(&b, "inside=%v marked=%v\n", s.inside, s.marked)
 	for _, g := range s.groups {
 		fmt.Fprintf(&b, "%s %v\n", g.name, g.prefixes)
 	}
@@ -69,6 +83,7 @@ func (s spec) String() string {
 // wrote or the table is gone.
 func (f *Firewall) Apply(d Desired) (changed bool, err error) {
 	s := firewallSpec(d)
+	s.marked = slices.Clone(f.marked)
 	key := sha256.Sum256([]byte(s.String()))
 	if f.applied == key {
 		if t, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err == nil && t != nil {
@@ -97,6 +112,31 @@ func (f *Firewall) Cleanup() error {
 		return fmt.Errorf("nftables: deleting table %s: %w", f.Opts.NFTable, err)
 	}
 	return nil
+}
+
+// recordedMarks reads the links the record names (none if our table is
+// gone).
+func (f *Firewall) recordedMarks() ([]int, error) {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
+	set, err := f.Conn.GetSetByName(t, markedSet)
+	if errors.Is(err, unix.ENOENT) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nftables: reading set %s: %w", markedSet, err)
+	}
+	elems, err := f.Conn.GetSetElements(set)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: reading set %s: %w", markedSet, err)
+	}
+	var out []int
+	for _, e := range elems {
+		if len(e.Key) == 4 {
+			out = append(out, int(binary.NativeEndian.Uint32(e.Key)))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // Counters reads each group's counter.
@@ -146,16 +186,35 @@ func (f *Firewall) write(s spec) error {
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.restoreMark()})
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.restoreMark()})
 
-	// classify: the VPC, loopback and pod links are inside; anything else
-	// is outside.
-	inside := append([]string{s.vpcLink, "lo"}, s.podLinks...)
-	for _, name := range inside {
-		if name == "" {
-			continue
+	// classify: a new connection is inbound if it is addressed to this
+	// node (before DNAT: the prerouting chain runs at mangle priority,
+	// ahead of dstnat) from a source outside the VPC and pod ranges.
+	// IPv6 is never steered, so never marked.
+	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
+	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
+		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(unix.RTN_LOCAL)},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
+	if len(s.inside) > 0 {
+		inside := &nftables.Set{Table: t, Name: "inside", KeyType: nftables.TypeIPAddr, Interval: true}
+		if err := c.AddSet(inside, intervals(s.inside)); err != nil {
+			return fmt.Errorf("nftables: set of the VPC and pod ranges: %w", err)
 		}
 		c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(name)},
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: inside.Name, SetID: inside.ID},
 			&expr.Verdict{Kind: expr.VerdictReturn},
 		}})
 	}
@@ -164,6 +223,18 @@ func (f *Firewall) write(s spec) error {
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(^f.Opts.Mark), Xor: le32(f.Opts.Mark)},
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 	}})
+
+	// The record of ValidMarks, read back by a restarted router and by
+	// --cleanup.
+	// iface_index: nft lists the elements by link name.
+	marked := &nftables.Set{Table: t, Name: markedSet, KeyType: nftables.TypeIFIndex}
+	var elems []nftables.SetElement
+	for _, i := range s.marked {
+		elems = append(elems, nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i))})
+	}
+	if err := c.AddSet(marked, elems); err != nil {
+		return fmt.Errorf("nftables: set %s: %w", markedSet, err)
+	}
 
 	// count: one interval set and one counter per group.
 	for i, g := range s.groups {
@@ -214,12 +285,8 @@ func le32(v uint32) []byte {
 	return b
 }
 
-// ifname is an interface name as iifname compares it: NUL-terminated, or
-// a bare prefix for a trailing "*".
+// ifname is an interface name as iifname compares it: NUL-terminated.
 func ifname(name string) []byte {
-	if p, ok := strings.CutSuffix(name, "*"); ok {
-		return []byte(p)
-	}
 	return append([]byte(name), 0)
 }
 

@@ -33,7 +33,6 @@ func TestFirewallRuleset(t *testing.T) {
 		sr("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16"),
 		sr("everything", "", "198.51.100.12", time.Minute, "0.0.0.0/0"),
 	)
-	in.Node.PodLinks = []string{"lxc*", "pod0"}
 	d := Compute(in)
 	if changed, err := f.Apply(d); err != nil || !changed {
 		t.Fatalf("first apply: changed=%v %v", changed, err)
@@ -99,16 +98,15 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 	}
 }
 
-// inbound sends n probes from a client at src in the internet to the node's
-// public address and counts the replies that come back from that address.
-func inbound(t *testing.T, w *netlab.World, src string, n int) int {
+// udpEcho answers every datagram to addr (ip:port) from inside n.
+func udpEcho(t *testing.T, n *netlab.NS, addr string) {
 	t.Helper()
-	var server, client net.PacketConn
-	netlab.InNS(t, w.Node, func() (err error) {
-		server, err = net.ListenPacket("udp4", netlab.NodePublic+":7008")
+	var server net.PacketConn
+	netlab.InNS(t, n, func() (err error) {
+		server, err = net.ListenPacket("udp4", addr)
 		return err
 	})
-	defer server.Close()
+	t.Cleanup(func() { server.Close() })
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -119,51 +117,163 @@ func inbound(t *testing.T, w *netlab.World, src string, n int) int {
 			_, _ = server.WriteTo(buf[:k], from)
 		}
 	}()
+}
+
+// ask sends n datagrams from a client at src in the internet to dst
+// (ip:port) and counts the replies that come back from dst.
+func ask(t *testing.T, w *netlab.World, src, dst string, n int) int {
+	t.Helper()
+	var client net.PacketConn
 	netlab.InNS(t, w.Inet, func() (err error) {
 		client, err = net.ListenPacket("udp4", src+":0")
 		return err
 	})
 	defer client.Close()
+	to, err := net.ResolveUDPAddr("udp4", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := 0
 	buf := make([]byte, 64)
 	for range n {
-		if _, err := client.WriteTo([]byte("hello"), &net.UDPAddr{IP: net.ParseIP(netlab.NodePublic), Port: 7008}); err != nil {
+		if _, err := client.WriteTo([]byte("hello"), to); err != nil {
 			t.Fatal(err)
 		}
 		_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, from, err := client.ReadFrom(buf); err == nil && from.(*net.UDPAddr).IP.String() == netlab.NodePublic {
+		if _, from, err := client.ReadFrom(buf); err == nil && from.String() == to.String() {
 			got++
 		}
 	}
 	return got
 }
 
-// A client inside a routed prefix reaches the node's public address: with
-// the connmark bit restored as the packet mark, the fwmark rule and
-// src_valid_mark=1, strict rp_filter accepts its packets and the replies
-// leave by the public side they came in on.
+// applyAll applies d as the router does: routes, then the record of the
+// links to mark, the firewall and src_valid_mark.
+func applyAll(t *testing.T, n *netlab.NS, d Desired) (*Kernel, *Firewall) {
+	t.Helper()
+	k := newKernel(t, n)
+	if _, err := k.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	f := newFirewall(t, n)
+	marks := &ValidMarks{Kernel: k, Firewall: f}
+	on, err := marks.Plan()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := marks.TurnOn(on); err != nil {
+		t.Fatal(err)
+	}
+	return k, f
+}
+
+// A client inside a routed prefix reaches the node's public address, and
+// a NodePort-style DNAT to a pod: with the connmark bit restored as the
+// packet mark, the fwmark rule and src_valid_mark (set per link over
+// rtnetlink, not in /proc/sys), strict rp_filter accepts its packets and
+// the replies leave by the public side they came in on.
 func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 	w := netlab.NewWorld(t)
 	const client = "198.19.5.5"
+	node := netlab.NodePublic + ":7008"
+	nodePort := netlab.NodePublic + ":30080"
 	w.Inet.IP(t, "addr", "add", client+"/32", "dev", "lo")
+	udpEcho(t, w.Node, node)
+	udpEcho(t, w.Pod, "198.18.64.2:7008")
+	w.Node.NFT(t, `table ip nodeport {
+  chain pre { type nat hook prerouting priority -100; ip daddr `+netlab.NodePublic+` udp dport 30080 dnat to 198.18.64.2:7008; }
+}`)
 	d := Compute(worldInput(sr("wide", "", "198.51.100.4", 0, "198.19.0.0/16", netlab.EchoAddr)))
 	if _, err := newKernel(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	// Control: routes alone, no marks: strict rp_filter drops the client.
-	if got := inbound(t, w, client, 20); got != 0 {
+	if got := ask(t, w, client, node, 20); got != 0 {
 		t.Fatalf("without marks %d/20 answered: the test cannot tell the marks' effect", got)
 	}
-	if _, err := newFirewall(t, w.Node).Apply(d); err != nil {
-		t.Fatal(err)
+	applyAll(t, w.Node, d)
+	if all := w.Node.Exec(t, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"); strings.TrimSpace(all) != "0" {
+		t.Fatalf("net.ipv4.conf.all.src_valid_mark is %s: the router must not need it", all)
 	}
-	w.Node.Sysctl(t, "net.ipv4.conf.all.src_valid_mark", "1")
-	if got := inbound(t, w, client, 20); got != 20 {
-		t.Fatalf("with marks %d/20 answered from %s", got, netlab.NodePublic)
+	if got := ask(t, w, client, node, 20); got != 20 {
+		t.Fatalf("with marks %d/20 answered from %s", got, node)
 	}
-	// Outbound from the node still leaves via the gateway.
+	if got := ask(t, w, client, nodePort, 20); got != 20 {
+		t.Fatalf("NodePort: %d/20 answered from %s", got, nodePort)
+	}
+	// Outbound from the node and the pod still leaves via the gateway.
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
 		t.Fatalf("outbound after inbound: echo saw %s", got)
+	}
+	if got := netlab.Answers(t, w.Pod); got != netlab.GwAPublic {
+		t.Fatalf("the pod after inbound: echo saw %s", got)
+	}
+}
+
+// Whatever the CNI names its links, pods egress via the gateway: on a veth
+// of a listed name (lxc0), an unlisted one (pod1), and behind a bridge
+// (cni0). Interface names once decided what was inbound, and a pod behind
+// a name not in the list leaked out via the node's own address.
+func TestPodsBehindAnyLinkEgressViaTheGateway(t *testing.T) {
+	w := netlab.NewWorld(t)
+	pods := map[string]*netlab.NS{"lxc0": w.Pod, "pod1": w.AddPod(t, "pod1", false), "cni0": w.AddPod(t, "cni0", true)}
+	for link, pod := range pods {
+		if got := netlab.Answers(t, pod); got != netlab.NodePublic {
+			t.Fatalf("before steering the pod behind %s reached the echo as %s", link, got)
+		}
+	}
+	applyAll(t, w.Node, Compute(worldInput(primaryRoute)))
+	for link, pod := range pods {
+		if got := netlab.Answers(t, pod); got != netlab.GwAPublic {
+			t.Errorf("the pod behind %s reached the echo as %s, want via gateway A (%s)", link, got, netlab.GwAPublic)
+		}
+	}
+}
+
+// src_valid_mark goes on per link, the links turned on are recorded in
+// our table, a restarted router reads the record, and Restore turns off
+// exactly those: a link that was on before stays on, `all` is never
+// touched.
+func TestValidMarksRecordedAndRestored(t *testing.T) {
+	n := nodeWorld(t)
+	n.Sysctl(t, "net.ipv4.conf.vpc0.src_valid_mark", "1") // someone else's
+	get := func(link string) string {
+		return strings.TrimSpace(n.Exec(t, "sysctl", "-n", "net.ipv4.conf."+link+".src_valid_mark"))
+	}
+	d := Compute(nodeInput(primaryRoute))
+	k, f := applyAll(t, n, d)
+	if get("pub0") != "1" || get("vpc0") != "1" || get("all") != "0" || get("lo") != "0" {
+		t.Fatalf("after apply: pub0=%s vpc0=%s all=%s lo=%s, want 1 1 0 0", get("pub0"), get("vpc0"), get("all"), get("lo"))
+	}
+	// A link that appears later is turned on at the next reconcile.
+	n.IP(t, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
+	marks := &ValidMarks{Kernel: k, Firewall: f}
+	on, err := marks.Plan()
+	n.Must(t, err)
+	if _, err := f.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	n.Must(t, marks.TurnOn(on))
+	if get("late0") != "1" {
+		t.Fatalf("late0: %s", get("late0"))
+	}
+	// A restarted router (a new Firewall and ValidMarks) finds the record.
+	restarted := &ValidMarks{Kernel: newKernel(t, n), Firewall: newFirewall(t, n)}
+	on, err = restarted.Plan()
+	n.Must(t, err)
+	if len(on) != 0 {
+		t.Fatalf("after a restart it would turn on %v again", on)
+	}
+	if _, err := restarted.Firewall.Apply(d); err != nil {
+		t.Fatal(err)
+	}
+	n.Must(t, restarted.Restore())
+	n.Must(t, restarted.Firewall.Cleanup())
+	if get("pub0") != "0" || get("late0") != "0" || get("vpc0") != "1" {
+		t.Fatalf("after restore: pub0=%s late0=%s vpc0=%s, want 0 0 1", get("pub0"), get("late0"), get("vpc0"))
 	}
 }
 

@@ -15,14 +15,19 @@ import (
 // were lost (the socket overflowed): anything may have changed.
 const Lost = -1
 
+// RuleChanged is what WatchKernel reports for an ip rule added or deleted:
+// Apply lists the rules each time, so a rule change needs a reconcile but
+// no fresh dump of the routes.
+const RuleChanged = -2
+
 // WatchKernel calls changed for every route change (with the route's
-// table) and link change (with Lost) in the network namespace ns
+// table), rule change (RuleChanged) and link change (Lost) in the network namespace ns
 // (netns.None(): the caller's) until ctx ends. It reads only each
 // message's header and table: a swap of 10,000 prefixes is 40,000 route
 // events, which vishvananda/netlink's subscription would decode into as
 // many Route values.
 func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)) error {
-	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_LINK)
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_LINK)
 	if err != nil {
 		return fmt.Errorf("netlink subscribe: %w", err)
 	}
@@ -55,7 +60,7 @@ func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)
 	return nil
 }
 
-// eachEvent reports the route and link messages in one datagram.
+// eachEvent reports the route, rule and link messages in one datagram.
 func eachEvent(buf []byte, changed func(table int)) {
 	err := eachMessage(buf, func(typ uint16, _ uint32, data []byte) bool {
 		switch typ {
@@ -63,6 +68,8 @@ func eachEvent(buf []byte, changed func(table int)) {
 			if _, table, err := parseRoute(data); err == nil {
 				changed(table)
 			}
+		case unix.RTM_NEWRULE, unix.RTM_DELRULE:
+			changed(RuleChanged)
 		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
 			changed(Lost)
 		}

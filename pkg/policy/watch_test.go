@@ -8,8 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// WatchKernel reports a route change with its table, and a link change as
-// Lost, in the namespace it watches; it returns once its context ends.
+// WatchKernel reports a route change with its table, a rule change as
+// RuleChanged and a link change as Lost, in the namespace it watches; it
+// returns once its context ends.
 func TestWatchKernel(t *testing.T) {
 	n := nodeWorld(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -52,6 +53,9 @@ func TestWatchKernel(t *testing.T) {
 	expect("a route in main", 254,
 		[]string{"route", "add", "192.0.2.1/32", "via", "198.51.100.1"},
 		[]string{"route", "del", "192.0.2.1/32", "via", "198.51.100.1"})
+	expect("a rule", RuleChanged,
+		[]string{"rule", "add", "priority", "30010", "table", "52101"},
+		[]string{"rule", "del", "priority", "30010", "table", "52101"})
 	expect("a link", Lost,
 		[]string{"link", "add", "w0", "type", "veth", "peer", "name", "w1"},
 		[]string{"link", "del", "w0"})

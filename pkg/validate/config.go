@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -85,6 +86,12 @@ func (c Config) ranges() []clusterRange {
 		out = append(out, clusterRange{p, "the service CIDR " + p.String()})
 	}
 	for _, a := range c.APIServers {
+		// An address in a special range (the loopback a kubeconfig may
+		// name) is no destination anyway: naming it again in a warning
+		// says nothing.
+		if slices.ContainsFunc(SpecialRanges(), func(p netip.Prefix) bool { return p.Contains(a) }) {
+			continue
+		}
 		out = append(out, clusterRange{netip.PrefixFrom(a, 32), "the API server address " + a.String()})
 	}
 	return out

@@ -215,36 +215,55 @@ func checkClusterRanges(res *Result, cfg Config, dests []destination) {
 }
 
 // checkOtherGroups rejects destinations that overlap a member of another
-// group: which gateway would win is then a race between routers.
+// group: which gateway would win is then a race between routers. Each
+// message names every overlapping route once, with all its prefixes.
 func checkOtherGroups(res *Result, others *Index, sr *v1.StaticRoute, dests []destination) {
 	group := sr.EffectiveGroup()
 	for _, d := range dests {
-		var hits []string
-		more := 0
-		suggest := ""
+		type hit struct {
+			route, group string
+			prefixes     []string
+		}
+		var hits []*hit
+		more := map[string]bool{} // routes past maxConflictsNamed
+		var groups []string
 		others.Overlaps(d.prefix, func(p netip.Prefix, name string) bool {
 			r, _ := others.Get(name)
 			if name == sr.Name || r.Group == group {
 				return true
 			}
+			if !slices.Contains(groups, r.Group) {
+				groups = append(groups, r.Group)
+			}
+			for _, h := range hits {
+				if h.route == name {
+					h.prefixes = append(h.prefixes, p.String())
+					return true
+				}
+			}
 			if len(hits) == maxConflictsNamed {
-				more++
-				return more < 100
+				more[name] = true
+				return len(more) < 100
 			}
-			hits = append(hits, fmt.Sprintf("%s of StaticRoute %q (group %q)", p, name, r.Group))
-			if suggest == "" {
-				suggest = r.Group
-			}
+			hits = append(hits, &hit{route: name, group: r.Group, prefixes: []string{p.String()}})
 			return true
 		})
 		if len(hits) == 0 {
 			continue
 		}
-		msg := "overlaps " + strings.Join(hits, ", ")
-		if more > 0 {
-			msg += fmt.Sprintf(" and %d more", more)
+		named := make([]string, len(hits))
+		for i, h := range hits {
+			named[i] = fmt.Sprintf("%s of StaticRoute %q (group %q)", strings.Join(h.prefixes, ", "), h.route, h.group)
 		}
-		msg += fmt.Sprintf("; destinations of different groups must not overlap: to make this route a failover member of that group, set spec.group: %s (and delete or narrow the other route otherwise)", suggest)
+		msg := "overlaps " + strings.Join(named, "; ")
+		if len(more) > 0 {
+			msg += fmt.Sprintf("; and %d more routes", len(more))
+		}
+		if len(groups) == 1 {
+			msg += fmt.Sprintf("; destinations of different groups must not overlap: to make this route a failover member of that group, set spec.group: %s (and delete or narrow the other route otherwise)", groups[0])
+		} else {
+			msg += fmt.Sprintf("; destinations of different groups must not overlap, and a route belongs to one group: narrow this destination, or delete the routes of the other groups (%s)", strings.Join(groups, ", "))
+		}
 		res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, msg))
 	}
 }

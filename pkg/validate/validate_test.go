@@ -258,3 +258,41 @@ func manyDestinations(n int) []string {
 	}
 	return out
 }
+
+// 0.0.0.0/0 against routes of several groups: each route is named once,
+// with all its overlapping prefixes, and no single spec.group is offered.
+func TestOverlapWithSeveralGroupsNamesEachRouteOnce(t *testing.T) {
+	others := indexOf(
+		route("alpha", "", "10.116.0.4", t0, "34.160.111.145", "198.51.100.0/24"),
+		route("beta", "", "10.116.0.12", t0.Add(time.Second), "192.0.2.0/24"),
+	)
+	res := StaticRoute(tutorialConfig(), others, route("everything", "", "10.116.0.4", t0.Add(time.Minute), "0.0.0.0/0"), nil)
+	if len(res.Errors) != 1 {
+		t.Fatalf("want one error; got %v", res.Errors)
+	}
+	msg := res.Errors[0].Error()
+	for _, want := range []string{
+		`34.160.111.145/32, 198.51.100.0/24 of StaticRoute "alpha" (group "alpha")`,
+		`192.0.2.0/24 of StaticRoute "beta" (group "beta")`,
+		"other groups (alpha, beta)",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("the message lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Count(msg, `StaticRoute "alpha"`) != 1 || strings.Contains(msg, "set spec.group") {
+		t.Errorf("alpha named more than once, or one group suggested:\n%s", msg)
+	}
+}
+
+// An API server address on loopback (a kubeconfig's 127.0.0.1) is inside a
+// special range already: the warning for 0.0.0.0/0 does not name it.
+func TestLoopbackAPIServerIsNotWarnedAbout(t *testing.T) {
+	cfg := tutorialConfig()
+	cfg.APIServers = append(cfg.APIServers, netip.MustParseAddr("127.0.0.1"))
+	res := StaticRoute(cfg, NewIndex(), route("everything", "", "10.116.0.4", t0, "0.0.0.0/0"), nil)
+	all := strings.Join(res.Warnings, "\n")
+	if strings.Contains(all, "127.0.0.1") || !strings.Contains(all, "the API server address 203.0.113.200") {
+		t.Fatalf("warnings: %q", res.Warnings)
+	}
+}

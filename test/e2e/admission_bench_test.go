@@ -197,14 +197,7 @@ const (
 // certificate and registers it for the creates labelled "null".
 func startNullWebhook(b *testing.B, e *admissionEnv) *framework.Process {
 	b.Helper()
-	bin := filepath.Join(b.TempDir(), "nullwebhook")
-	build := exec.Command("go", "build", "-o", bin, "./test/nullwebhook")
-	build.Dir = e.root
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building test/nullwebhook: %v\n%s", err, out)
-	}
-	addr := freePort(b)
-	p := framework.Start(b, bin, "--cert-dir", e.webhook.CertDir, "--addr", addr)
+	p, addr := runNullWebhook(b, e.webhook.CertDir)
 	ca, err := os.ReadFile(filepath.Join(e.webhook.CertDir, certs.CAFile))
 	if err != nil {
 		b.Fatal(err)
@@ -224,6 +217,24 @@ webhooks:
   - {apiGroups: [networking.digitalocean.com], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [staticroutes], scope: Cluster}
 `, nullWebhook, addr, base64.StdEncoding.EncodeToString(ca), skipLabel)), "apply", "-f", "-")
 	return p
+}
+
+// runNullWebhook builds and starts test/nullwebhook with the webhook's
+// certificate and args, and returns where it serves.
+func runNullWebhook(t testing.TB, certDir string, args ...string) (*framework.Process, string) {
+	t.Helper()
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "nullwebhook")
+	build := exec.Command("go", "build", "-o", bin, "./test/nullwebhook")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building test/nullwebhook: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	return framework.Start(t, bin, append([]string{"--cert-dir", certDir, "--addr", addr}, args...)...), addr
 }
 
 // webhookCallSpan is the span the API server records around each call of a
@@ -359,7 +370,7 @@ func parallel(b *testing.B, n, workers int, f func(i int) error) {
 	}
 }
 
-func freePort(b *testing.B) string {
+func freePort(b testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

@@ -17,6 +17,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"sigs.k8s.io/yaml"
+
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/test/corpus"
@@ -273,6 +275,47 @@ spec: {destinations: ["198.51.100.0/24"], gateway: "10.116.0.4"}
 				t.Fatalf("round %d: %d of %d overlapping creates admitted, want exactly 1", round, admitted, n)
 			}
 			e.reset(t)
+		}
+	})
+
+	t.Run("a webhook with credentials it cannot use stops saying which identity was refused, and for what", func(t *testing.T) {
+		stranger := e.cp.UserKubeconfig(t, "stranger")
+		badToken := filepath.Join(t.TempDir(), "kubeconfig")
+		b, err := os.ReadFile(stranger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The same server and CA, and a token nobody issued.
+		var kc map[string]any
+		if err := yaml.Unmarshal(b, &kc); err != nil {
+			t.Fatal(err)
+		}
+		kc["users"] = []any{map[string]any{"name": "forged", "user": map[string]any{"token": "not-a-token"}}}
+		for _, c := range kc["contexts"].([]any) {
+			c.(map[string]any)["context"].(map[string]any)["user"] = "forged"
+		}
+		out, err := yaml.Marshal(kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(badToken, out, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for kubeconfig, want := range map[string]string{
+			stranger: `the API server refused stranger the list of StaticRoutes`,
+			badToken: `did not accept the webhook's credentials (a bearer token)`,
+		} {
+			p := framework.Start(t, framework.Bin(t, "webhook"), "--kubeconfig", kubeconfig, "--vpc-cidr", "10.116.0.0/20",
+				"--webhook-port", "0", "--metrics-bind-address", "0", "--health-probe-bind-address", "0")
+			err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+				if !p.Exited() {
+					return fmt.Errorf("still running")
+				}
+				return nil
+			})
+			if err != nil || !strings.Contains(p.Output(), want) {
+				t.Errorf("want it to stop saying %q; exited=%v:\n%s", want, p.Exited(), p.Output())
+			}
 		}
 	})
 

@@ -24,6 +24,7 @@ type cluster struct {
 	names   []string
 	api     []*netlab.Forwarder
 	routers []*framework.Process
+	webhook *framework.Webhook
 }
 
 func startCluster(t testing.TB, n int) *cluster {
@@ -33,7 +34,7 @@ func startCluster(t testing.TB, n int) *cluster {
 	certDir, ca := framework.NewWebhookCerts(t)
 	c.ca = ca
 	c.cp.Install(t, ca)
-	framework.StartWebhook(t, c.cp, certDir, worldFlags...)
+	c.webhook = framework.StartWebhook(t, c.cp, certDir, worldFlags...)
 	c.w = netlab.NewWorldN(t, n)
 	// ROUTER_FLAGS adds flags to every router, e.g. -v=1 for benchmarks.
 	rs := framework.StartRouters(t, c.cp, c.w, append(slices.Clone(worldFlags), strings.Fields(os.Getenv("ROUTER_FLAGS"))...)...)
@@ -210,29 +211,63 @@ spec:
 		}
 	})
 
-	t.Run("with the API server unreachable for 30 s the kernel stays as it is; the nodes converge when it is back", func(t *testing.T) {
+	t.Run("with the API server unreachable for 30 s the kernel stays as it is, the webhook keeps admitting; a failover right after it is back reaches every node within 2 s", func(t *testing.T) {
 		c.reset(t)
 		apply(primary)
 		c.expect(t, all(netlab.GwAPublic))
 		before := c.w.Nodes[0].IP(t, "route", "show", "table", "all")
+		// Every component loses the API server: the routers and the
+		// webhook (its summarizer's lease expires after 10 s).
+		c.webhook.API.Pause()
 		for _, a := range c.api {
 			a.Pause()
 		}
-		apply(secondary)
-		time.Sleep(30 * time.Second)
+		outage := time.Now()
+		// The API server itself still calls the webhook, which judges
+		// from its cache.
+		apply(routeYAML("elsewhere", "", netlab.GwAVPC, "198.19.7.0/24"))
+		time.Sleep(30*time.Second - time.Since(outage))
 		if after := c.w.Nodes[0].IP(t, "route", "show", "table", "all"); after != before {
 			t.Errorf("the kernel changed while the API server was unreachable:\n%s\nwas\n%s", after, before)
 		}
-		c.expect(t, all(netlab.GwAPublic))
+		if c.webhook.Exited() {
+			t.Fatalf("the webhook exited during the outage:\n%s", c.webhook.Output())
+		}
+		c.webhook.API.Resume()
 		for _, a := range c.api {
 			a.Resume()
 		}
-		c.expect(t, all(netlab.GwBPublic))
+		back := time.Now()
+		bad := c.cp.Kubectl(context.Background(), routeYAML("bad", "", "192.0.2.1", "198.19.8.0/24"), "apply", "-f", "-")
+		if bad.Err == nil || !strings.Contains(bad.Stderr, "is outside the VPC") {
+			t.Errorf("a gateway outside the VPC right after the outage: %v\n%s", bad.Err, bad.Stderr)
+		}
+		refused := time.Since(back)
+		r := c.probe(t, netlab.GwBPublic, func() { apply(secondary) })
+		t.Logf("back → a bad route refused by the webhook in %s; failover → last of %d nodes via B in %s (kubectl %s); %d probes, %d leaked, %d lost",
+			refused.Round(time.Millisecond), len(c.names), r.converged.Round(time.Millisecond), r.applied.Round(time.Millisecond), r.sent, r.leaked, r.lost)
+		if r.converged > 2*time.Second {
+			t.Errorf("the failover applied right after the outage took %s to reach the last node, want ≤ 2 s", r.converged)
+		}
+		if r.leaked != 0 {
+			t.Errorf("%d leaked", r.leaked)
+		}
+		for _, p := range c.routers {
+			if !strings.Contains(p.Output(), "lost the API server") || !strings.Contains(p.Output(), "API server reachable again") {
+				t.Fatalf("a router did not log losing and regaining the API server:\n%s", p.Output())
+			}
+		}
+		if !strings.Contains(c.webhook.Output(), "lost the summarizer's lease") {
+			t.Errorf("the webhook did not say it lost its lease:\n%s", c.webhook.Output())
+		}
 	})
 
 	t.Run("deleting every StaticRoute frees every node; uninstalling leaves nothing behind", func(t *testing.T) {
 		c.reset(t)
 		for i, ns := range c.w.Nodes {
+			if on := strings.TrimSpace(ns.Exec(t, "sysctl", "-n", "net.ipv4.conf.pub0.src_valid_mark")); on != "1" {
+				t.Errorf("%s: the router left src_valid_mark %s on pub0, want 1", c.names[i], on)
+			}
 			c.routers[i].Stop()
 			if out, err := exec.Command("ip", framework.RouterCommand(t, ns, "--cleanup")...).CombinedOutput(); err != nil {
 				t.Fatalf("--cleanup on %s: %v\n%s", c.names[i], err, out)
@@ -243,6 +278,11 @@ spec:
 			tables := ns.Exec(t, "nft", "list", "tables")
 			if strings.Contains(rules, "30010") || strings.Contains(rules, "30000") || strings.Contains(routes, "proto 146") || nexthops != "" || strings.Contains(tables, "staticroute") {
 				t.Errorf("%s keeps:\n%s%s%s%s", c.names[i], rules, routes, nexthops, tables)
+			}
+			// The router turned src_valid_mark on for each link (the
+			// world leaves it off); it is off again everywhere.
+			if marks := ns.Exec(t, "sysctl", "-a", "--pattern", `net\.ipv4\.conf\..*\.src_valid_mark`); strings.Contains(marks, "= 1") {
+				t.Errorf("%s keeps src_valid_mark on:\n%s", c.names[i], marks)
 			}
 		}
 	})

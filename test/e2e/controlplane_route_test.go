@@ -31,7 +31,7 @@ func TestControlPlaneOnlyViaTheDefaultRoute(t *testing.T) {
 		c.names = append(c.names, name)
 		cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
 		kc := framework.RouterKubeconfig(t, cp, server, name)
-		c.routers = append(c.routers, framework.StartRouter(t, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, worldFlags...)...))
+		c.routers = append(c.routers, framework.StartRouter(t, kc, ns, append([]string{"--node-name", name}, worldFlags...)...))
 	}
 
 	cp.MustKubectl(t, routeYAML("everything", "", netlab.GwAVPC, "0.0.0.0/0"), "apply", "-f", "-")

@@ -2,17 +2,24 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/test/framework"
 	"github.com/staticroute/staticroute/test/netlab"
 )
@@ -73,6 +80,8 @@ type worldCluster struct {
 	w          *netlab.World
 	kubeconfig string   // node-a's router credentials
 	routerArgs []string // the router flags for node-a
+	api        *netlab.Forwarder
+	certDir    string // the webhook's certificate and CA
 }
 
 func startWorldCluster(t testing.TB, labels string) *worldCluster {
@@ -84,11 +93,11 @@ func startWorldCluster(t testing.TB, labels string) *worldCluster {
 	framework.StartWebhook(t, cp, certDir, worldFlags...)
 	w := netlab.NewWorld(t)
 	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a, labels: {"+labels+"}}\n"), "create", "-f", "-")
-	kubeconfig, _ := framework.NodeAccess(t, cp, w.Node, "node-a")
+	kubeconfig, api := framework.NodeAccess(t, cp, w.Node, "node-a")
 	return &worldCluster{
-		cp: cp, w: w,
+		cp: cp, w: w, api: api, certDir: certDir,
 		kubeconfig: kubeconfig,
-		routerArgs: append([]string{"--node-name", "node-a", "--pod-interfaces", "pod0"}, worldFlags...),
+		routerArgs: append([]string{"--node-name", "node-a"}, worldFlags...),
 	}
 }
 
@@ -268,6 +277,105 @@ metadata: {name: node-b}
 	t.Run("failback by deleting the newer member", func(t *testing.T) {
 		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary")
 		waitAnswer(t, w.Node, netlab.GwAPublic)
+	})
+
+	t.Run("with the node state's writes stalled 8 s each, a failover and a failback right after it switch the kernel at once; the node state catches up", func(t *testing.T) {
+		_, addr := runNullWebhook(t, env.certDir, "--delay", "8s")
+		ca, err := os.ReadFile(filepath.Join(env.certDir, certs.CAFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp.MustKubectl(t, []byte(fmt.Sprintf(`apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata: {name: stall-node-states}
+webhooks:
+- name: stall.staticroute.test
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Ignore
+  timeoutSeconds: 10
+  clientConfig: {url: "https://%s/", caBundle: %s}
+  rules:
+  - {apiGroups: [networking.digitalocean.com], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [staticroutenodestates], scope: Cluster}
+`, addr, base64.StdEncoding.EncodeToString(ca))), "apply", "-f", "-")
+		unstall := func() {
+			cp.Kubectl(context.Background(), nil, "delete", "validatingwebhookconfiguration", "stall-node-states")
+		}
+		defer unstall()
+		// The stall is in force once a node-state write takes 8 s.
+		start := time.Now()
+		cp.MustKubectl(t, []byte("apiVersion: networking.digitalocean.com/v1\nkind: StaticRouteNodeState\nmetadata: {name: stall-probe}\n"), "create", "--dry-run=server", "-f", "-")
+		if took := time.Since(start); took < 7*time.Second {
+			t.Fatalf("a node-state write took %s: the stall is not in force", took)
+		}
+		switched := func(via string) time.Duration {
+			t.Helper()
+			start := time.Now()
+			waitAnswer(t, w.Node, via)
+			return time.Since(start)
+		}
+		cp.MustKubectl(t, routeYAML("secondary", "primary", "198.51.100.12", netlab.EchoAddr), "apply", "-f", "-")
+		over := switched(netlab.GwBPublic)
+		cp.MustKubectl(t, nil, "delete", "staticroute", "secondary", "--wait=false")
+		back := switched(netlab.GwAPublic)
+		t.Logf("with node-state writes stalled: failover switched in %s, the failback right after it in %s", over.Round(time.Millisecond), back.Round(time.Millisecond))
+		if over > 3*time.Second || back > 3*time.Second {
+			t.Errorf("a switch waited for a node-state write: failover %s, failback %s", over, back)
+		}
+		unstall()
+		err = framework.Eventually(context.Background(), 30*time.Second, func() error {
+			s := nodeState(t, cp, "node-a")
+			if len(s.Status.Groups) != 1 || s.Status.Groups[0].ActiveMember != "primary" || s.Status.Groups[0].State != v1.NodeGroupApplied {
+				return fmt.Errorf("node state %+v", s.Status.Groups)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("the node state did not catch up: %v", err)
+		}
+	})
+
+	t.Run("a deleted steering rule is back within 50 ms (median of 5 deletes), under traffic", func(t *testing.T) {
+		p := netlab.StartProber(t, w.Node, time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
+		var took []time.Duration
+		for range 5 {
+			steering := func() *netlink.Rule {
+				rules, err := w.Node.NL.RuleList(syscall.AF_INET)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i := slices.IndexFunc(rules, func(r netlink.Rule) bool { return r.Priority == 30010 }); i >= 0 {
+					return &rules[i]
+				}
+				return nil
+			}
+			rule := steering()
+			if rule == nil {
+				t.Fatal("no steering rule")
+			}
+			// Deleted from this process, so that the clock starts when the
+			// kernel has deleted it.
+			w.Node.Must(t, w.Node.NL.RuleDel(rule))
+			deleted := time.Now()
+			for {
+				if steering() != nil {
+					break
+				}
+				if time.Since(deleted) > 5*time.Second {
+					t.Fatal("the rule is not back after 5 s")
+				}
+				time.Sleep(100 * time.Microsecond)
+			}
+			took = append(took, time.Since(deleted))
+			time.Sleep(200 * time.Millisecond)
+		}
+		sent, by, lost := p.Result(300 * time.Millisecond)
+		slices.Sort(took)
+		t.Logf("rule back after %v; %d probes, %d leaked, %d lost", took, sent, by[netlab.NodePublic], lost)
+		if took[len(took)/2] > 50*time.Millisecond {
+			t.Errorf("median repair %s, want ≤ 50 ms: rule events must trigger a reconcile", took[len(took)/2])
+		}
 	})
 
 	t.Run("a deleted rule and a deleted nft table are repaired", func(t *testing.T) {

@@ -27,7 +27,7 @@ func StartRouters(t tb.T, cp *ControlPlane, w *netlab.World, flags ...string) *R
 		cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
 		kc, api := NodeAccess(t, cp, ns, name)
 		rs.API = append(rs.API, api)
-		rs.Procs = append(rs.Procs, StartRouter(t, kc, ns, append([]string{"--node-name", name, "--pod-interfaces", "pod0"}, flags...)...))
+		rs.Procs = append(rs.Procs, StartRouter(t, kc, ns, append([]string{"--node-name", name}, flags...)...))
 	}
 	return rs
 }

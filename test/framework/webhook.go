@@ -1,16 +1,19 @@
 package framework
 
 import (
-	"github.com/staticroute/staticroute/test/tb"
-
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/test/netlab"
+	"github.com/staticroute/staticroute/test/tb"
 )
 
 // WebhookAddr is where config/test points the API server: the webhook
@@ -20,9 +23,12 @@ const WebhookAddr = "127.0.0.1:9443"
 // WebhookServiceAccount is the identity config/rbac grants the webhook.
 const WebhookServiceAccount = "system:serviceaccount:staticroute-system:staticroute-webhook"
 
-// Webhook is a running cmd/webhook and what it needs to restart.
+// Webhook is a running cmd/webhook and what it needs to restart. It
+// reaches the API server through API, which a test may pause to cut it
+// off, as an outage would.
 type Webhook struct {
 	*Process
+	API       *netlab.Forwarder
 	cp        *ControlPlane
 	CertDir   string
 	probeAddr string
@@ -49,7 +55,22 @@ func NewWebhookCerts(t tb.T) (dir string, ca []byte) {
 // ServiceAccount, and waits until the API server gets answers from it.
 func StartWebhook(t tb.T, cp *ControlPlane, certDir string, args ...string) *Webhook {
 	t.Helper()
-	w := &Webhook{cp: cp, CertDir: certDir, args: args, kc: cp.UserKubeconfig(t, WebhookServiceAccount)}
+	kc := cp.UserKubeconfig(t, WebhookServiceAccount)
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := freeAddr(t)
+	b, err := os.ReadFile(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The API server's certificate names 127.0.0.1: the forwarder listens
+	// there too, on another port.
+	if err := os.WriteFile(kc, bytes.ReplaceAll(b, []byte(u.Host), []byte(fwd)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := &Webhook{cp: cp, CertDir: certDir, args: args, kc: kc, API: netlab.Forward(t, nil, fwd, u.Host)}
 	w.Restart(t)
 	return w
 }

@@ -172,78 +172,105 @@ func InNS(t tb.T, n *NS, f func() error) {
 
 // Forwarder relays connections from inside a namespace to a target.
 type Forwarder struct {
-	mu     sync.Mutex
-	paused bool
-	conns  map[net.Conn]bool
+	t              tb.T
+	n              *NS
+	listen, target string
+
+	mu       sync.Mutex
+	listener net.Listener // nil while paused
+	conns    map[net.Conn]bool
 }
 
-// Pause cuts every relayed connection and refuses new ones, as if the
-// target were unreachable from the namespace.
+// Pause cuts every relayed connection and stops listening, so that new
+// ones are refused, as when the target's process is down.
 func (f *Forwarder) Pause() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.paused = true
+	if f.listener != nil {
+		f.listener.Close()
+		f.listener = nil
+	}
 	for c := range f.conns {
 		c.Close()
 	}
 	f.conns = map[net.Conn]bool{}
 }
 
-// Resume relays again.
+// Resume listens and relays again.
 func (f *Forwarder) Resume() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.paused = false
+	if f.listener == nil {
+		f.start()
+	}
 }
 
 func (f *Forwarder) track(c net.Conn) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.paused {
+	if f.listener == nil {
 		return false
 	}
 	f.conns[c] = true
 	return true
 }
 
-// Forward listens on listen inside n and relays every connection to target,
-// dialled from the test's own namespace: a process inside n can then reach a
-// server on the root namespace's loopback (an API server) without a link
-// between them.
+// Forward listens on listen inside n (nil: the test's own namespace) and
+// relays every connection to target, dialled from the test's own
+// namespace: a process inside n can then reach a server on the root
+// namespace's loopback (an API server) without a link between them.
 func Forward(t tb.T, n *NS, listen, target string) *Forwarder {
 	t.Helper()
-	f := &Forwarder{conns: map[net.Conn]bool{}}
+	f := &Forwarder{t: t, n: n, listen: listen, target: target, conns: map[net.Conn]bool{}}
+	f.mu.Lock()
+	f.start()
+	f.mu.Unlock()
+	t.Cleanup(f.Pause)
+	return f
+}
+
+// start listens and accepts; f.mu is held.
+func (f *Forwarder) start() {
+	f.t.Helper()
 	var l net.Listener
-	InNS(t, n, func() (err error) {
-		l, err = net.Listen("tcp", listen)
+	listenIn := func() (err error) {
+		l, err = net.Listen("tcp", f.listen)
 		return err
-	})
-	t.Cleanup(func() { l.Close() })
+	}
+	if f.n == nil {
+		if err := listenIn(); err != nil {
+			f.t.Fatal(err)
+		}
+	} else {
+		InNS(f.t, f.n, listenIn)
+	}
+	f.listener = l
 	go func() {
 		for {
 			in, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer in.Close()
-				if !f.track(in) {
-					return
-				}
-				out, err := net.Dial("tcp", target)
-				if err != nil {
-					return
-				}
-				defer out.Close()
-				if !f.track(out) {
-					return
-				}
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
-				<-done
-			}()
+			go f.relay(in)
 		}
 	}()
-	return f
+}
+
+func (f *Forwarder) relay(in net.Conn) {
+	defer in.Close()
+	if !f.track(in) {
+		return
+	}
+	out, err := net.Dial("tcp", f.target)
+	if err != nil {
+		return
+	}
+	defer out.Close()
+	if !f.track(out) {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(out, in); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
+	<-done
 }

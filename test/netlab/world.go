@@ -18,11 +18,13 @@ import (
 //	VPC 198.51.100.0/24: gateway A .4, gateway B .12, node i .100+i
 //	public 203.0.113.0/26: internet .1 (the nodes' default gateway),
 //	  node i .10+i, gateway A .50, gateway B .51
-//	pod 198.18.64.2/24 behind node 0 (198.18.64.1); echo 192.0.2.7
+//	pod 198.18.64.2/24 behind node 0 (198.18.64.1) on a veth lxc0; more
+//	pods (AddPod) in 198.18.65.0/24, 198.18.66.0/24, …; echo 192.0.2.7
 type World struct {
 	Switch, Pod, GwA, GwB, Inet *NS
 	Nodes                       []*NS
 	Node                        *NS // Nodes[0], the one with the pod
+	pods                        int // pods behind Node so far
 }
 
 // Addresses of the world that tests and the demo name.
@@ -50,7 +52,7 @@ func NewWorldN(t tb.T, n int) *World {
 	if n < 1 || n > MaxNodes {
 		t.Fatalf("a world holds 1 to %d nodes, not %d", MaxNodes, n)
 	}
-	w := &World{Switch: New(t), Pod: New(t), GwA: New(t), GwB: New(t), Inet: New(t)}
+	w := &World{Switch: New(t), GwA: New(t), GwB: New(t), Inet: New(t)}
 	for range n {
 		w.Nodes = append(w.Nodes, New(t))
 	}
@@ -82,15 +84,9 @@ func NewWorldN(t tb.T, n int) *World {
 	plug(w.Inet, "pub", "br-pub", "203.0.113.1/26")
 
 	// The pod, masqueraded by its node like a CNI does.
-	w.Node.IP(t, "link", "add", "name", "pod0", "type", "veth", "peer", "name", "eth0", "netns", w.Pod.Name)
-	w.Node.IP(t, "addr", "add", "198.18.64.1/24", "dev", "pod0")
-	w.Node.IP(t, "link", "set", "pod0", "up")
-	w.Node.Sysctl(t, "net.ipv4.conf.pod0.rp_filter", "1")
-	w.Pod.IP(t, "addr", "add", "198.18.64.2/24", "dev", "eth0")
-	w.Pod.IP(t, "link", "set", "eth0", "up")
-	w.Pod.IP(t, "route", "add", "default", "via", "198.18.64.1")
+	w.Pod = w.AddPod(t, "lxc0", false)
 	w.Node.NFT(t, `table ip cni {
-  chain post { type nat hook postrouting priority 100; ip saddr 198.18.64.0/24 oifname != "pod0" masquerade; }
+  chain post { type nat hook postrouting priority 100; ip saddr 198.18.64.0/18 ip daddr != 198.18.64.0/18 masquerade; }
 }`)
 
 	for _, gw := range []*NS{w.GwA, w.GwB} {
@@ -109,6 +105,36 @@ func NewWorldN(t tb.T, n int) *World {
 	w.Inet.Sysctl(t, "net.ipv4.conf.pub.arp_announce", "2")
 	StartEcho(t, w.Inet)
 	return w
+}
+
+// AddPod puts a pod behind node 0 on a link named link, as CNIs do: on
+// its own veth (Cilium's lxc*, Calico's cali*, or any name), or, with
+// bridged, on a veth enslaved to a bridge of that name (flannel's cni0,
+// kubenet's cbr0), which then holds the node's address. Pod k (from 0)
+// is 198.18.(64+k).2/24, and its node side 198.18.(64+k).1.
+func (w *World) AddPod(t tb.T, link string, bridged bool) *NS {
+	t.Helper()
+	pod := New(t)
+	k := w.pods
+	w.pods++
+	node, podAddr := fmt.Sprintf("198.18.%d.1", 64+k), fmt.Sprintf("198.18.%d.2", 64+k)
+	port := link
+	if bridged {
+		port = fmt.Sprintf("brp%d", k)
+		w.Node.IP(t, "link", "add", link, "type", "bridge")
+		w.Node.IP(t, "link", "set", link, "up")
+	}
+	w.Node.IP(t, "link", "add", "name", port, "type", "veth", "peer", "name", "eth0", "netns", pod.Name)
+	if bridged {
+		w.Node.IP(t, "link", "set", port, "master", link)
+	}
+	w.Node.IP(t, "addr", "add", node+"/24", "dev", link)
+	w.Node.IP(t, "link", "set", port, "up")
+	w.Node.Sysctl(t, "net.ipv4.conf."+link+".rp_filter", "1")
+	pod.IP(t, "addr", "add", podAddr+"/24", "dev", "eth0")
+	pod.IP(t, "link", "set", "eth0", "up")
+	pod.IP(t, "route", "add", "default", "via", node)
+	return pod
 }
 
 var portCounter atomic.Int64
