@@ -42,6 +42,19 @@ $(BIN)/etcd: hack/tools/etcd/go.mod
 $(BIN)/controller-gen: hack/tools/gen/go.mod
 	cd hack/tools/gen && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 
+##@ Release
+
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REGISTRY ?= ghcr.io/staticroute
+
+.PHONY: images
+images: ## OCI image layouts of webhook and node-router in dist/images (no Docker, nothing pulled; same commit, same digests).
+	$(GO) run ./hack/release -images-only -version $(VERSION) -registry $(REGISTRY)
+
+.PHONY: release
+release: ## dist/staticroute.yaml: config/default with the images by digest (VERSION=…, REGISTRY=…), and the images.
+	$(GO) run ./hack/release -version $(VERSION) -registry $(REGISTRY)
+
 ##@ Generate
 
 .PHONY: manifests

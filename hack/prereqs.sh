@@ -13,6 +13,7 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
 command -v setpriv >/dev/null || missing+=(util-linux)
 command -v sysctl >/dev/null || missing+=(procps)
+command -v runc >/dev/null || missing+=(runc) # the pods' sandbox in the e2e tests
 
 if ! command -v go >/dev/null; then
   echo "prereqs: go is not on PATH: install Go $need_go or newer (https://go.dev/doc/install)" >&2

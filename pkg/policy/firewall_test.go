@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -98,55 +97,6 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 	}
 }
 
-// udpEcho answers every datagram to addr (ip:port) from inside n.
-func udpEcho(t *testing.T, n *netlab.NS, addr string) {
-	t.Helper()
-	var server net.PacketConn
-	netlab.InNS(t, n, func() (err error) {
-		server, err = net.ListenPacket("udp4", addr)
-		return err
-	})
-	t.Cleanup(func() { server.Close() })
-	go func() {
-		buf := make([]byte, 64)
-		for {
-			k, from, err := server.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = server.WriteTo(buf[:k], from)
-		}
-	}()
-}
-
-// ask sends n datagrams from a client at src in the internet to dst
-// (ip:port) and counts the replies that come back from dst.
-func ask(t *testing.T, w *netlab.World, src, dst string, n int) int {
-	t.Helper()
-	var client net.PacketConn
-	netlab.InNS(t, w.Inet, func() (err error) {
-		client, err = net.ListenPacket("udp4", src+":0")
-		return err
-	})
-	defer client.Close()
-	to, err := net.ResolveUDPAddr("udp4", dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	buf := make([]byte, 64)
-	for range n {
-		if _, err := client.WriteTo([]byte("hello"), to); err != nil {
-			t.Fatal(err)
-		}
-		_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		if _, from, err := client.ReadFrom(buf); err == nil && from.String() == to.String() {
-			got++
-		}
-	}
-	return got
-}
-
 // applyAll applies d as the router does: routes, then the record of the
 // links to mark, the firewall and src_valid_mark.
 func applyAll(t *testing.T, n *netlab.NS, d Desired) (*Kernel, *Firewall) {
@@ -181,8 +131,8 @@ func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 	node := netlab.NodePublic + ":7008"
 	nodePort := netlab.NodePublic + ":30080"
 	w.Inet.IP(t, "addr", "add", client+"/32", "dev", "lo")
-	udpEcho(t, w.Node, node)
-	udpEcho(t, w.Pod, "198.18.64.2:7008")
+	netlab.UDPEcho(t, w.Node, node)
+	netlab.UDPEcho(t, w.Pod, "198.18.64.2:7008")
 	w.Node.NFT(t, `table ip nodeport {
   chain pre { type nat hook prerouting priority -100; ip daddr `+netlab.NodePublic+` udp dport 30080 dnat to 198.18.64.2:7008; }
 }`)
@@ -191,17 +141,17 @@ func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Control: routes alone, no marks: strict rp_filter drops the client.
-	if got := ask(t, w, client, node, 20); got != 0 {
+	if got := netlab.Ask(t, w.Inet, client, node, 20); got != 0 {
 		t.Fatalf("without marks %d/20 answered: the test cannot tell the marks' effect", got)
 	}
 	applyAll(t, w.Node, d)
 	if all := w.Node.Exec(t, "sysctl", "-n", "net.ipv4.conf.all.src_valid_mark"); strings.TrimSpace(all) != "0" {
 		t.Fatalf("net.ipv4.conf.all.src_valid_mark is %s: the router must not need it", all)
 	}
-	if got := ask(t, w, client, node, 20); got != 20 {
+	if got := netlab.Ask(t, w.Inet, client, node, 20); got != 20 {
 		t.Fatalf("with marks %d/20 answered from %s", got, node)
 	}
-	if got := ask(t, w, client, nodePort, 20); got != 20 {
+	if got := netlab.Ask(t, w.Inet, client, nodePort, 20); got != 20 {
 		t.Fatalf("NodePort: %d/20 answered from %s", got, nodePort)
 	}
 	// Outbound from the node and the pod still leaves via the gateway.

@@ -184,3 +184,53 @@ func DialTCP(t tb.T, n *NS, addr string) net.Conn {
 	t.Cleanup(func() { c.Close() })
 	return c
 }
+
+// UDPEcho answers every datagram to addr (ip:port) from inside n, until
+// the test ends.
+func UDPEcho(t tb.T, n *NS, addr string) {
+	t.Helper()
+	var server net.PacketConn
+	InNS(t, n, func() (err error) {
+		server, err = net.ListenPacket("udp4", addr)
+		return err
+	})
+	t.Cleanup(func() { server.Close() })
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			k, from, err := server.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = server.WriteTo(buf[:k], from)
+		}
+	}()
+}
+
+// Ask sends n datagrams from src, an address of the namespace from, to
+// dst (ip:port) and counts the replies that come back from dst.
+func Ask(t tb.T, from *NS, src, dst string, n int) int {
+	t.Helper()
+	var client net.PacketConn
+	InNS(t, from, func() (err error) {
+		client, err = net.ListenPacket("udp4", src+":0")
+		return err
+	})
+	defer client.Close()
+	to, err := net.ResolveUDPAddr("udp4", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	buf := make([]byte, 64)
+	for range n {
+		if _, err := client.WriteTo([]byte("hello"), to); err != nil {
+			t.Fatal(err)
+		}
+		_ = client.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		if _, from, err := client.ReadFrom(buf); err == nil && from.String() == to.String() {
+			got++
+		}
+	}
+	return got
+}

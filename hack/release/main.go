@@ -1,0 +1,59 @@
+// Command release builds the images (OCI layouts in dist/images, no
+// Docker, nothing pulled) and, unless -images-only, dist/staticroute.yaml:
+// config/default with the images named by digest. `make images` and
+// `make release` run it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/staticroute/staticroute/internal/release"
+)
+
+func main() {
+	var o release.Options
+	imagesOnly := flag.Bool("images-only", false, "build the images only")
+	flag.StringVar(&o.Version, "version", "dev", "the release's version, e.g. v0.5.0")
+	flag.StringVar(&o.Registry, "registry", "ghcr.io/staticroute", "where the images will be pushed: they are REGISTRY/NAME")
+	flag.StringVar(&o.Source, "source", "https://github.com/staticroute/staticroute", "the repository, for the images' labels")
+	flag.StringVar(&o.Out, "out", "dist", "output folder")
+	flag.Parse()
+	root, err := os.Getwd()
+	if err != nil {
+		fail(err)
+	}
+	o.Root = root
+	if o.Out, err = filepath.Abs(o.Out); err != nil {
+		fail(err)
+	}
+	var images release.Images
+	if *imagesOnly {
+		images, err = release.BuildImages(context.Background(), o)
+	} else {
+		images, err = release.Write(context.Background(), o)
+	}
+	if err != nil {
+		fail(err)
+	}
+	names := make([]string, 0, len(images))
+	for n := range images {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Printf("%s\t%s\t(%s)\n", n, images[n], filepath.Join(o.Out, "images", n))
+	}
+	if !*imagesOnly {
+		fmt.Println("wrote", filepath.Join(o.Out, "staticroute.yaml"))
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "release:", err)
+	os.Exit(1)
+}

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/staticroute/staticroute/internal/release"
+	"github.com/staticroute/staticroute/test/framework"
+)
+
+// installCertManagerCRDs applies cert-manager's own CRDs, from its Go
+// module (its controller is not served here: nothing issues).
+func installCertManagerCRDs(t *testing.T, cp *framework.ControlPlane) {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("finding cert-manager's module: %v", err)
+	}
+	dir := filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+	for _, f := range []string{"cert-manager.io_certificates.yaml", "cert-manager.io_issuers.yaml"} {
+		cp.MustKubectl(t, nil, "apply", "--server-side", "-f", filepath.Join(dir, f))
+	}
+	cp.MustKubectl(t, nil, "wait", "--for=condition=Established", "--timeout=60s", "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")
+}
+
+// The release file applies to a real API server (a server-side dry run
+// first, then for real), and each component's ServiceAccount may do what
+// its binary does and nothing of what it must not.
+func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := release.Render(root, "default", release.Images{"webhook": "e2e/webhook@sha256:0", "node-router": "e2e/node-router@sha256:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := framework.StartControlPlane(t)
+	installCertManagerCRDs(t, cp)
+	// A server-side dry run cannot create the namespace that the rest
+	// goes into: the namespace first, as the install guide says.
+	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
+	cp.MustKubectl(t, y, "apply", "--server-side", "--dry-run=server", "-f", "-")
+	cp.MustKubectl(t, y, "apply", "-f", "-")
+	// Applying the same file again changes nothing.
+	if out := cp.MustKubectl(t, y, "apply", "-f", "-"); strings.Contains(out, "configured") {
+		t.Errorf("applying the release again reconfigures objects:\n%s", out)
+	}
+
+	const (
+		router  = "system:serviceaccount:staticroute-system:staticroute-node-router"
+		webhook = "system:serviceaccount:staticroute-system:staticroute-webhook"
+	)
+	type check struct {
+		as, verb, resource, ns string
+		allowed                bool
+	}
+	var checks []check
+	allow := func(as, ns, resource string, verbs ...string) {
+		for _, v := range verbs {
+			checks = append(checks, check{as, v, resource, ns, true})
+		}
+	}
+	deny := func(as, ns, resource string, verbs ...string) {
+		for _, v := range verbs {
+			checks = append(checks, check{as, v, resource, ns, false})
+		}
+	}
+	// The router: reads routes, its Node and the API server's endpoints;
+	// writes its node state and Events.
+	allow(router, "", "staticroutes.networking.digitalocean.com", "get", "list", "watch")
+	allow(router, "", "nodes", "get", "list", "watch")
+	allow(router, "default", "endpointslices.discovery.k8s.io", "list", "watch")
+	allow(router, "", "staticroutenodestates.networking.digitalocean.com", "create", "patch")
+	allow(router, "default", "events.events.k8s.io", "create", "patch")
+	deny(router, "", "staticroutes.networking.digitalocean.com", "create", "update", "patch", "delete")
+	deny(router, "", "staticroutes.networking.digitalocean.com/status", "update", "patch")
+	deny(router, "", "staticroutenodestates.networking.digitalocean.com", "delete", "list", "watch")
+	deny(router, "", "nodes", "update", "patch", "delete")
+	deny(router, "staticroute-system", "secrets", "get", "list", "watch")
+	deny(router, "kube-system", "secrets", "get", "list")
+	// The webhook: reads routes and node states, writes route status and
+	// its Lease.
+	allow(webhook, "", "staticroutes.networking.digitalocean.com", "get", "list", "watch")
+	allow(webhook, "", "staticroutenodestates.networking.digitalocean.com", "get", "list", "watch")
+	allow(webhook, "", "staticroutes.networking.digitalocean.com/status", "update", "patch")
+	allow(webhook, "staticroute-system", "leases.coordination.k8s.io", "get", "create", "update")
+	deny(webhook, "", "staticroutes.networking.digitalocean.com", "create", "update", "patch", "delete")
+	deny(webhook, "", "staticroutenodestates.networking.digitalocean.com", "create", "patch", "delete")
+	deny(webhook, "", "nodes", "get", "list", "watch", "update", "patch", "delete")
+	deny(webhook, "staticroute-system", "secrets", "get", "list")
+	deny(webhook, "kube-system", "leases.coordination.k8s.io", "update")
+
+	for _, c := range checks {
+		resource, sub, _ := strings.Cut(c.resource, "/")
+		args := []string{"auth", "can-i", c.verb, resource, "--as", c.as}
+		if sub != "" {
+			args = append(args, "--subresource", sub)
+		}
+		if c.ns != "" {
+			args = append(args, "-n", c.ns)
+		}
+		r := cp.Kubectl(context.Background(), nil, args...)
+		got := strings.TrimSpace(r.Stdout) == "yes"
+		if got != c.allowed {
+			t.Errorf("%s %s %s (namespace %q): allowed=%v, want %v (%s)", c.as[strings.LastIndex(c.as, ":")+1:], c.verb, c.resource, c.ns, got, c.allowed, strings.TrimSpace(r.Stdout+r.Stderr))
+		}
+	}
+
+	// The ValidatingAdmissionPolicy: a router's token, bound to its Pod on
+	// node-a, may write node-a's state and not node-b's.
+	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\n"), "create", "-f", "-")
+	// The token alone: the last --kubeconfig wins over the administrator's.
+	routerConfig := framework.RouterKubeconfig(t, cp, cp.Config.Host, "node-a")
+	state := func(node string) []byte {
+		return []byte("apiVersion: networking.digitalocean.com/v1\nkind: StaticRouteNodeState\nmetadata: {name: " + node + "}\n")
+	}
+	if r := cp.Kubectl(context.Background(), state("node-a"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err != nil {
+		t.Errorf("node-a's router writing node-a's state: %v\n%s", r.Err, r.Stderr)
+	}
+	if r := cp.Kubectl(context.Background(), state("node-b"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "only the StaticRouteNodeState of its own node") {
+		t.Errorf("node-a's router writing node-b's state: %v\n%s", r.Err, r.Stderr)
+	}
+}

@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"slices"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/staticroute/staticroute/internal/image"
+	"github.com/staticroute/staticroute/internal/release"
+	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// releaseDaemonSet is the node router's DaemonSet as the release file
+// holds it.
+func releaseDaemonSet(t *testing.T, root string) appsv1.DaemonSet {
+	t.Helper()
+	y, err := release.Render(root, "default", release.Images{"webhook": "e2e/webhook", "node-router": "e2e/node-router"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range bytes.Split(y, []byte("\n---\n")) {
+		var ds appsv1.DaemonSet
+		if err := yaml.Unmarshal(doc, &ds); err == nil && ds.Kind == "DaemonSet" {
+			return ds
+		}
+	}
+	t.Fatal("the release has no DaemonSet")
+	return appsv1.DaemonSet{}
+}
+
+// TestSandboxedRouters runs the release's node-router image under runc on
+// three nodes, each with the OCI spec that containerd's CRI gives the
+// DaemonSet's Pod: /proc/sys read-only, only NET_ADMIN, RuntimeDefault
+// seccomp, no_new_privs, a read-only root filesystem, the node's network
+// namespace, the ServiceAccount token and the downward-API env. It plays
+// the demo's failover under traffic, and an inbound client inside a
+// steered prefix must be answered: strict rp_filter lets it in only if the
+// router could set src_valid_mark, which it cannot through /proc/sys here.
+func TestSandboxedRouters(t *testing.T) {
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := image.Build(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, image.Specs()[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := releaseDaemonSet(t, root)
+	c := &cluster{cp: framework.StartControlPlane(t)}
+	certDir, ca := framework.NewWebhookCerts(t)
+	c.cp.Install(t, ca)
+	c.webhook = framework.StartWebhook(t, c.cp, certDir, worldFlags...)
+	c.w = netlab.NewWorldN(t, 3)
+	u, err := url.Parse(c.cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, ns := range c.w.Nodes {
+		name := fmt.Sprintf("node-%d", i+1)
+		c.names = append(c.names, name)
+		c.cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
+		c.api = append(c.api, netlab.Forward(t, ns, u.Host, u.Host))
+		box := framework.Sandbox{
+			Pod: ds.Spec.Template.Spec, Container: "node-router", Image: img,
+			NetNS: "/var/run/netns/" + ns.Name,
+			Env:   map[string]string{"NODE_NAME": name, "GOMEMLIMIT": "134217728"},
+			Args:  worldFlags,
+			Token: framework.RouterToken(t, c.cp, name), CA: string(c.cp.Config.CAData), Namespace: "staticroute-system",
+			APIServer: u.Host,
+		}
+		if i == 0 {
+			spec, err := box.Spec("check", "/rootfs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Contains(spec.Linux.ReadonlyPaths, "/proc/sys") || !slices.Equal(spec.Process.Capabilities.Effective, []string{"CAP_NET_ADMIN"}) ||
+				spec.Linux.Seccomp == nil || !spec.Process.NoNewPrivileges || !spec.Root.Readonly {
+				t.Fatalf("the spec is not a pod's sandbox: read-only %v, caps %v, seccomp %v, no_new_privs %v, read-only root %v",
+					spec.Linux.ReadonlyPaths, spec.Process.Capabilities.Effective, spec.Linux.Seccomp != nil, spec.Process.NoNewPrivileges, spec.Root.Readonly)
+			}
+		}
+		c.routers = append(c.routers, framework.RunSandboxed(t, "staticroute-e2e-"+ns.Name, box))
+	}
+
+	apply := func(y []byte) { c.cp.MustKubectl(t, y, "apply", "-f", "-") }
+	const client = "198.19.5.5" // inside a steered prefix
+	apply(routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, "198.19.0.0/16"))
+	c.expect(t, all(netlab.GwAPublic))
+
+	r := c.probe(t, netlab.GwBPublic, func() { apply(routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, "198.19.0.0/16")) })
+	t.Logf("sandboxed routers: apply → last of 3 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", r.converged.Round(time.Millisecond), r.sent, r.leaked, r.lost)
+	if r.leaked != 0 || r.lost != 0 {
+		t.Errorf("%d leaked, %d lost", r.leaked, r.lost)
+	}
+
+	c.w.Inet.IP(t, "addr", "add", client+"/32", "dev", "lo")
+	node := netlab.NodePublic + ":7008"
+	netlab.UDPEcho(t, c.w.Node, node)
+	err = framework.Eventually(context.Background(), 10*time.Second, func() error {
+		if got := netlab.Ask(t, c.w.Inet, client, node, 20); got != 20 {
+			return fmt.Errorf("an inbound client inside a steered prefix got %d/20 answers", got)
+		}
+		return nil
+	})
+	if err != nil {
+		for _, p := range c.routers {
+			t.Log(p.Output())
+		}
+		t.Fatal(err)
+	}
+}
