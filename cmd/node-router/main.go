@@ -42,7 +42,7 @@ type options struct {
 	podLinks, tables, mark               string
 	priority, markPriority, protocol     int
 	resync                               time.Duration
-	cleanup                              bool
+	cleanup, adoptLegacy                 bool
 	metricsAddr, probeAddr, pprofAddr    string
 	kubeconfig                           string
 	verbosity                            int
@@ -66,6 +66,7 @@ func main() {
 	flag.IntVar(&o.protocol, "route-protocol", def.Protocol, "route protocol number tagging our routes")
 	flag.DurationVar(&o.resync, "resync", time.Second, "full reconcile period: drift (a deleted rule, a flushed table) is repaired within it")
 	flag.BoolVar(&o.cleanup, "cleanup", false, "remove every rule, route and nftables table of ours, and exit")
+	flag.BoolVar(&o.adoptLegacy, "adopt-legacy-routes", false, "remove the main-table routes that the old k8s-staticroute-operator left behind: those whose destination and gateway are exactly a StaticRoute's (each is logged)")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":9402", "Prometheus metrics address (0 disables)")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":9403", "/healthz and /readyz address")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:9404)")
@@ -137,7 +138,7 @@ func policyOptions(o options) (policy.Options, error) {
 }
 
 func routerConfig(o options) (router.Config, error) {
-	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync}
+	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync, AdoptLegacyRoutes: o.adoptLegacy}
 	var errs []error
 	add := func(err error) {
 		if err != nil {

@@ -29,6 +29,9 @@ type Config struct {
 	Cluster    validate.Config
 	NeverRoute []netip.Prefix
 	Resync     time.Duration
+	// AdoptLegacyRoutes removes the old operator's main-table routes
+	// for the StaticRoutes (policy.LegacyRoutes).
+	AdoptLegacyRoutes bool
 }
 
 // Cache is what the router reads, as its informers hold it. Objects in it
@@ -126,6 +129,15 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if applyErr == nil && applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
 		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
+	}
+	if applyErr == nil && r.Config.AdoptLegacyRoutes {
+		// Only once our table is in place: the destinations never fall
+		// back to main in between.
+		removed, err := r.Kernel.RemoveLegacyRoutes(policy.LegacyRoutes(routes))
+		for _, l := range removed {
+			log.Info("removed the old operator's route from the main table", "route", l.String())
+		}
+		applyErr = err
 	}
 	var fwErr error
 	if applyErr == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,10 +92,30 @@ func TestSandboxedRouters(t *testing.T) {
 		c.routers = append(c.routers, framework.RunSandboxed(t, "staticroute-e2e-"+ns.Name, box))
 	}
 
+	// An upgrade from the old operator: its route for primary is still in
+	// node 1's main table (pyroute2's "DST via GW"), beside one that no
+	// StaticRoute names. The release runs the router with
+	// --adopt-legacy-routes.
+	c.w.Node.IP(t, "route", "add", netlab.EchoAddr, "via", netlab.GwAVPC, "proto", "boot")
+	c.w.Node.IP(t, "route", "add", "192.0.2.8", "via", netlab.GwAVPC)
+
 	apply := func(y []byte) { c.cp.MustKubectl(t, y, "apply", "-f", "-") }
 	const client = "198.19.5.5" // inside a steered prefix
 	apply(routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, "198.19.0.0/16"))
 	c.expect(t, all(netlab.GwAPublic))
+	err = framework.Eventually(context.Background(), 10*time.Second, func() error {
+		main := c.w.Node.IP(t, "route", "show", "table", "main")
+		if strings.Contains(main, netlab.EchoAddr+" via") || !strings.Contains(main, "192.0.2.8 via") {
+			return fmt.Errorf("main table:\n%s", main)
+		}
+		if !strings.Contains(c.routers[0].Output(), "removed the old operator's route") {
+			return fmt.Errorf("no log of the removal")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the old operator's route for primary, and only it, should go: %v", err)
+	}
 
 	r := c.probe(t, netlab.GwBPublic, func() { apply(routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, "198.19.0.0/16")) })
 	t.Logf("sandboxed routers: apply → last of 3 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", r.converged.Round(time.Millisecond), r.sent, r.leaked, r.lost)
