@@ -205,3 +205,97 @@ func TestCRDsAreUpToDate(t *testing.T) {
 		}
 	}
 }
+
+// flagDefaults runs a binary of the module with -h and returns its flags
+// and their defaults ("" when none is printed).
+func flagDefaults(t *testing.T, pkg string) map[string]string {
+	t.Helper()
+	out, _ := exec.Command("go", "run", pkg, "-h").CombinedOutput()
+	flags := map[string]string{}
+	lines := strings.Split(string(out), "\n")
+	for i, l := range lines {
+		if !strings.HasPrefix(l, "  -") {
+			continue
+		}
+		name := strings.Fields(strings.TrimPrefix(l, "  -"))[0]
+		def := ""
+		if i+1 < len(lines) {
+			if _, d, ok := strings.Cut(lines[i+1], `(default `); ok {
+				def, _, _ = strings.Cut(strings.TrimPrefix(d, `"`), `"`)
+				def = strings.TrimSuffix(def, ")")
+			}
+		}
+		flags[name] = def
+	}
+	if len(flags) == 0 {
+		t.Fatalf("%s -h printed no flags:\n%s", pkg, out)
+	}
+	return flags
+}
+
+// The manifests and the binaries agree: every flag the manifests pass
+// exists; each named container port is where the binary serves by
+// default; the probes and Services reach those ports by name.
+func TestManifestsMatchTheBinaries(t *testing.T) {
+	docs := render(t, "monitoring")
+	var ds appsv1.DaemonSet
+	strict(t, docs["DaemonSet/staticroute-node-router"], &ds)
+	var dep appsv1.Deployment
+	strict(t, docs["Deployment/staticroute-webhook"], &dep)
+	for _, w := range []struct {
+		pkg   string
+		pod   corev1.PodSpec
+		ports map[string]string // container port name → the flag that sets it
+	}{
+		{"../cmd/node-router", ds.Spec.Template.Spec, map[string]string{"metrics": "metrics-bind-address", "probes": "health-probe-bind-address"}},
+		{"../cmd/webhook", dep.Spec.Template.Spec, map[string]string{"webhook": "webhook-port", "metrics": "metrics-bind-address", "probes": "health-probe-bind-address"}},
+	} {
+		flags := flagDefaults(t, w.pkg)
+		c := w.pod.Containers[0]
+		for _, a := range c.Args {
+			name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+			if _, ok := flags[name]; !ok {
+				t.Errorf("%s: the manifest passes %s, which the binary does not have", w.pkg, a)
+			}
+		}
+		for _, p := range c.Ports {
+			flag, ok := w.ports[p.Name]
+			if !ok {
+				t.Errorf("%s: port %s is no port the binary serves", w.pkg, p.Name)
+				continue
+			}
+			if def := flags[flag]; !strings.HasSuffix(def, fmt.Sprint(p.ContainerPort)) {
+				t.Errorf("%s: port %s is %d, the binary serves it on --%s=%s", w.pkg, p.Name, p.ContainerPort, flag, def)
+			}
+		}
+		for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Port.StrVal != "probes" {
+				t.Errorf("%s: a probe does not use the probes port: %+v", w.pkg, probe)
+			}
+		}
+	}
+	// Services reach containers by port name; ServiceMonitors reach
+	// Services by port name.
+	for _, name := range []string{"Service/staticroute-webhook", "Service/staticroute-webhook-metrics", "Service/staticroute-node-router-metrics"} {
+		var svc corev1.Service
+		strict(t, docs[name], &svc)
+		pod := dep.Spec.Template.Spec
+		if strings.Contains(name, "router") {
+			pod = ds.Spec.Template.Spec
+		}
+		for _, sp := range svc.Spec.Ports {
+			found := false
+			for _, cp := range pod.Containers[0].Ports {
+				found = found || cp.Name == sp.TargetPort.StrVal
+			}
+			if !found {
+				t.Errorf("%s targets port %q, which the container does not name", name, sp.TargetPort.StrVal)
+			}
+		}
+	}
+	for _, name := range []string{"ServiceMonitor/staticroute-node-router", "ServiceMonitor/staticroute-webhook"} {
+		if !strings.Contains(string(docs[name]), "port: metrics") {
+			t.Errorf("%s does not scrape the metrics port:\n%s", name, docs[name])
+		}
+	}
+}
