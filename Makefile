@@ -22,7 +22,7 @@ help: ## Show the targets.
 ##@ Build
 
 .PHONY: build
-build: $(BIN)/webhook $(BIN)/certs $(BIN)/node-router ## Build the project's binaries into ./bin.
+build: $(BIN)/webhook $(BIN)/certs $(BIN)/node-router $(BIN)/kubectl-staticroute ## Build the project's binaries into ./bin.
 
 $(BIN)/%: FORCE
 	$(GO) build -o $@ ./cmd/$*

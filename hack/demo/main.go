@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,20 @@ func (d *demo) kubectl(stdin []byte, args ...string) framework.KubectlResult {
 		}
 	}
 	return res
+}
+
+// plugin shows and runs `kubectl staticroute` (cmd/kubectl-staticroute).
+func (d *demo) plugin(args ...string) {
+	fmt.Printf("    $ kubectl staticroute %s\n", strings.Join(args, " "))
+	out, err := exec.Command(framework.Bin(d.r, "kubectl-staticroute"), append(args, "--kubeconfig", d.cp.Kubeconfig)...).CombinedOutput()
+	for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+		if l != "" {
+			fmt.Printf("      %s\n", l)
+		}
+	}
+	if err != nil {
+		d.r.Errorf("kubectl staticroute %s: %v", strings.Join(args, " "), err)
+	}
 }
 
 func (d *demo) file(name, body string) string {
@@ -203,7 +218,8 @@ spec:
 	d.kubectl(nil, "delete", "-f", secondary)
 	d.waitAll(netlab.GwAPublic)
 	d.show("Back on gateway A:", netlab.GwAPublic)
-	d.kubectl(nil, "apply", "-f", secondary)
+	fmt.Println("    The same with the kubectl plugin, which waits for every node's report:")
+	d.plugin("failover", "primary", "--gateway", netlab.GwBVPC, "--name", "secondary")
 	d.waitAll(netlab.GwBPublic)
 
 	d.step(7, "What the cluster says")
@@ -211,6 +227,7 @@ spec:
 	d.kubectl(nil, "get", "sr", "-o", "wide")
 	d.kubectl(nil, "get", "staticroutenodestates")
 	d.kubectl(nil, "get", "staticroutenodestate", d.names[0], "-o", "jsonpath={range .status.groups[*]}{.group}: {.state} via {.gateway} (member {.activeMember}){\"\\n\"}{end}")
+	d.plugin("status", "primary")
 
 	if hold {
 		fmt.Printf("\nHolding. In another shell, as root:\n    KUBECONFIG=%s %s get sr -o wide\n", d.cp.Kubeconfig, framework.Bin(r, "kubectl"))

@@ -262,6 +262,41 @@ spec:
 		}
 	})
 
+	t.Run("kubectl staticroute: failover shows every node switching, refuses what the webhook refuses, names a node that did not switch; failback; status", func(t *testing.T) {
+		c.reset(t)
+		apply(primary)
+		c.expect(t, all(netlab.GwAPublic))
+		plugin := func(args ...string) (string, error) {
+			cmd := exec.Command(framework.Bin(t, "kubectl-staticroute"), append(args, "--kubeconfig", c.cp.Kubeconfig)...)
+			out, err := cmd.CombinedOutput()
+			return string(out), err
+		}
+		out, err := plugin("failover", "primary", "--gateway", netlab.GwBVPC, "--timeout", "30s")
+		if err != nil || strings.Count(out, " routes primary-198-51-100-12 via ") != len(c.names) || !strings.Contains(out, "all 10 selected nodes") {
+			t.Fatalf("failover: %v\n%s", err, out)
+		}
+		t.Logf("kubectl staticroute failover:\n%s", out)
+		c.expect(t, all(netlab.GwBPublic))
+		if out, err := plugin("failover", "primary", "--gateway", "192.0.2.1", "--dry-run=server"); err == nil || !strings.Contains(out, "is outside the VPC") {
+			t.Errorf("a gateway outside the VPC: %v\n%s", err, out)
+		}
+		if out, err := plugin("failover", "nosuch", "--gateway", netlab.GwAVPC); err == nil || !strings.Contains(out, `no StaticRoute in group "nosuch"`) {
+			t.Errorf("no such group: %v\n%s", err, out)
+		}
+		out, err = plugin("status", "primary")
+		if err != nil || !strings.Contains(out, "primary-198-51-100-12") || strings.Count(out, "Applied") != len(c.names) || !strings.Contains(out, "Active") || !strings.Contains(out, "Standby") {
+			t.Errorf("status: %v\n%s", err, out)
+		}
+		// A node cut off from the API server does not switch: named.
+		c.api[3].Pause()
+		out, err = plugin("failback", "primary", "--timeout", "3s")
+		c.api[3].Resume()
+		if err == nil || !strings.Contains(out, "1 of 10 nodes do not report routing primary: "+c.names[3]) {
+			t.Errorf("failback with %s cut off: %v\n%s", c.names[3], err, out)
+		}
+		c.expect(t, all(netlab.GwAPublic))
+	})
+
 	t.Run("deleting every StaticRoute frees every node; uninstalling leaves nothing behind", func(t *testing.T) {
 		c.reset(t)
 		for i, ns := range c.w.Nodes {

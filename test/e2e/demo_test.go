@@ -30,6 +30,7 @@ func TestDemo(t *testing.T) {
 		"set spec.group: primary",
 		"leaked via a node's own address: 0; lost: 0",
 		"secondary   primary   198.51.100.12   Active    3/3",
+		"all 3 selected nodes route secondary",
 		"Tearing down",
 	} {
 		if !strings.Contains(string(out), want) {

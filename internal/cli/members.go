@@ -1,0 +1,68 @@
+// Package cli is the kubectl staticroute plugin: failover, failback and
+// status of a group, read from StaticRoutes and the nodes' reports.
+package cli
+
+import (
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+// members are a group's live StaticRoutes, oldest first: the last carries
+// the group (validate.Newer, the rule the webhook and the nodes use).
+func members(routes []v1.StaticRoute, group string) []*v1.StaticRoute {
+	var out []*v1.StaticRoute
+	for i := range routes {
+		if routes[i].EffectiveGroup() == group && routes[i].DeletionTimestamp == nil {
+			out = append(out, &routes[i])
+		}
+	}
+	slices.SortFunc(out, func(a, b *v1.StaticRoute) int {
+		ra, rb := validate.RouteOf(a), validate.RouteOf(b)
+		switch {
+		case validate.Newer(ra, rb):
+			return 1
+		case validate.Newer(rb, ra):
+			return -1
+		}
+		return 0
+	})
+	return out
+}
+
+// selected are the names of the nodes a member's nodeSelector selects.
+func selected(sr *v1.StaticRoute, nodes []corev1.Node) ([]string, error) {
+	sel := labels.Everything()
+	if sr.Spec.NodeSelector != nil {
+		var err error
+		if sel, err = metav1.LabelSelectorAsSelector(sr.Spec.NodeSelector); err != nil {
+			return nil, err
+		}
+	}
+	var out []string
+	for _, n := range nodes {
+		if sel.Matches(labels.Set(n.Labels)) {
+			out = append(out, n.Name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// routes says whether a node's report shows it routing group via member.
+func routes(s *v1.StaticRouteNodeState, group, member string) bool {
+	if s == nil {
+		return false
+	}
+	for _, g := range s.Status.Groups {
+		if g.Group == group {
+			return g.ActiveMember == member && g.State == v1.NodeGroupApplied
+		}
+	}
+	return false
+}
