@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 
@@ -19,26 +20,39 @@ import (
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
-// releaseDaemonSet is the node router's DaemonSet as the release file
-// holds it.
-func releaseDaemonSet(t *testing.T, root string) appsv1.DaemonSet {
+// releaseWorkloads are the node router's DaemonSet and the webhook's
+// Deployment as the release file holds them.
+func releaseWorkloads(t *testing.T, root string) (appsv1.DaemonSet, appsv1.Deployment) {
 	t.Helper()
 	y, err := release.Render(root, "default", release.Images{"webhook": "e2e/webhook", "node-router": "e2e/node-router"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var ds appsv1.DaemonSet
+	var dep appsv1.Deployment
 	for _, doc := range bytes.Split(y, []byte("\n---\n")) {
-		var ds appsv1.DaemonSet
-		if err := yaml.Unmarshal(doc, &ds); err == nil && ds.Kind == "DaemonSet" {
-			return ds
+		var meta struct{ Kind string }
+		if err := yaml.Unmarshal(doc, &meta); err != nil {
+			t.Fatal(err)
+		}
+		switch meta.Kind {
+		case "DaemonSet":
+			err = yaml.Unmarshal(doc, &ds)
+		case "Deployment":
+			err = yaml.Unmarshal(doc, &dep)
+		}
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
-	t.Fatal("the release has no DaemonSet")
-	return appsv1.DaemonSet{}
+	if ds.Name == "" || dep.Name == "" {
+		t.Fatal("the release lacks the DaemonSet or the Deployment")
+	}
+	return ds, dep
 }
 
-// TestSandboxedRouters runs the release's node-router image under runc on
-// three nodes, each with the OCI spec that containerd's CRI gives the
+// TestSandboxedRouters runs the release's images under runc: the webhook,
+// and the node router on three nodes, each with the OCI spec that containerd's CRI gives the
 // DaemonSet's Pod: /proc/sys read-only, only NET_ADMIN, RuntimeDefault
 // seccomp, no_new_privs, a read-only root filesystem, the node's network
 // namespace, the ServiceAccount token and the downward-API env. It plays
@@ -51,15 +65,24 @@ func TestSandboxedRouters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := image.Build(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, image.Specs()[1])
-	if err != nil {
-		t.Fatal(err)
+	images := map[string]v1.Image{}
+	for _, s := range image.Specs() {
+		img, err := image.Build(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		images[s.Name] = img
 	}
-	ds := releaseDaemonSet(t, root)
+	img := images["node-router"]
+	ds, dep := releaseWorkloads(t, root)
 	c := &cluster{cp: framework.StartControlPlane(t)}
 	certDir, ca := framework.NewWebhookCerts(t)
 	c.cp.Install(t, ca)
-	c.webhook = framework.StartWebhook(t, c.cp, certDir, worldFlags...)
+	// The webhook's Pod is not on the host network; here it shares the
+	// test's namespace, where the API server calls it.
+	c.webhook = framework.StartSandboxedWebhook(t, c.cp, certDir, framework.Sandbox{
+		Pod: dep.Spec.Template.Spec, Container: "webhook", Image: images["webhook"], Args: worldFlags,
+	})
 	c.w = netlab.NewWorldN(t, 3)
 	u, err := url.Parse(c.cp.Config.Host)
 	if err != nil {
@@ -100,6 +123,9 @@ func TestSandboxedRouters(t *testing.T) {
 	c.w.Node.IP(t, "route", "add", "192.0.2.8", "via", netlab.GwAVPC)
 
 	apply := func(y []byte) { c.cp.MustKubectl(t, y, "apply", "-f", "-") }
+	if r := c.cp.Kubectl(context.Background(), routeYAML("bad", "", "192.0.2.1", netlab.EchoAddr), "apply", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "is outside the VPC") {
+		t.Fatalf("the sandboxed webhook did not refuse a gateway outside the VPC: %v\n%s", r.Err, r.Stderr)
+	}
 	const client = "198.19.5.5" // inside a steered prefix
 	apply(routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, "198.19.0.0/16"))
 	c.expect(t, all(netlab.GwAPublic))

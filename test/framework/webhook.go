@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -88,6 +89,56 @@ func (w *Webhook) Restart(t tb.T) {
 		"--health-probe-bind-address", w.probeAddr,
 	}, w.args...)
 	w.Process = Start(t, Bin(t, "webhook"), all...)
+	w.waitReady(t)
+}
+
+// StartSandboxedWebhook runs the webhook of a release image under runc
+// (RunSandboxed) with box's Pod, in the test's own network namespace: the
+// API server calls it at WebhookAddr, and it reaches the API server
+// through the returned Webhook's API forwarder, as a Pod through its
+// Service. The certificate folder is mounted as the Pod's certs volume.
+func StartSandboxedWebhook(t tb.T, cp *ControlPlane, certDir string, box Sandbox) *Webhook {
+	t.Helper()
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := freeAddr(t)
+	w := &Webhook{cp: cp, CertDir: certDir, API: netlab.Forward(t, nil, fwd, u.Host), probeAddr: freeAddr(t)}
+	// The Secret's files, as a kubelet mounts them: readable by the
+	// webhook's non-root user.
+	for _, p := range []string{certDir, filepath.Join(certDir, certs.CertFile), filepath.Join(certDir, certs.KeyFile), filepath.Join(certDir, certs.CAFile)} {
+		mode := os.FileMode(0o644)
+		if p == certDir {
+			mode = 0o755
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	host, port, _ := net.SplitHostPort(WebhookAddr)
+	box.Args = append(box.Args, "--webhook-host="+host, "--webhook-port="+port, "--metrics-bind-address=0", "--health-probe-bind-address="+w.probeAddr)
+	box.APIServer = fwd
+	box.CA = string(cp.Config.CAData)
+	box.Namespace = "staticroute-system"
+	r := cp.Kubectl(context.Background(), nil, "create", "token", "staticroute-webhook", "-n", "staticroute-system", "--duration", "2h")
+	if r.Err != nil {
+		t.Fatalf("token for the webhook: %v\n%s", r.Err, r.Stderr)
+	}
+	box.Token = strings.TrimSpace(r.Stdout)
+	if box.Volumes == nil {
+		box.Volumes = map[string]string{}
+	}
+	box.Volumes["certs"] = certDir
+	w.Process = RunSandboxed(t, "staticroute-e2e-webhook", box)
+	w.waitReady(t)
+	return w
+}
+
+// waitReady waits until the webhook is ready and the API server gets
+// answers from it.
+func (w *Webhook) waitReady(t tb.T) {
+	t.Helper()
 	err := Eventually(context.Background(), 30*time.Second, func() error {
 		if w.Exited() {
 			return fmt.Errorf("webhook exited:\n%s", w.Output())
