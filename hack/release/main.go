@@ -49,7 +49,7 @@ func main() {
 		fmt.Printf("%s\t%s\t(%s)\n", n, images[n], filepath.Join(o.Out, "images", n))
 	}
 	if !*imagesOnly {
-		fmt.Println("wrote", filepath.Join(o.Out, "staticroute.yaml"))
+		fmt.Println("wrote", filepath.Join(o.Out, "staticroute.yaml"), "and", filepath.Join(o.Out, "staticroute-without-cert-manager.yaml"))
 	}
 }
 

@@ -31,14 +31,15 @@ type Spec struct {
 	Description string
 }
 
-// Specs are the images a release ships. The webhook runs as a numeric
-// non-root user (its Deployment says runAsNonRoot). The node router runs
+// Specs are the images a release ships. The webhook and certs run as a
+// numeric non-root user (its Deployment says runAsNonRoot). The node router runs
 // as root with every capability dropped but NET_ADMIN: Kubernetes gives a
 // non-root process no capabilities (it sets no ambient ones).
 func Specs() []Spec {
 	return []Spec{
 		{Name: "webhook", Package: "./cmd/webhook", User: "65532", Description: "staticroute's validating admission webhook and status summarizer"},
 		{Name: "node-router", Package: "./cmd/node-router", Description: "staticroute's node agent: egress routes via NAT gateways, switched atomically"},
+		{Name: "certs", Package: "./cmd/certs", User: "65532", Description: "staticroute's webhook certificate where cert-manager is absent (certs bootstrap)"},
 	}
 }
 

@@ -84,19 +84,32 @@ func Render(root, overlay string, images Images) ([]byte, error) {
 	return y, nil
 }
 
-// Write builds the images and writes Out/staticroute.yaml.
+// file is one of the release's YAML files: the overlay of config/ it
+// renders, and the line that heads it.
+type file struct{ name, overlay, header string }
+
+func files() []file {
+	return []file{
+		{"staticroute.yaml", "default", "with cert-manager >= 1.19 and its CRDs installed first"},
+		{"staticroute-without-cert-manager.yaml", "without-cert-manager", "where cert-manager is absent: a Job makes the webhook's certificate"},
+	}
+}
+
+// Write builds the images and writes the release's YAML files into Out.
 func Write(ctx context.Context, o Options) (Images, error) {
 	images, err := BuildImages(ctx, o)
 	if err != nil {
 		return nil, err
 	}
-	y, err := Render(o.Root, "default", images)
-	if err != nil {
-		return nil, err
-	}
-	header := fmt.Sprintf("# staticroute %s: kubectl apply --server-side -f staticroute.yaml (cert-manager >= 1.19 and its CRDs first)\n", o.Version)
-	if err := os.WriteFile(filepath.Join(o.Out, "staticroute.yaml"), append([]byte(header), y...), 0o644); err != nil {
-		return nil, err
+	for _, f := range files() {
+		y, err := Render(o.Root, f.overlay, images)
+		if err != nil {
+			return nil, err
+		}
+		header := fmt.Sprintf("# staticroute %s, %s: see docs/install.md\n", o.Version, f.header)
+		if err := os.WriteFile(filepath.Join(o.Out, f.name), append([]byte(header), y...), 0o644); err != nil {
+			return nil, err
+		}
 	}
 	return images, nil
 }

@@ -1,12 +1,22 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/staticroute/staticroute/internal/image"
 	"github.com/staticroute/staticroute/internal/release"
 	"github.com/staticroute/staticroute/test/framework"
 )
@@ -125,4 +135,119 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	if r := cp.Kubectl(context.Background(), state("node-b"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "only the StaticRouteNodeState of its own node") {
 		t.Errorf("node-a's router writing node-b's state: %v\n%s", r.Err, r.Stderr)
 	}
+}
+
+// Without cert-manager, the release's Job (certs bootstrap, the certs
+// image under runc with its Pod's spec and ServiceAccount) makes the
+// webhook's Secret and injects its CA; run again, it keeps both.
+func TestReleaseWithoutCertManager(t *testing.T) {
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := release.Render(root, "without-cert-manager", release.Images{"webhook": "e2e/webhook", "node-router": "e2e/node-router", "certs": "e2e/certs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(y, []byte("cert-manager.io")) {
+		t.Fatal("the overlay still names cert-manager")
+	}
+	var job batchv1.Job
+	for _, doc := range bytes.Split(y, []byte("\n---\n")) {
+		if bytes.Contains(doc, []byte("kind: Job")) {
+			if err := yaml.Unmarshal(doc, &job); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var spec image.Spec
+	for _, s := range image.Specs() {
+		if s.Name == "certs" {
+			spec = s
+		}
+	}
+	img, err := image.Build(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := framework.StartControlPlane(t)
+	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
+	cp.MustKubectl(t, y, "apply", "-f", "-")
+
+	u, err := url.Parse(cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runJob := func(id string) string {
+		t.Helper()
+		r := cp.Kubectl(context.Background(), nil, "create", "token", job.Spec.Template.Spec.ServiceAccountName, "-n", "staticroute-system")
+		if r.Err != nil {
+			t.Fatalf("token: %v\n%s", r.Err, r.Stderr)
+		}
+		p := framework.RunSandboxed(t, id, framework.Sandbox{
+			Pod: job.Spec.Template.Spec, Container: "certs", Image: img,
+			Token: strings.TrimSpace(r.Stdout), CA: string(cp.Config.CAData), Namespace: "staticroute-system", APIServer: u.Host,
+		})
+		if err := p.Wait(time.Minute); err != nil {
+			t.Fatalf("the Job failed: %v\n%s", err, p.Output())
+		}
+		return p.Output()
+	}
+	out := runJob("staticroute-e2e-certs-1")
+	if !strings.Contains(out, "created Secret staticroute-system/staticroute-webhook-serving") {
+		t.Fatalf("first run: %s", out)
+	}
+	secretCA, caBundle, cert := certsInCluster(t, cp)
+	if !bytes.Equal(secretCA, caBundle) {
+		t.Fatal("the webhook configuration does not trust the Secret's CA")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caBundle) {
+		t.Fatal("the caBundle holds no certificate")
+	}
+	block, _ := pem.Decode(cert)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "staticroute-webhook.staticroute-system.svc"}); err != nil {
+		t.Fatalf("the serving certificate does not verify for the Service: %v", err)
+	}
+	if out := runJob("staticroute-e2e-certs-2"); !strings.Contains(out, "kept Secret") {
+		t.Fatalf("second run: %s", out)
+	}
+	if again, _, _ := certsInCluster(t, cp); !bytes.Equal(again, secretCA) {
+		t.Fatal("a second run replaced the CA")
+	}
+	// The Job may read no other Secret.
+	if r := cp.Kubectl(context.Background(), nil, "auth", "can-i", "get", "secrets/other", "-n", "staticroute-system", "--as", "system:serviceaccount:staticroute-system:staticroute-certs"); strings.TrimSpace(r.Stdout) != "no" {
+		t.Errorf("the certs Job may read other Secrets: %s%s", r.Stdout, r.Stderr)
+	}
+}
+
+// certsInCluster are the webhook Secret's CA, the webhook configuration's
+// caBundle and the Secret's serving certificate.
+func certsInCluster(t *testing.T, cp *framework.ControlPlane) (secretCA, caBundle, cert []byte) {
+	t.Helper()
+	var s struct {
+		Data map[string][]byte `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(cp.MustKubectl(t, nil, "get", "secret", "staticroute-webhook-serving", "-n", "staticroute-system", "-o", "json")), &s); err != nil {
+		t.Fatal(err)
+	}
+	var vwc struct {
+		Webhooks []struct {
+			ClientConfig struct {
+				CABundle []byte `json:"caBundle"`
+			} `json:"clientConfig"`
+		} `json:"webhooks"`
+	}
+	if err := json.Unmarshal([]byte(cp.MustKubectl(t, nil, "get", "validatingwebhookconfiguration", "staticroute-validating", "-o", "json")), &vwc); err != nil {
+		t.Fatal(err)
+	}
+	if len(vwc.Webhooks) == 0 {
+		t.Fatal("no webhooks")
+	}
+	return s.Data["ca.crt"], vwc.Webhooks[0].ClientConfig.CABundle, s.Data["tls.crt"]
 }

@@ -110,6 +110,17 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// Wait waits up to timeout for the process to end and returns how it
+// ended (nil: exit status 0).
+func (p *Process) Wait(timeout time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(timeout):
+		return fmt.Errorf("%s still runs after %s", p.Name, timeout)
+	}
+}
+
 // Pid is the process ID.
 func (p *Process) Pid() int { return p.cmd.Process.Pid }
 
