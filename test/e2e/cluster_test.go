@@ -295,6 +295,13 @@ spec:
 			t.Errorf("failback with %s cut off: %v\n%s", c.names[3], err, out)
 		}
 		c.expect(t, all(netlab.GwAPublic))
+		// With the webhook down nothing can be checked: said so.
+		c.webhook.Stop()
+		out, err = plugin("failover", "primary", "--gateway", netlab.GwBVPC, "--dry-run=server")
+		c.webhook.Restart(t)
+		if err == nil || !strings.Contains(out, "the staticroute webhook does not answer") {
+			t.Errorf("failover with the webhook down: %v\n%s", err, out)
+		}
 	})
 
 	t.Run("deleting every StaticRoute frees every node; uninstalling leaves nothing behind", func(t *testing.T) {
