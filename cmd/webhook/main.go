@@ -207,7 +207,7 @@ func addSummarizer(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, 
 	if err != nil {
 		return fmt.Errorf("summarizer client: %w", err)
 	}
-	c := &summary.Controller{Client: mgr.GetClient(), Writer: writer}
+	c := &summary.Controller{Client: mgr.GetClient(), Writer: writer, Events: mgr.GetEventRecorder("staticroute-summarizer")}
 	if err := c.Index(ctx, mgr); err != nil {
 		return err
 	}

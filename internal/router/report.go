@@ -95,6 +95,13 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 		if o, ok := last[g.Group]; ok && o.State == g.State && o.ActiveMember == g.ActiveMember && o.Gateway == g.Gateway {
 			continue
 		}
+		// A node's Events are for what the summarizer's cannot say: this
+		// node failed or lost a conflict. That a node applied a member is
+		// in its node state and, once all have, in one Event of the
+		// summarizer's on the route.
+		if g.State == v1.NodeGroupApplied {
+			continue
+		}
 		i, ok := slices.BinarySearchFunc(routes, g.ActiveMember, func(sr *v1.StaticRoute, name string) int { return strings.Compare(sr.Name, name) })
 		if !ok {
 			continue
@@ -105,10 +112,7 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 			continue
 		}
 		sent++
-		kind := corev1.EventTypeNormal
-		if g.State != v1.NodeGroupApplied {
-			kind = corev1.EventTypeWarning
-		}
+		kind := corev1.EventTypeWarning
 		note := fmt.Sprintf("node %s: group %s via %s: %s", node.Name, g.Group, g.Gateway, g.State)
 		if g.Message != "" {
 			note += ": " + g.Message
@@ -120,7 +124,7 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 	}
 	if more > 0 {
 		p.Events.Eventf(node, nil, corev1.EventTypeNormal, "ManyGroupsChanged", "Route",
-			"node %s: %d more groups changed state; see StaticRouteNodeState %s", node.Name, more, node.Name)
+			"node %s: %d more groups failed or conflict; see StaticRouteNodeState %s", node.Name, more, node.Name)
 	}
 }
 

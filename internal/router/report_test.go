@@ -107,7 +107,9 @@ func (r *recorder) Eventf(_ runtime.Object, _ runtime.Object, _, reason, _, _ st
 	r.reasons = append(r.reasons, reason)
 }
 
-func TestEventsOnlyOnTransitionsAndBounded(t *testing.T) {
+// A node records Events only for failures and conflicts, once per
+// transition, at most maxEvents and one more per report.
+func TestEventsOnlyOnFailuresTransitionsAndBounded(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}
 	status := func(n int, state string) v1.StaticRouteNodeStateStatus {
 		var s v1.StaticRouteNodeStateStatus
@@ -127,15 +129,21 @@ func TestEventsOnlyOnTransitionsAndBounded(t *testing.T) {
 		s     v1.StaticRouteNodeStateStatus
 		wants []string
 	}{
-		{"two groups applied: an Event each", status(2, v1.NodeGroupApplied), []string{v1.NodeGroupApplied, v1.NodeGroupApplied}},
+		{"two groups applied: no Event (the node state says it, the summarizer sums it up)", status(2, v1.NodeGroupApplied), nil},
 		{"nothing changed: no Event", status(2, v1.NodeGroupApplied), nil},
-		{"23 more groups at once: ten Events and one for the rest", status(25, v1.NodeGroupApplied),
-			append(slices.Repeat([]string{v1.NodeGroupApplied}, maxEvents), "ManyGroupsChanged")},
+		{"23 more groups fail at once: ten Events and one for the rest", status(25, v1.NodeGroupGatewayNotOnLink),
+			append(slices.Repeat([]string{v1.NodeGroupGatewayNotOnLink}, maxEvents), "ManyGroupsChanged")},
+		{"all applied again: no Event", status(25, v1.NodeGroupApplied), nil},
 		{"one group fails: one Event", func() v1.StaticRouteNodeStateStatus {
 			s := status(25, v1.NodeGroupApplied)
 			s.Groups[7].State = v1.NodeGroupGatewayNotOnLink
 			return s
 		}(), []string{v1.NodeGroupGatewayNotOnLink}},
+		{"the same failure again: no Event", func() v1.StaticRouteNodeStateStatus {
+			s := status(25, v1.NodeGroupApplied)
+			s.Groups[7].State = v1.NodeGroupGatewayNotOnLink
+			return s
+		}(), nil},
 	} {
 		rec.reasons = nil
 		p.recordTransitions(node, routes, step.s)

@@ -35,6 +35,9 @@ type Controller struct {
 	// 10,000 status writes as fast as the API server takes them,
 	// crowding out everything else, admission first.
 	Writer client.Client
+	// Events, if set, records one Event on a route per transition of its
+	// status (see transition).
+	Events EventRecorder
 
 	mu        sync.Mutex
 	lastWrite map[string]time.Time
@@ -112,6 +115,7 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			want.Conditions[i].LastTransitionTime = old.LastTransitionTime
 		}
 	}
+	old := sr.Status
 	sr.Status = want
 	w := c.Writer
 	if w == nil {
@@ -126,6 +130,9 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	c.mu.Lock()
 	c.lastWrite[sr.Name] = time.Now()
 	c.mu.Unlock()
+	if e := transition(old, want); e != nil && c.Events != nil {
+		c.Events.Eventf(&sr, nil, e.kind, e.reason, "Summarize", "%s", e.note)
+	}
 	return ctrl.Result{}, nil
 }
 

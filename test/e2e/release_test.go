@@ -99,6 +99,7 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	allow(webhook, "", "staticroutenodestates.networking.digitalocean.com", "get", "list", "watch")
 	allow(webhook, "", "staticroutes.networking.digitalocean.com/status", "update", "patch")
 	allow(webhook, "staticroute-system", "leases.coordination.k8s.io", "get", "create", "update")
+	allow(webhook, "default", "events.events.k8s.io", "create", "patch")
 	deny(webhook, "", "staticroutes.networking.digitalocean.com", "create", "update", "patch", "delete")
 	deny(webhook, "", "staticroutenodestates.networking.digitalocean.com", "create", "patch", "delete")
 	deny(webhook, "", "nodes", "get", "list", "watch", "update", "patch", "delete")

@@ -211,14 +211,15 @@ metadata: {name: node-b}
 		t.Logf("kubectl get sr -o wide:\n%s", cp.MustKubectl(t, nil, "get", "sr", "-o", "wide"))
 	})
 
-	t.Run("the node's switch to the new member is one Event on it, not one per resync", func(t *testing.T) {
-		count := func() int {
-			out := cp.MustKubectl(t, nil, "get", "events.events.k8s.io", "-n", "default", "-o", "jsonpath={range .items[?(@.regarding.name==\"secondary\")]}{.reason} {.note}{\"\\n\"}{end}")
-			return strings.Count(out, "Applied node node-a: group primary via 198.51.100.12: Applied")
+	t.Run("the switch to the new member is one Event on it, from the summarizer with the count, not one per node or resync", func(t *testing.T) {
+		events := func() string {
+			return cp.MustKubectl(t, nil, "get", "events.events.k8s.io", "-n", "default", "-o",
+				"jsonpath={range .items[?(@.regarding.name==\"secondary\")]}{.reportingController} {.reason} {.note}{\"\\n\"}{end}")
 		}
+		const want = "staticroute-summarizer Active group primary: active, applied on all 1 selected nodes"
 		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
-			if n := count(); n != 1 {
-				return fmt.Errorf("%d events", n)
+			if n := strings.Count(events(), want); n != 1 {
+				return fmt.Errorf("%d events:\n%s", n, events())
 			}
 			return nil
 		})
@@ -226,8 +227,8 @@ metadata: {name: node-b}
 			t.Fatal(err)
 		}
 		time.Sleep(2500 * time.Millisecond) // two resyncs
-		if n := count(); n != 1 {
-			t.Fatalf("%d events after two resyncs, want still 1", n)
+		if got := events(); strings.Count(got, want) != 1 || strings.Contains(got, "staticroute-node-router") {
+			t.Fatalf("after two resyncs, want the summarizer's one Event and none from the node:\n%s", got)
 		}
 	})
 
