@@ -5,8 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/staticroute/staticroute/test/netlab"
 )
@@ -17,8 +22,24 @@ import (
 // gateway, over 20 failovers; and, in the same run, the old tutorial's
 // delete, wait (2 s here, 30-60 s there), apply. One run is the
 // measurement: -benchtime 1x.
+//
+// NODES (e.g. NODES=20,40; `make bench-scale NODES=…`) picks the sizes.
+// Each size also reports the API writes per failover: node states, Events
+// and the routes' own (the summarizer's status writes), from the API
+// server's request counter.
 func BenchmarkFailoverConvergence(b *testing.B) {
-	for _, n := range []int{5, 10, 20} {
+	sizes := []int{5, 10, 20}
+	if s := os.Getenv("NODES"); s != "" {
+		sizes = nil
+		for _, f := range strings.Split(s, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 || n > netlab.MaxNodes {
+				b.Fatalf("NODES=%s: give sizes from 1 to %d, comma-separated", s, netlab.MaxNodes)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			c := startCluster(b, n)
 			apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
@@ -28,6 +49,8 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			c.expect(b, all(netlab.GwAPublic))
 			var times, kubectl []time.Duration
 			leakedTotal, lostTotal := 0, 0
+			time.Sleep(2 * time.Second) // the first route's reports and Events settle
+			writesBefore := apiWrites(b, c)
 			cpuBefore, start := routersCPU(b, c), time.Now()
 			for i := range 20 {
 				via, f := netlab.GwBPublic, func() { apply(secondary) }
@@ -51,6 +74,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
 			}
 			cpu, elapsed := routersCPU(b, c)-cpuBefore, time.Since(start)
+			time.Sleep(2 * time.Second) // the last failover's reports and Events
+			writes := apiWrites(b, c)
+			per := func(r string) float64 { return (writes[r] - writesBefore[r]) / 20 }
+			b.Logf("API writes per failover, %d nodes: node states %.1f, Events %.1f, StaticRoutes (kubectl and status) %.1f", n, per("staticroutenodestates"), per("events"), per("staticroutes"))
+			b.ReportMetric(per("staticroutenodestates")+per("events"), "node-writes/failover")
 			b.Logf("failovers in order (ms): %v", millis(times))
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
 			b.Logf("routers' CPU over the 20 failovers: %.2f s in %.0f s (%.1f%% of a core per router)", cpu.Seconds(), elapsed.Seconds(), 100*cpu.Seconds()/elapsed.Seconds()/float64(n))
@@ -90,4 +118,37 @@ func routersCPU(b *testing.B, c *cluster) time.Duration {
 		total += processCPU(b, r.Pid())
 	}
 	return total
+}
+
+// apiWrites counts the writes the API server has taken so far, by
+// resource: node states and Events (apiserver_request_total, every
+// mutating verb, whatever the answer).
+func apiWrites(b *testing.B, c *cluster) map[string]float64 {
+	b.Helper()
+	raw := c.cp.MustKubectl(b, nil, "get", "--raw", "/metrics")
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(raw))
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := map[string]float64{}
+	fam := fams["apiserver_request_total"]
+	if fam == nil {
+		b.Fatal("no apiserver_request_total in the API server's metrics")
+	}
+	for _, m := range fam.GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		switch l["verb"] {
+		case "POST", "PUT", "PATCH", "APPLY", "CREATE", "UPDATE":
+		default:
+			continue
+		}
+		if r := l["resource"]; r == "staticroutenodestates" || r == "events" || r == "staticroutes" {
+			out[r] += m.GetCounter().GetValue()
+		}
+	}
+	return out
 }
