@@ -29,6 +29,14 @@ type Kernel struct {
 	mu       sync.Mutex
 	known    *written  // what the last successful Apply left; nil: dump
 	verified time.Time // when the kernel was last dumped
+	// invalidated counts Invalidate calls: an Apply remembers what it
+	// wrote only if none came while it ran, so that a route event racing
+	// an Apply is not forgotten.
+	invalidated uint64
+
+	// afterSwitch, if set, runs right after the switch (tests: an event
+	// that arrives in the middle of an Apply).
+	afterSwitch func()
 }
 
 // written is what Apply left in the kernel: both tables hold routes, and
@@ -43,6 +51,7 @@ type written struct {
 func (k *Kernel) Invalidate() {
 	k.mu.Lock()
 	k.known = nil
+	k.invalidated++
 	k.mu.Unlock()
 }
 
@@ -115,6 +124,7 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 	k.mu.Lock()
 	known := k.known
 	trusted := known != nil && time.Since(k.verified) < k.FullCheck
+	generation := k.invalidated
 	k.mu.Unlock()
 	// The steady state: what was last written is wanted still, the rule
 	// is in place and nothing invalidated the tables.
@@ -136,7 +146,9 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 		k.mu.Lock()
 		defer k.mu.Unlock()
 		k.known = nil
-		if err == nil {
+		// An Invalidate while this Apply ran: what it wrote may be gone
+		// already, so the next Apply dumps.
+		if err == nil && k.invalidated == generation {
 			k.known = &written{routes: want, nhs: nhs}
 			if dumped {
 				k.verified = time.Now()
@@ -219,6 +231,9 @@ func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
 		if err := k.NL.RuleDel(k.rule(r.Table)); err != nil && !isGone(err) {
 			return Applied{}, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err)
 		}
+	}
+	if k.afterSwitch != nil {
+		k.afterSwitch()
 	}
 	a := Applied{Swapped: true, Table: target, Routes: len(want), Moved: moved, ToSwitch: switched.Sub(start)}
 	if err := k.delete(target, c.del); err != nil {

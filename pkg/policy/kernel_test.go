@@ -300,3 +300,33 @@ func TestKernelReadNode(t *testing.T) {
 		t.Errorf("no VPC link: err = %v", err)
 	}
 }
+
+// A route event that arrives while an Apply runs (someone flushed the
+// table it just switched to) must not be forgotten when that Apply ends:
+// the next Apply finds the damage and repairs it, without waiting for
+// FullCheck.
+func TestInvalidateDuringApplyIsKept(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(t, n)
+	st := states()
+	if _, err := k.Apply(st["primary"]); err != nil {
+		t.Fatal(err)
+	}
+	k.afterSwitch = func() {
+		active, err := k.Active()
+		n.Must(t, err)
+		n.Must(t, k.flush(active)) // as `ip route flush table` would
+		if left := n.IP(t, "route", "show", "table", fmt.Sprint(active)); left != "" {
+			t.Fatalf("the flush left:\n%s", left)
+		}
+		k.Invalidate() // what the route event does
+	}
+	if _, err := k.Apply(st["everything"]); err != nil {
+		t.Fatal(err)
+	}
+	k.afterSwitch = nil
+	if _, err := k.Apply(st["everything"]); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "everything", dump(t, n, k))
+}
