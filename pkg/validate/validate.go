@@ -30,34 +30,51 @@ type Result struct {
 func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
 	var res Result
 	spec := field.NewPath("spec")
-	dests := parseDestinations(&res, spec.Child("destinations"), sr.Spec.Destinations)
-	gw, gwOK := checkGateway(&res, spec.Child("gateway"), sr.Spec.Gateway)
-	checkGroup(&res, spec.Child("group"), sr.Spec.Group)
+	dests, errs, warns := parseDestinations(spec.Child("destinations"), sr.Spec.Destinations)
+	res.add(errs, warns)
+	gw, errs := checkGateway(spec.Child("gateway"), sr.Spec.Gateway)
+	gwOK := len(errs) == 0
+	res.add(errs, nil)
+	res.add(checkGroup(spec.Child("group"), sr.Spec.Group), nil)
 	if sr.Spec.NodeSelector != nil {
-		res.Errors = append(res.Errors, metav1validation.ValidateLabelSelector(sr.Spec.NodeSelector,
-			metav1validation.LabelSelectorValidationOptions{}, spec.Child("nodeSelector"))...)
+		res.add(metav1validation.ValidateLabelSelector(sr.Spec.NodeSelector,
+			metav1validation.LabelSelectorValidationOptions{}, spec.Child("nodeSelector")), nil)
 	}
 	if old != nil {
-		checkUpdate(&res, spec, sr, old)
+		res.add(checkUpdate(spec, sr, old), nil)
 	}
 	if gwOK {
-		checkGatewayInVPC(&res, spec.Child("gateway"), cfg, gw)
-		for _, d := range dests {
-			if d.prefix == netip.PrefixFrom(gw, 32) {
-				res.Errors = append(res.Errors, field.Invalid(spec.Child("gateway"), sr.Spec.Gateway,
-					fmt.Sprintf("must not also be a destination (%s): the gateway is reached directly over the VPC", d.path)))
-			}
-		}
+		res.add(checkGatewayInVPC(spec.Child("gateway"), cfg, gw), nil)
+		res.add(checkGatewayNotDestination(spec.Child("gateway"), sr.Spec.Gateway, gw, dests), nil)
 	}
-	checkInsideRoute(&res, dests)
-	checkClusterRanges(&res, cfg, dests)
+	res.add(checkInsideRoute(dests), nil)
+	res.add(checkClusterRanges(cfg, dests))
 	if others != nil {
-		checkOtherGroups(&res, others, sr, dests)
+		res.add(checkOtherGroups(others, sr, dests), nil)
 		if old == nil {
-			warnDropped(&res, others, sr, dests)
+			res.add(nil, warnDropped(others, sr, dests))
 		}
 	}
 	return res
+}
+
+// add appends one check's errors and warnings: the checks are functions
+// of their inputs alone, composed here, each testable by itself.
+func (r *Result) add(errs field.ErrorList, warns []string) {
+	r.Errors = append(r.Errors, errs...)
+	r.Warnings = append(r.Warnings, warns...)
+}
+
+// checkGatewayNotDestination refuses a gateway that is also a destination.
+func checkGatewayNotDestination(path *field.Path, raw string, gw netip.Addr, dests []destination) field.ErrorList {
+	var errs field.ErrorList
+	for _, d := range dests {
+		if d.prefix == netip.PrefixFrom(gw, 32) {
+			errs = append(errs, field.Invalid(path, raw,
+				fmt.Sprintf("must not also be a destination (%s): the gateway is reached directly over the VPC", d.path)))
+		}
+	}
+	return errs
 }
 
 // destination is one parsed destination with its field path.
@@ -67,84 +84,82 @@ type destination struct {
 	raw    string
 }
 
-func parseDestinations(res *Result, path *field.Path, raw []string) []destination {
+func parseDestinations(path *field.Path, raw []string) (dests []destination, errs field.ErrorList, warns []string) {
 	switch {
 	case len(raw) == 0:
-		res.Errors = append(res.Errors, field.Required(path, "list at least one IPv4 address or CIDR to route via the gateway"))
-		return nil
+		errs = append(errs, field.Required(path, "list at least one IPv4 address or CIDR to route via the gateway"))
+		return nil, errs, nil
 	case len(raw) > v1.MaxDestinations:
-		res.Errors = append(res.Errors, field.TooMany(path, len(raw), v1.MaxDestinations))
+		errs = append(errs, field.TooMany(path, len(raw), v1.MaxDestinations))
 	}
 	out := make([]destination, 0, len(raw))
 	for i, s := range raw {
 		p := path.Index(i)
 		if len(s) > v1.MaxDestinationLen {
-			res.Errors = append(res.Errors, field.TooLong(p, "", v1.MaxDestinationLen))
+			errs = append(errs, field.TooLong(p, "", v1.MaxDestinationLen))
 			continue
 		}
 		d, err := ParseDestination(s)
 		if err != nil {
-			res.Errors = append(res.Errors, field.Invalid(p, s, err.Error()))
+			errs = append(errs, field.Invalid(p, s, err.Error()))
 			continue
 		}
 		if name, in := insideSpecial(d); in {
-			res.Errors = append(res.Errors, field.Invalid(p, s, "lies inside "+name+": such addresses never leave via a gateway"))
+			errs = append(errs, field.Invalid(p, s, "lies inside "+name+": such addresses never leave via a gateway"))
 			continue
 		}
 		if c := containedSpecial(d); len(c) > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s contains %s; nodes never route those via the gateway", p, s, strings.Join(c, ", ")))
+			warns = append(warns, fmt.Sprintf("%s: %s contains %s; nodes never route those via the gateway", p, s, strings.Join(c, ", ")))
 		}
 		out = append(out, destination{prefix: d, path: p, raw: s})
 	}
-	return out
+	return out, errs, warns
 }
 
-func checkGateway(res *Result, path *field.Path, s string) (netip.Addr, bool) {
+func checkGateway(path *field.Path, s string) (netip.Addr, field.ErrorList) {
 	if s == "" {
-		res.Errors = append(res.Errors, field.Required(path, "give the IPv4 address of the NAT gateway inside the VPC"))
-		return netip.Addr{}, false
+		return netip.Addr{}, field.ErrorList{field.Required(path, "give the IPv4 address of the NAT gateway inside the VPC")}
 	}
 	if len(s) > v1.MaxGatewayLen {
-		res.Errors = append(res.Errors, field.TooLong(path, "", v1.MaxGatewayLen))
-		return netip.Addr{}, false
+		return netip.Addr{}, field.ErrorList{field.TooLong(path, "", v1.MaxGatewayLen)}
 	}
 	a, err := ParseIPv4(s)
 	if err != nil {
-		res.Errors = append(res.Errors, field.Invalid(path, s, err.Error()))
-		return netip.Addr{}, false
+		return netip.Addr{}, field.ErrorList{field.Invalid(path, s, err.Error())}
 	}
 	if name, in := insideSpecial(netip.PrefixFrom(a, 32)); in {
-		res.Errors = append(res.Errors, field.Invalid(path, s, "lies inside "+name+": the gateway must be a unicast VPC address"))
-		return netip.Addr{}, false
+		return netip.Addr{}, field.ErrorList{field.Invalid(path, s, "lies inside "+name+": the gateway must be a unicast VPC address")}
 	}
-	return a, true
+	return a, nil
 }
 
-func checkGroup(res *Result, path *field.Path, g string) {
+func checkGroup(path *field.Path, g string) (errs field.ErrorList) {
 	if g == "" {
-		return
+		return nil
 	}
 	for _, msg := range validation.IsDNS1123Subdomain(g) {
-		res.Errors = append(res.Errors, field.Invalid(path, g, msg+" (a group is named like a StaticRoute)"))
+		errs = append(errs, field.Invalid(path, g, msg+" (a group is named like a StaticRoute)"))
 	}
+	return errs
 }
 
-func checkUpdate(res *Result, spec *field.Path, sr, old *v1.StaticRoute) {
+func checkUpdate(spec *field.Path, sr, old *v1.StaticRoute) (errs field.ErrorList) {
 	if sr.Spec.Gateway != old.Spec.Gateway {
-		res.Errors = append(res.Errors, field.Forbidden(spec.Child("gateway"), fmt.Sprintf(
+		errs = append(errs, field.Forbidden(spec.Child("gateway"), fmt.Sprintf(
 			"is immutable (was %q): to fail over, create a new StaticRoute with spec.group: %s and the new gateway; the newest member of a group carries its traffic",
 			old.Spec.Gateway, old.EffectiveGroup())))
 	}
 	if sr.EffectiveGroup() != old.EffectiveGroup() {
-		res.Errors = append(res.Errors, field.Forbidden(spec.Child("group"), fmt.Sprintf(
+		errs = append(errs, field.Forbidden(spec.Child("group"), fmt.Sprintf(
 			"is immutable (the route is in group %q; empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",
 			old.EffectiveGroup())))
 	}
+	return errs
 }
 
-func checkGatewayInVPC(res *Result, path *field.Path, cfg Config, gw netip.Addr) {
+func checkGatewayInVPC(path *field.Path, cfg Config, gw netip.Addr) (errs field.ErrorList) {
 	if len(cfg.VPC) == 0 {
-		return
+		return nil
 	}
 	for _, vpc := range cfg.VPC {
 		if !vpc.Contains(gw) {
@@ -152,19 +167,19 @@ func checkGatewayInVPC(res *Result, path *field.Path, cfg Config, gw netip.Addr)
 		}
 		if vpc.Bits() < 31 {
 			if gw == vpc.Addr() {
-				res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf("is the network address of the VPC CIDR %s: give the gateway's own address", vpc)))
+				errs = append(errs, field.Invalid(path, gw.String(), fmt.Sprintf("is the network address of the VPC CIDR %s: give the gateway's own address", vpc)))
 			} else if gw == lastAddr(vpc) {
-				res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf("is the broadcast address of the VPC CIDR %s: give the gateway's own address", vpc)))
+				errs = append(errs, field.Invalid(path, gw.String(), fmt.Sprintf("is the broadcast address of the VPC CIDR %s: give the gateway's own address", vpc)))
 			}
 		}
-		return
+		return errs
 	}
-	res.Errors = append(res.Errors, field.Invalid(path, gw.String(), fmt.Sprintf(
-		"is outside the VPC (%s): the gateway must be a host in the nodes' VPC, reachable without a router", joinPrefixes(cfg.VPC))))
+	return field.ErrorList{field.Invalid(path, gw.String(), fmt.Sprintf(
+		"is outside the VPC (%s): the gateway must be a host in the nodes' VPC, reachable without a router", joinPrefixes(cfg.VPC)))}
 }
 
 // checkInsideRoute finds duplicates and destinations that contain others.
-func checkInsideRoute(res *Result, dests []destination) {
+func checkInsideRoute(dests []destination) (errs field.ErrorList) {
 	sorted := slices.Clone(dests)
 	sort.SliceStable(sorted, func(i, j int) bool {
 		a, b := sorted[i].prefix, sorted[j].prefix
@@ -184,40 +199,42 @@ func checkInsideRoute(res *Result, dests []destination) {
 			outer := open[len(open)-1]
 			if outer.prefix == d.prefix {
 				// The sort is stable: d is the later of the two in the list.
-				res.Errors = append(res.Errors, field.Duplicate(d.path, d.raw))
+				errs = append(errs, field.Duplicate(d.path, d.raw))
 				continue
 			}
-			res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, fmt.Sprintf("lies inside %s (%s): list each address once", outer.raw, outer.path)))
+			errs = append(errs, field.Invalid(d.path, d.raw, fmt.Sprintf("lies inside %s (%s): list each address once", outer.raw, outer.path)))
 			continue
 		}
 		open = append(open, d)
 	}
+	return errs
 }
 
-func checkClusterRanges(res *Result, cfg Config, dests []destination) {
+func checkClusterRanges(cfg Config, dests []destination) (errs field.ErrorList, warns []string) {
 	ranges := cfg.ranges()
 	for _, d := range dests {
 		var contained []string
 		for _, r := range ranges {
 			switch {
 			case r.prefix.Bits() <= d.prefix.Bits() && r.prefix.Contains(d.prefix.Addr()):
-				res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, fmt.Sprintf(
+				errs = append(errs, field.Invalid(d.path, d.raw, fmt.Sprintf(
 					"lies inside %s: cluster traffic never leaves via a gateway; route only addresses outside the cluster", r.what)))
 			case d.prefix.Bits() < r.prefix.Bits() && d.prefix.Contains(r.prefix.Addr()):
 				contained = append(contained, r.what)
 			}
 		}
 		if len(contained) > 0 {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("%s: %s contains %s; nodes carve these out and reach them directly",
+			warns = append(warns, fmt.Sprintf("%s: %s contains %s; nodes carve these out and reach them directly",
 				d.path, d.raw, strings.Join(contained, ", ")))
 		}
 	}
+	return errs, warns
 }
 
 // checkOtherGroups rejects destinations that overlap a member of another
 // group: which gateway would win is then a race between routers. Each
 // message names every overlapping route once, with all its prefixes.
-func checkOtherGroups(res *Result, others *Index, sr *v1.StaticRoute, dests []destination) {
+func checkOtherGroups(others *Index, sr *v1.StaticRoute, dests []destination) (errs field.ErrorList) {
 	group := sr.EffectiveGroup()
 	for _, d := range dests {
 		type hit struct {
@@ -264,16 +281,17 @@ func checkOtherGroups(res *Result, others *Index, sr *v1.StaticRoute, dests []de
 		} else {
 			msg += fmt.Sprintf("; destinations of different groups must not overlap, and a route belongs to one group: narrow this destination, or delete the routes of the other groups (%s)", strings.Join(groups, ", "))
 		}
-		res.Errors = append(res.Errors, field.Invalid(d.path, d.raw, msg))
+		errs = append(errs, field.Invalid(d.path, d.raw, msg))
 	}
+	return errs
 }
 
 // warnDropped warns when a new member, which becomes its group's active
 // member, does not route a destination the active member routes now.
-func warnDropped(res *Result, others *Index, sr *v1.StaticRoute, dests []destination) {
+func warnDropped(others *Index, sr *v1.StaticRoute, dests []destination) []string {
 	active, ok := others.Active(sr.EffectiveGroup())
 	if !ok || active.Name == sr.Name {
-		return
+		return nil
 	}
 	var dropped []string
 	for _, p := range active.Destinations {
@@ -289,16 +307,16 @@ func warnDropped(res *Result, others *Index, sr *v1.StaticRoute, dests []destina
 		}
 	}
 	if len(dropped) == 0 {
-		return
+		return nil
 	}
 	const show = 5
 	list := strings.Join(dropped[:min(len(dropped), show)], ", ")
 	if len(dropped) > show {
 		list += fmt.Sprintf(" and %d more", len(dropped)-show)
 	}
-	res.Warnings = append(res.Warnings, fmt.Sprintf(
+	return []string{fmt.Sprintf(
 		"StaticRoute %q becomes the active member of group %q and does not route %s, which its active member %q routes now: that traffic will leave by the nodes' own default route",
-		sr.Name, sr.EffectiveGroup(), list, active.Name))
+		sr.Name, sr.EffectiveGroup(), list, active.Name)}
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {

@@ -1,0 +1,57 @@
+package validate
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Each check is a function of its inputs: tested alone, with the paths
+// and messages it gives.
+func TestChecksAlone(t *testing.T) {
+	gw := field.NewPath("spec", "gateway")
+	dests := func(raw ...string) []destination {
+		d, errs, _ := parseDestinations(field.NewPath("spec", "destinations"), raw)
+		if len(errs) > 0 {
+			t.Fatalf("parsing %v: %v", raw, errs)
+		}
+		return d
+	}
+	vpc := Config{VPC: []netip.Prefix{netip.MustParsePrefix("10.116.0.0/20")}}
+	for name, tc := range map[string]struct {
+		errs field.ErrorList
+		want []string // substrings, one per error, in order
+	}{
+		"a gateway that is no address": {errs: func() field.ErrorList { _, e := checkGateway(gw, "10.116.0"); return e }(),
+			want: []string{`spec.gateway: Invalid value: "10.116.0"`}},
+		"an empty gateway": {errs: func() field.ErrorList { _, e := checkGateway(gw, ""); return e }(),
+			want: []string{"spec.gateway: Required value: give the IPv4 address of the NAT gateway"}},
+		"a loopback gateway": {errs: func() field.ErrorList { _, e := checkGateway(gw, "127.0.0.1"); return e }(),
+			want: []string{"lies inside"}},
+		"a gateway outside the VPC": {errs: checkGatewayInVPC(gw, vpc, netip.MustParseAddr("192.0.2.1")),
+			want: []string{"is outside the VPC (10.116.0.0/20)"}},
+		"the VPC's broadcast address": {errs: checkGatewayInVPC(gw, vpc, netip.MustParseAddr("10.116.15.255")),
+			want: []string{"is the broadcast address of the VPC CIDR 10.116.0.0/20"}},
+		"a gateway inside the VPC": {errs: checkGatewayInVPC(gw, vpc, netip.MustParseAddr("10.116.0.4"))},
+		"the gateway as a destination": {errs: checkGatewayNotDestination(gw, "10.116.0.4", netip.MustParseAddr("10.116.0.4"), dests("192.0.2.7", "10.116.0.4")),
+			want: []string{"must not also be a destination (spec.destinations[1])"}},
+		"a duplicate and a nested destination": {errs: checkInsideRoute(dests("192.0.2.0/24", "192.0.2.7", "198.51.100.1", "198.51.100.1")),
+			want: []string{"spec.destinations[1]: Invalid value: \"192.0.2.7\": lies inside 192.0.2.0/24 (spec.destinations[0])", "spec.destinations[3]: Duplicate value"}},
+		"distinct destinations": {errs: checkInsideRoute(dests("192.0.2.0/25", "192.0.2.128/25"))},
+		"a group that is no name": {errs: checkGroup(field.NewPath("spec", "group"), "Primary_1"),
+			want: []string{"spec.group: Invalid value: \"Primary_1\""}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if len(tc.errs) != len(tc.want) {
+				t.Fatalf("errors %v, want %d", tc.errs, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(tc.errs[i].Error(), w) {
+					t.Errorf("error %d: %q lacks %q", i, tc.errs[i].Error(), w)
+				}
+			}
+		})
+	}
+}
