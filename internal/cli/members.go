@@ -10,28 +10,19 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/validate"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 // members are a group's live StaticRoutes, oldest first: the last carries
-// the group (validate.Newer, the rule the webhook and the nodes use).
-func members(routes []v1.StaticRoute, group string) []*v1.StaticRoute {
+// the group (package group: the rule the webhook and the nodes use).
+func members(routes []v1.StaticRoute, name string) []*v1.StaticRoute {
 	var out []*v1.StaticRoute
 	for i := range routes {
-		if routes[i].EffectiveGroup() == group && routes[i].DeletionTimestamp == nil {
+		if routes[i].EffectiveGroup() == name && group.Live(&routes[i]) {
 			out = append(out, &routes[i])
 		}
 	}
-	slices.SortFunc(out, func(a, b *v1.StaticRoute) int {
-		ra, rb := validate.RouteOf(a), validate.RouteOf(b)
-		switch {
-		case validate.Newer(ra, rb):
-			return 1
-		case validate.Newer(rb, ra):
-			return -1
-		}
-		return 0
-	})
+	group.Sort(out, group.KeyOf)
 	return out
 }
 

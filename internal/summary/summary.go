@@ -11,26 +11,25 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/validate"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 // Status computes the status of routes[i] from every route and every
 // node's report. It is pure: the controller compares it with what is
 // stored and writes only differences.
 func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRouteNodeState) v1.StaticRouteStatus {
-	group := sr.EffectiveGroup()
-	st := v1.StaticRouteStatus{Group: group, ObservedGeneration: sr.Generation}
+	groupName := sr.EffectiveGroup()
+	st := v1.StaticRouteStatus{Group: groupName, ObservedGeneration: sr.Generation}
 
-	var active *validate.Route
+	var members []*v1.StaticRoute
 	for i := range routes {
-		r := &routes[i]
-		if r.DeletionTimestamp != nil || r.EffectiveGroup() != group {
-			continue
+		if r := &routes[i]; group.Live(r) && r.EffectiveGroup() == groupName {
+			members = append(members, r)
 		}
-		rt := validate.RouteOf(r)
-		if active == nil || validate.Newer(rt, *active) {
-			active = &rt
-		}
+	}
+	var active *v1.StaticRoute
+	if i := group.Active(members, group.KeyOf); i >= 0 {
+		active = members[i]
 	}
 	if active == nil || active.Name != sr.Name {
 		st.State = v1.StateStandby
@@ -41,7 +40,7 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 		st.Nodes = "-"
 		st.Conditions = []metav1.Condition{{
 			Type: "Active", Status: metav1.ConditionFalse, Reason: "Standby",
-			Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, group),
+			Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
 		}}
 		return st
 	}
@@ -50,7 +49,7 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	var failing []string
 	conflicted := ""
 	for _, ns := range states {
-		i := slices.IndexFunc(ns.Status.Groups, func(g v1.NodeGroupState) bool { return g.Group == group })
+		i := slices.IndexFunc(ns.Status.Groups, func(g v1.NodeGroupState) bool { return g.Group == groupName })
 		if i < 0 {
 			continue
 		}
@@ -81,7 +80,7 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	st.FailingNodes = failing[:min(len(failing), v1.MaxFailingNodeNames)]
 	st.Nodes = fmt.Sprintf("%d/%d", st.NodesApplied, st.NodesSelected)
 
-	active1 := metav1.Condition{Type: "Active", Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + group}
+	active1 := metav1.Condition{Type: "Active", Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + groupName}
 	if conflicted != "" {
 		active1.Reason, active1.Message = "Conflicted", conflicted
 	}

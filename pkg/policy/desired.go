@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
@@ -132,8 +133,8 @@ type member struct {
 func Compute(in Input) Desired {
 	groups := map[string][]member{}
 	for _, sr := range in.Routes {
-		if sr.DeletionTimestamp != nil {
-			continue // being deleted (possibly held by kopf's finalizer)
+		if !group.Live(sr) {
+			continue
 		}
 		r := validate.RouteOf(sr)
 		groups[r.Group] = append(groups[r.Group], member{obj: sr, route: r})
@@ -143,31 +144,15 @@ func Compute(in Input) Desired {
 	// overlap a younger group's.
 	type aged struct {
 		name   string
-		oldest validate.Route
+		oldest group.Key
 		active member
 	}
+	key := func(m member) group.Key { return m.route.Key() }
 	var order []aged
 	for name, ms := range groups {
-		a := aged{name: name, oldest: ms[0].route, active: ms[0]}
-		for _, m := range ms[1:] {
-			if validate.Newer(a.oldest, m.route) {
-				a.oldest = m.route
-			}
-			if validate.Newer(m.route, a.active.route) {
-				a.active = m
-			}
-		}
-		order = append(order, a)
+		order = append(order, aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key)]})
 	}
-	slices.SortFunc(order, func(x, y aged) int {
-		if validate.Newer(y.oldest, x.oldest) {
-			return -1
-		}
-		if validate.Newer(x.oldest, y.oldest) {
-			return 1
-		}
-		return 0
-	})
+	group.Sort(order, func(a aged) group.Key { return a.oldest })
 
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()

@@ -2,12 +2,12 @@ package validate
 
 import (
 	"net/netip"
-	"sort"
 	"time"
 
 	"github.com/google/btree"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 // Route is what the rules need to know of one StaticRoute.
@@ -39,15 +39,8 @@ func RouteOf(sr *v1.StaticRoute) Route {
 	return r
 }
 
-// Newer orders members of a group: the newer carries the group's traffic.
-// creationTimestamp has one-second resolution, so ties go to the greater
-// name; every router computes the same order from the same set of objects.
-func Newer(a, b Route) bool {
-	if !a.Created.Equal(b.Created) {
-		return a.Created.After(b.Created)
-	}
-	return a.Name > b.Name
-}
+// Key is what orders r among its group's members (package group).
+func (r Route) Key() group.Key { return group.Key{Created: r.Created, Name: r.Name} }
 
 // entry is one destination of one route, ordered by address, then prefix
 // length, then route name: all prefixes inside P then sit in one run that
@@ -134,27 +127,17 @@ func (x *Index) Get(name string) (Route, bool) {
 	return r, ok
 }
 
-// Members returns a group's routes, newest first.
-func (x *Index) Members(group string) []Route {
-	m := x.groups[group]
-	out := make([]Route, 0, len(m))
-	for name := range m {
-		out = append(out, x.routes[name])
-	}
-	sort.Slice(out, func(i, j int) bool { return Newer(out[i], out[j]) })
-	return out
-}
-
 // Active returns a group's active member: its newest.
-func (x *Index) Active(group string) (Route, bool) {
-	var best Route
-	found := false
-	for name := range x.groups[group] {
-		if r := x.routes[name]; !found || Newer(r, best) {
-			best, found = r, true
-		}
+func (x *Index) Active(name string) (Route, bool) {
+	ms := make([]Route, 0, len(x.groups[name]))
+	for route := range x.groups[name] {
+		ms = append(ms, x.routes[route])
 	}
-	return best, found
+	i := group.Active(ms, Route.Key)
+	if i < 0 {
+		return Route{}, false
+	}
+	return ms[i], true
 }
 
 // Overlaps calls fn for every indexed destination that overlaps p (contains

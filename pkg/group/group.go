@@ -1,0 +1,76 @@
+// Package group owns what a StaticRoute group means: which routes are its
+// members and which member carries its traffic. The webhook's index,
+// every node's desired state, the summarizer and the kubectl plugin call
+// it, so that they can never disagree on the rule.
+package group
+
+import (
+	"slices"
+	"time"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+// Key is what orders the members of a group.
+type Key struct {
+	Created time.Time
+	Name    string
+}
+
+// KeyOf is a StaticRoute's key.
+func KeyOf(sr *v1.StaticRoute) Key {
+	return Key{Created: sr.CreationTimestamp.Time, Name: sr.Name}
+}
+
+// Newer says whether a carries the group's traffic rather than b: the
+// later creationTimestamp, then, within its one-second resolution, the
+// greater name. It depends on the objects alone, not on the order they
+// arrive in, so every router computes the same order.
+func Newer(a, b Key) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	return a.Name > b.Name
+}
+
+// Live says whether sr counts as a member: a route being deleted (held by
+// the old operator's kopf finalizer, say) counts as gone.
+func Live(sr *v1.StaticRoute) bool { return sr.DeletionTimestamp == nil }
+
+// Active is the index of the member of ms that carries the group, the
+// newest; -1 if ms is empty.
+func Active[T any](ms []T, key func(T) Key) int {
+	best := -1
+	for i, m := range ms {
+		if best < 0 || Newer(key(m), key(ms[best])) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Oldest is the index of the oldest member of ms, whose age is the
+// group's (the older group keeps addresses another overlaps); -1 if ms is
+// empty.
+func Oldest[T any](ms []T, key func(T) Key) int {
+	best := -1
+	for i, m := range ms {
+		if best < 0 || Newer(key(ms[best]), key(m)) {
+			best = i
+		}
+	}
+	return best
+}
+
+// Sort orders ms oldest first: the member that carries the group last.
+func Sort[T any](ms []T, key func(T) Key) {
+	slices.SortStableFunc(ms, func(a, b T) int {
+		switch ka, kb := key(a), key(b); {
+		case Newer(ka, kb):
+			return 1
+		case Newer(kb, ka):
+			return -1
+		}
+		return 0
+	})
+}

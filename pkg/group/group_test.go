@@ -1,0 +1,41 @@
+package group
+
+import (
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+func TestNewestCarriesTheGroupWhateverTheOrder(t *testing.T) {
+	ms := []Key{
+		{t0, "primary"},
+		{t0.Add(time.Minute), "alpha"},
+		{t0.Add(time.Minute), "zeta"}, // the same second: the greater name
+		{t0.Add(-time.Hour), "ancient"},
+	}
+	id := func(k Key) Key { return k }
+	for _, order := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}} {
+		var shuffled []Key
+		for _, i := range order {
+			shuffled = append(shuffled, ms[i])
+		}
+		if a := shuffled[Active(shuffled, id)]; a.Name != "zeta" {
+			t.Errorf("order %v: active %s, want zeta", order, a.Name)
+		}
+		if o := shuffled[Oldest(shuffled, id)]; o.Name != "ancient" {
+			t.Errorf("order %v: oldest %s, want ancient", order, o.Name)
+		}
+		Sort(shuffled, id)
+		var names []string
+		for _, k := range shuffled {
+			names = append(names, k.Name)
+		}
+		if got := names[0] + " " + names[1] + " " + names[2] + " " + names[3]; got != "ancient primary alpha zeta" {
+			t.Errorf("order %v: sorted %s", order, got)
+		}
+	}
+	if Active([]Key{}, id) != -1 || Oldest([]Key(nil), id) != -1 {
+		t.Error("an empty group has no active or oldest member")
+	}
+}
