@@ -287,11 +287,13 @@ func carveOuts(in Input) carveSet {
 			}
 		}
 	}
-	add("the VPC CIDR", in.Cluster.VPC...)
-	add("the pod CIDR", in.Cluster.Pod...)
-	add("the service CIDR", in.Cluster.Service...)
-	for _, a := range in.Cluster.APIServers {
-		add("the API server address", netip.PrefixFrom(a, 32))
+	// The cluster's ranges, as the webhook names them; then what only a
+	// node knows.
+	for _, r := range in.Cluster.Ranges() {
+		if p := r.Prefix.Masked(); c.what[p] == "" {
+			c.what[p] = r.What
+			c.prefixes = append(c.prefixes, p)
+		}
 	}
 	add("the connected route", in.Node.Connected...)
 	add("--never-route", in.NeverRoute...)

@@ -66,24 +66,26 @@ func splitList(list string) []string {
 	return out
 }
 
-// clusterRange is one range of the cluster's own, with the words that name
+// Range is one range of the cluster's own, with the words that name
 // it in messages.
-type clusterRange struct {
-	prefix netip.Prefix
-	what   string
+type Range struct {
+	Prefix netip.Prefix
+	What   string
 }
 
-// ranges lists every range a destination must not lie inside.
-func (c Config) ranges() []clusterRange {
-	var out []clusterRange
+// Ranges are the cluster's own ranges: never a destination (the webhook)
+// and never steered (every node, which adds its own connected routes,
+// --never-route and the special ranges). One function for both.
+func (c Config) Ranges() []Range {
+	var out []Range
 	for _, p := range c.VPC {
-		out = append(out, clusterRange{p, "the VPC CIDR " + p.String()})
+		out = append(out, Range{p, "the VPC CIDR " + p.String()})
 	}
 	for _, p := range c.Pod {
-		out = append(out, clusterRange{p, "the pod CIDR " + p.String()})
+		out = append(out, Range{p, "the pod CIDR " + p.String()})
 	}
 	for _, p := range c.Service {
-		out = append(out, clusterRange{p, "the service CIDR " + p.String()})
+		out = append(out, Range{p, "the service CIDR " + p.String()})
 	}
 	for _, a := range c.APIServers {
 		// An address in a special range (the loopback a kubeconfig may
@@ -92,7 +94,7 @@ func (c Config) ranges() []clusterRange {
 		if slices.ContainsFunc(SpecialRanges(), func(p netip.Prefix) bool { return p.Contains(a) }) {
 			continue
 		}
-		out = append(out, clusterRange{netip.PrefixFrom(a, 32), "the API server address " + a.String()})
+		out = append(out, Range{netip.PrefixFrom(a, 32), "the API server address " + a.String()})
 	}
 	return out
 }

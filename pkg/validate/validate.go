@@ -211,16 +211,16 @@ func checkInsideRoute(dests []destination) (errs field.ErrorList) {
 }
 
 func checkClusterRanges(cfg Config, dests []destination) (errs field.ErrorList, warns []string) {
-	ranges := cfg.ranges()
+	ranges := cfg.Ranges()
 	for _, d := range dests {
 		var contained []string
 		for _, r := range ranges {
 			switch {
-			case r.prefix.Bits() <= d.prefix.Bits() && r.prefix.Contains(d.prefix.Addr()):
+			case r.Prefix.Bits() <= d.prefix.Bits() && r.Prefix.Contains(d.prefix.Addr()):
 				errs = append(errs, field.Invalid(d.path, d.raw, fmt.Sprintf(
-					"lies inside %s: cluster traffic never leaves via a gateway; route only addresses outside the cluster", r.what)))
-			case d.prefix.Bits() < r.prefix.Bits() && d.prefix.Contains(r.prefix.Addr()):
-				contained = append(contained, r.what)
+					"lies inside %s: cluster traffic never leaves via a gateway; route only addresses outside the cluster", r.What)))
+			case d.prefix.Bits() < r.Prefix.Bits() && d.prefix.Contains(r.Prefix.Addr()):
+				contained = append(contained, r.What)
 			}
 		}
 		if len(contained) > 0 {
