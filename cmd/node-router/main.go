@@ -146,19 +146,10 @@ func routerConfig(o options) (router.Config, error) {
 		}
 	}
 	var err error
-	c.Cluster.VPC, err = validate.ParsePrefixes("vpc-cidr", o.vpc)
-	add(err)
-	c.Cluster.Pod, err = validate.ParsePrefixes("pod-cidr", o.pod)
-	add(err)
-	c.Cluster.Service, err = validate.ParsePrefixes("service-cidr", o.service)
-	add(err)
-	c.Cluster.APIServers, err = validate.ParseAddrs("api-server-address", o.apiServers)
+	c.Cluster, err = validate.ParseConfig(o.vpc, o.pod, o.service, o.apiServers)
 	add(err)
 	c.NeverRoute, err = validate.ParsePrefixes("never-route", o.never)
 	add(err)
-	if len(c.Cluster.VPC) == 0 && err == nil {
-		add(errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
-	}
 	if c.NodeName == "" {
 		add(errors.New("--node-name (or $NODE_NAME from the downward API) is required"))
 	}

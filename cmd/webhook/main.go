@@ -36,10 +36,6 @@ import (
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
-// validatePath is where the webhook configuration sends StaticRoutes
-// (config/webhook): the path controller-runtime's builder would choose.
-const validatePath = "/validate-networking-digitalocean-com-v1-staticroute"
-
 type options struct {
 	vpc, pod, service, apiServers     string
 	certDir, host                     string
@@ -81,29 +77,8 @@ func main() {
 	}
 }
 
-func parseConfig(o options) (validate.Config, error) {
-	var cfg validate.Config
-	var errs []error
-	var err error
-	if cfg.VPC, err = validate.ParsePrefixes("vpc-cidr", o.vpc); err != nil {
-		errs = append(errs, err)
-	} else if len(cfg.VPC) == 0 {
-		errs = append(errs, errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
-	}
-	if cfg.Pod, err = validate.ParsePrefixes("pod-cidr", o.pod); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.Service, err = validate.ParsePrefixes("service-cidr", o.service); err != nil {
-		errs = append(errs, err)
-	}
-	if cfg.APIServers, err = validate.ParseAddrs("api-server-address", o.apiServers); err != nil {
-		errs = append(errs, err)
-	}
-	return cfg, errors.Join(errs...)
-}
-
 func run(ctx context.Context, o options) error {
-	cfg, err := parseConfig(o)
+	cfg, err := validate.ParseConfig(o.vpc, o.pod, o.service, o.apiServers)
 	if err != nil {
 		return err
 	}
@@ -174,7 +149,7 @@ func run(ctx context.Context, o options) error {
 	// Registered by hand, not by the builder, to time whole requests.
 	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
 	hook.LogConstructor = webhook.LogConstructor
-	mgr.GetWebhookServer().Register(validatePath, metrics.Instrument(hook))
+	mgr.GetWebhookServer().Register(webhook.Path, metrics.Instrument(hook))
 	if o.summarize {
 		if err := addSummarizer(ctx, mgr, restCfg, scheme, o); err != nil {
 			return err

@@ -98,3 +98,28 @@ func (c Config) Ranges() []Range {
 	}
 	return out
 }
+
+// ParseConfig reads the cluster's layout from the flags the webhook and
+// the router share (--vpc-cidr, --pod-cidr, --service-cidr,
+// --api-server-address, each comma-separated), naming the flag of every
+// mistake at once.
+func ParseConfig(vpc, pod, service, apiServers string) (Config, error) {
+	var c Config
+	var errs []error
+	var err error
+	if c.VPC, err = ParsePrefixes("vpc-cidr", vpc); err != nil {
+		errs = append(errs, err)
+	} else if len(c.VPC) == 0 {
+		errs = append(errs, errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
+	}
+	if c.Pod, err = ParsePrefixes("pod-cidr", pod); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Service, err = ParsePrefixes("service-cidr", service); err != nil {
+		errs = append(errs, err)
+	}
+	if c.APIServers, err = ParseAddrs("api-server-address", apiServers); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
