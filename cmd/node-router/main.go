@@ -249,7 +249,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// Any link change, or a route change in our tables, may have taken
 	// routes of ours away: compare with the kernel at the next apply.
 	go watchKernel(ctx, log, func(table int) {
-		if table == policy.Lost || table == popts.Tables[0] || table == popts.Tables[1] {
+		if router.Invalidates(table, popts.Tables) {
 			kernel.Invalidate()
 		}
 		poke()
@@ -259,7 +259,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return nil // stopped before the first list
 	}
 	synced.Store(true)
-	loop(ctx, poked, cfg.Resync, r.Reconcile)
+	router.Loop(ctx, poked, cfg.Resync, r.Reconcile)
 	return nil
 }
 

@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -137,7 +136,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("watching StaticRoutes: %w", err)
 	}
-	if _, err := informer.AddEventHandler(storeHandler(store)); err != nil {
+	if _, err := informer.AddEventHandler(store.Feed()); err != nil {
 		return fmt.Errorf("watching StaticRoutes: %w", err)
 	}
 	store.SetSynced(informer.HasSynced)
@@ -203,25 +202,4 @@ func addSummarizer(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, 
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		return summary.RunElected(ctx, restCfg, lease, log, run)
 	}))
-}
-
-// storeHandler feeds the store from the informer.
-func storeHandler(s *webhook.Store) toolscache.ResourceEventHandler {
-	upsert := func(obj any) {
-		if sr, ok := obj.(*v1.StaticRoute); ok {
-			s.Upsert(sr)
-		}
-	}
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    upsert,
-		UpdateFunc: func(_, obj any) { upsert(obj) },
-		DeleteFunc: func(obj any) {
-			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-				obj = tomb.Obj
-			}
-			if sr, ok := obj.(*v1.StaticRoute); ok {
-				s.Delete(sr.Name)
-			}
-		},
-	}
 }

@@ -4,6 +4,7 @@
 package webhook
 
 import (
+	toolscache "k8s.io/client-go/tools/cache"
 	"slices"
 	"sync"
 	"time"
@@ -135,4 +136,27 @@ func (s *Store) refresh(name string) {
 
 func sameRoute(a, b validate.Route) bool {
 	return a.Group == b.Group && a.Gateway == b.Gateway && slices.Equal(a.Destinations, b.Destinations)
+}
+
+// Feed is the informer handler that keeps the store up to date with the
+// cache: every StaticRoute added or changed is upserted, every one deleted
+// (also when only a relist saw it go) is deleted.
+func (s *Store) Feed() toolscache.ResourceEventHandler {
+	upsert := func(obj any) {
+		if sr, ok := obj.(*v1.StaticRoute); ok {
+			s.Upsert(sr)
+		}
+	}
+	return toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    upsert,
+		UpdateFunc: func(_, obj any) { upsert(obj) },
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if sr, ok := obj.(*v1.StaticRoute); ok {
+				s.Delete(sr.Name)
+			}
+		},
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -126,5 +127,30 @@ func mustAdmit(t *testing.T, s *Store, r *v1.StaticRoute, dryRun bool) {
 	res, ok := s.Admit(cfg(), r, nil, dryRun)
 	if !ok || len(res.Errors) > 0 {
 		t.Fatalf("admit %s: ok=%v %v", r.Name, ok, res.Errors)
+	}
+}
+
+// The informer's events reach the store: an added route blocks an
+// overlapping one of another group; its delete, even one only a relist
+// saw (a tombstone), frees the addresses.
+func TestFeedKeepsTheStoreUpToDate(t *testing.T) {
+	s := newStore(&fakeClock{t: t0})
+	s.SetSynced(func() bool { return true })
+	feed := s.Feed()
+	a := sr("a", "", "10.116.0.4", "203.0.113.0/24")
+	b := sr("b", "", "10.116.0.12", "203.0.113.7")
+	feed.OnAdd(a, true)
+	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) == 0 {
+		t.Fatalf("b overlaps a, which the informer added: %v", res.Errors)
+	}
+	moved := sr("a", "", "10.116.0.4", "198.51.100.0/24")
+	feed.OnUpdate(a, moved)
+	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
+		t.Fatalf("a moved away: %v", res.Errors)
+	}
+	feed.OnUpdate(moved, a)
+	feed.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "a", Obj: a})
+	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
+		t.Fatalf("a is gone: %v", res.Errors)
 	}
 }

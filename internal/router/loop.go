@@ -1,17 +1,19 @@
-package main
+package router
 
 import (
 	"context"
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/staticroute/staticroute/pkg/policy"
 )
 
-// loop reconciles the node at once, then whenever poked (coalesced: a
+// Loop reconciles the node at once, then whenever poked (coalesced: a
 // burst of changes is one reconcile), and every resync period, which
 // repairs drift no event told of. A failure is retried with backoff, from
 // 5 ms doubling to a minute, or sooner if poked.
-func loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reconcile func(context.Context) error) {
+func Loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reconcile func(context.Context) error) {
 	log := logr.FromContextOrDiscard(ctx)
 	var backoff time.Duration
 	timer := time.NewTimer(0)
@@ -43,4 +45,14 @@ func loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 		case <-timer.C:
 		}
 	}
+}
+
+// Invalidates says whether a kernel event for table means the kernel may
+// no longer hold what the applier last wrote, so that the next apply must
+// read it again: a route of one of our tables changed, or a link changed
+// or events were lost (policy.Lost). A rule change (policy.RuleChanged)
+// or a route of another table only needs a reconcile: apply lists the
+// rules every time, and reads the main table every time.
+func Invalidates(table int, ours [2]int) bool {
+	return table == policy.Lost || table == ours[0] || table == ours[1]
 }

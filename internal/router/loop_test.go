@@ -1,4 +1,4 @@
-package main
+package router
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/staticroute/staticroute/pkg/policy"
 )
 
 // runs starts loop with reconcile counting its calls (and failing while
@@ -17,7 +19,7 @@ func runs(t *testing.T, resync time.Duration, fail *atomic.Bool) (calls *atomic.
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		loop(ctx, poked, resync, func(context.Context) error {
+		Loop(ctx, poked, resync, func(context.Context) error {
 			calls.Add(1)
 			if fail != nil && fail.Load() {
 				return errors.New("netlink: boom")
@@ -72,4 +74,13 @@ func TestLoop(t *testing.T) {
 			t.Errorf("%d reconciles after the success, want none before the resync", got-n-1)
 		}
 	})
+}
+
+func TestWhichKernelEventsInvalidate(t *testing.T) {
+	ours := [2]int{52101, 52102}
+	for table, want := range map[int]bool{52101: true, 52102: true, policy.Lost: true, policy.RuleChanged: false, 254: false, 100: false} {
+		if got := Invalidates(table, ours); got != want {
+			t.Errorf("an event for table %d: invalidates %v, want %v", table, got, want)
+		}
+	}
 }
