@@ -10,7 +10,6 @@ const (
 	MaxDestinations     = 1024
 	MaxDestinationLen   = 18 // "255.255.255.255/32"
 	MaxGatewayLen       = 15 // "255.255.255.255"
-	MaxGroupLen         = 253
 	MaxFailingNodeNames = 10
 )
 

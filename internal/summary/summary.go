@@ -14,8 +14,8 @@ import (
 	"github.com/staticroute/staticroute/pkg/group"
 )
 
-// Status computes the status of routes[i] from every route and every
-// node's report. It is pure: the controller compares it with what is
+// Status computes the status of sr from every route and every node's
+// report. It is pure: the controller compares it with what is
 // stored and writes only differences.
 func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRouteNodeState) v1.StaticRouteStatus {
 	groupName := sr.EffectiveGroup()

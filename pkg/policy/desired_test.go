@@ -69,14 +69,12 @@ func TestCompute(t *testing.T) {
 		want        []string          // steered routes
 		states      map[string]string // group -> state
 		reasonHas   map[string]string // group -> piece of its reason
-		wantThrows  bool
-		throwsCover []string // prefixes that must be thrown
+		throwsCover []string          // prefixes that must be thrown
 	}{
 		"a route is steered via its gateway, with the cluster thrown": {
 			in:          testInput(sr("primary", "", "198.51.100.4", 0, "192.0.2.7")),
 			want:        []string{"192.0.2.7/32 via 198.51.100.4 (group primary)"},
 			states:      map[string]string{"primary": v1.NodeGroupApplied},
-			wantThrows:  true,
 			throwsCover: []string{"198.51.100.0/24", "198.18.64.0/18", "198.18.128.0/18", "203.0.113.5/32", "203.0.113.0/26", "169.254.0.0/16", "127.0.0.0/8"},
 		},
 		"the newest member of a group is active": {

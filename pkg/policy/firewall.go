@@ -179,8 +179,8 @@ func (f *Firewall) write(s spec) error {
 	// prerouting: classify new connections, then restore the bit.
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: []expr.Any{
 		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(expr.CtStateBitNEW), Xor: le32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(expr.CtStateBitNEW), Xor: hostU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
 		&expr.Verdict{Kind: expr.VerdictJump, Chain: classify.Name},
 	}})
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.restoreMark()})
@@ -202,7 +202,7 @@ func (f *Firewall) write(s spec) error {
 	}})
 	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
 		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(unix.RTN_LOCAL)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(unix.RTN_LOCAL)},
 		&expr.Verdict{Kind: expr.VerdictReturn},
 	}})
 	if len(s.inside) > 0 {
@@ -220,7 +220,7 @@ func (f *Firewall) write(s spec) error {
 	}
 	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(^f.Opts.Mark), Xor: le32(f.Opts.Mark)},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(^f.Opts.Mark), Xor: hostU32(f.Opts.Mark)},
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 	}})
 
@@ -269,17 +269,17 @@ func (f *Firewall) write(s spec) error {
 func (f *Firewall) restoreMark() []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(f.Opts.Mark), Xor: le32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(f.Opts.Mark), Xor: hostU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(^f.Opts.Mark), Xor: le32(f.Opts.Mark)},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(^f.Opts.Mark), Xor: hostU32(f.Opts.Mark)},
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
 	}
 }
 
-// le32 is a mark or ct value as the kernel's registers hold it (host byte
-// order).
-func le32(v uint32) []byte {
+// hostU32 is a mark or ct value as the kernel's registers hold it: in host
+// byte order, not little-endian on every machine.
+func hostU32(v uint32) []byte {
 	b := make([]byte, 4)
 	binary.NativeEndian.PutUint32(b, v)
 	return b

@@ -185,8 +185,7 @@ func TestKernelRepairsDrift(t *testing.T) {
 	n := nodeWorld(t)
 	k := newKernel(t, n)
 	d := states()["primary"]
-	a, err := k.Apply(d)
-	if err != nil {
+	if _, err := k.Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	n.IP(t, "rule", "del", "priority", "30010")
@@ -223,7 +222,6 @@ func TestKernelRepairsDrift(t *testing.T) {
 		t.Fatalf("re-adding only the mark rule: %+v %v", r, err)
 	}
 	golden(t, "primary", dump(t, n, k))
-	_ = a
 }
 
 // Cleanup removes every rule and route of ours and nothing else.

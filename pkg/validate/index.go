@@ -19,16 +19,14 @@ type Route struct {
 	// Destinations that parse; objects from before admission may hold
 	// others, which are left out.
 	Destinations []netip.Prefix
-	Selector     bool // the route has a nodeSelector
 }
 
 // RouteOf extracts a Route from an object, leaving out what does not parse.
 func RouteOf(sr *v1.StaticRoute) Route {
 	r := Route{
-		Name:     sr.Name,
-		Group:    sr.EffectiveGroup(),
-		Created:  sr.CreationTimestamp.Time,
-		Selector: sr.Spec.NodeSelector != nil,
+		Name:    sr.Name,
+		Group:   sr.EffectiveGroup(),
+		Created: sr.CreationTimestamp.Time,
 	}
 	r.Gateway, _ = ParseIPv4(sr.Spec.Gateway)
 	for _, d := range sr.Spec.Destinations {
