@@ -107,7 +107,11 @@ func TestCompute(t *testing.T) {
 			throwsCover: []string{"198.51.100.0/24", "203.0.113.0/26", "203.0.113.5/32", "224.0.0.0/4", "0.0.0.0/8"},
 		},
 		"a gateway not on-link makes its destinations unreachable": {
-			in:        testInput(sr("far", "", "198.51.100.4", 0, "192.0.2.7")),
+			in: func() Input {
+				in := testInput(sr("far", "", "198.51.100.4", 0, "192.0.2.7"))
+				in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.128/25")}
+				return in
+			}(),
 			want:      []string{"unreachable 192.0.2.7/32 (group far)"},
 			states:    map[string]string{"far": v1.NodeGroupGatewayNotOnLink},
 			reasonHas: map[string]string{"far": "not on-link"},
@@ -169,11 +173,7 @@ func TestCompute(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			in := tc.in
-			if name == "a gateway not on-link makes its destinations unreachable" {
-				in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.128/25")}
-			}
-			d := Compute(in)
+			d := Compute(tc.in)
 			if got := steered(d); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("steered routes:\n got %q\nwant %q\nstate:\n%s", got, tc.want, d)
 			}
