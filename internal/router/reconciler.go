@@ -130,14 +130,16 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.Metrics.Moves.Add(float64(applied.Moved))
 		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
 	}
-	if applyErr == nil && r.Config.AdoptLegacyRoutes {
+	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
 		// Only once our table is in place: the destinations never fall
 		// back to main in between.
-		removed, err := r.Kernel.RemoveLegacyRoutes(policy.LegacyRoutes(routes))
-		for _, l := range removed {
-			log.Info("removed the old operator's route from the main table", "route", l.String())
+		if legacy := policy.LegacyRoutes(routes); policy.MayHoldLegacy(facts.MainVia, legacy) {
+			removed, err := r.Kernel.RemoveLegacyRoutes(legacy)
+			for _, l := range removed {
+				log.Info("removed the old operator's route from the main table", "route", l.String())
+			}
+			applyErr = err
 		}
-		applyErr = err
 	}
 	var fwErr error
 	if applyErr == nil {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -37,6 +38,19 @@ func LegacyRoutes(routes []*v1.StaticRoute) map[LegacyRoute]bool {
 		}
 	}
 	return out
+}
+
+// MayHoldLegacy says whether the main table's routes via a gateway
+// (Node.MainVia, which ReadNode reads anyway) include a destination of
+// legacy: only then is RemoveLegacyRoutes worth its own dump of the main
+// table. Once the old routes are gone, a reconcile costs nothing more.
+func MayHoldLegacy(mainVia []netip.Prefix, legacy map[LegacyRoute]bool) bool {
+	for l := range legacy {
+		if slices.Contains(mainVia, l.Dst) {
+			return true
+		}
+	}
+	return false
 }
 
 // isLegacy says whether a main-table route is one of legacy: a plain

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -49,5 +50,29 @@ func TestRemoveLegacyRoutes(t *testing.T) {
 	}
 	if removed, err := k.RemoveLegacyRoutes(LegacyRoutes(routes)); err != nil || len(removed) != 0 {
 		t.Fatalf("twice: removed %v, %v", removed, err)
+	}
+}
+
+// The main table's via-routes say whether a dump is worth it: a
+// destination of a StaticRoute among them, not merely a route via its
+// gateway to something else.
+func TestMayHoldLegacy(t *testing.T) {
+	legacy := LegacyRoutes([]*v1.StaticRoute{sr("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16")})
+	for _, tc := range []struct {
+		mainVia []string
+		want    bool
+	}{
+		{nil, false},
+		{[]string{"192.0.2.8/32", "198.19.1.0/24"}, false},
+		{[]string{"192.0.2.8/32", "198.19.0.0/16"}, true},
+		{[]string{"192.0.2.7/32"}, true},
+	} {
+		var ps []netip.Prefix
+		for _, p := range tc.mainVia {
+			ps = append(ps, netip.MustParsePrefix(p))
+		}
+		if got := MayHoldLegacy(ps, legacy); got != tc.want {
+			t.Errorf("main via %v: %v, want %v", tc.mainVia, got, tc.want)
+		}
 	}
 }
