@@ -45,12 +45,12 @@ type Cache struct {
 // Reconciler programs one node.
 type Reconciler struct {
 	Cache    Cache
-	Kernel   *policy.Kernel
-	Firewall *policy.Firewall
-	Marks    *policy.ValidMarks
+	Kernel   Steering
+	Firewall Firewall
+	Marks    Marks
 	Config   Config
 	Metrics  *Metrics
-	Reporter *Reporter
+	Reporter NodeReporter
 
 	// The last input's key and its desired state: a resync with nothing
 	// changed need not compute 10,000 prefixes again.
@@ -121,12 +121,14 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if err == nil {
 		r.Metrics.countTraffic(packets)
 	}
+	// A switch is counted and logged even if a later step failed: the
+	// traffic took the new path.
 	applied, applyErr := r.Kernel.Apply(d)
-	if applyErr == nil && applied.Swapped {
+	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
 		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "groups", len(d.Groups))
 	}
-	if applyErr == nil && applied.Moved > 0 {
+	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
 		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
 	}

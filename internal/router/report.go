@@ -9,11 +9,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -51,16 +52,11 @@ func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes []*v1.S
 		return nil
 	}
 	p.recordTransitions(node, routes, status)
-	// A condition keeps its transition time while its status holds.
-	for i := range status.Conditions {
-		c := &status.Conditions[i]
-		c.LastTransitionTime = metav1.Now()
-		if p.last != nil {
-			if old := meta.FindStatusCondition(p.last.Conditions, c.Type); old != nil && old.Status == c.Status {
-				c.LastTransitionTime = old.LastTransitionTime
-			}
-		}
+	var last []metav1.Condition
+	if p.last != nil {
+		last = p.last.Conditions
 	}
+	status.Conditions = kube.Carry(last, status.Conditions)
 	obj := &v1.StaticRouteNodeState{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: node.Name,
@@ -180,7 +176,7 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, ap
 func externalAgents(d policy.Desired, facts policy.Node) metav1.Condition {
 	inside := func(kind policy.Kind, m netip.Prefix) bool {
 		return slices.ContainsFunc(d.Routes, func(r policy.Route) bool {
-			return r.Kind == kind && r.Prefix.Bits() <= m.Bits() && r.Prefix.Contains(m.Addr())
+			return r.Kind == kind && validate.Covers(r.Prefix, m)
 		})
 	}
 	var clash []string

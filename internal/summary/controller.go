@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -20,6 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/internal/kube"
 )
 
 // MinInterval is the least time between two status writes of one route:
@@ -108,13 +109,7 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	// A condition keeps its transition time while its status holds.
-	for i := range want.Conditions {
-		want.Conditions[i].LastTransitionTime = metav1.Now()
-		if old := meta.FindStatusCondition(sr.Status.Conditions, want.Conditions[i].Type); old != nil && old.Status == want.Conditions[i].Status {
-			want.Conditions[i].LastTransitionTime = old.LastTransitionTime
-		}
-	}
+	want.Conditions = kube.Carry(sr.Status.Conditions, want.Conditions)
 	old := sr.Status
 	sr.Status = want
 	w := c.Writer

@@ -180,7 +180,7 @@ func Compute(in Input) Desired {
 		}
 	}
 	slices.SortFunc(d.Routes, func(x, y Route) int {
-		if c := comparePrefix(x.Prefix, y.Prefix); c != 0 {
+		if c := validate.ComparePrefix(x.Prefix, y.Prefix); c != 0 {
 			return c
 		}
 		return cmp.Compare(x.Kind, y.Kind)
@@ -255,7 +255,7 @@ func insideRanges(c validate.Config) []netip.Prefix {
 	for _, p := range append(slices.Clone(c.VPC), c.Pod...) {
 		out = append(out, p.Masked())
 	}
-	slices.SortFunc(out, comparePrefix)
+	slices.SortFunc(out, validate.ComparePrefix)
 	return slices.Compact(out)
 }
 
@@ -298,13 +298,13 @@ func carveOuts(in Input) carveSet {
 	add("the connected route", in.Node.Connected...)
 	add("--never-route", in.NeverRoute...)
 	add("the special range", validate.SpecialRanges()...)
-	slices.SortFunc(c.prefixes, comparePrefix)
+	slices.SortFunc(c.prefixes, validate.ComparePrefix)
 	return c
 }
 
 func (c carveSet) inside(p netip.Prefix) (string, bool) {
 	for _, q := range c.prefixes {
-		if q.Bits() <= p.Bits() && q.Contains(p.Addr()) {
+		if validate.Covers(q, p) {
 			return c.what[q], true
 		}
 	}
@@ -318,11 +318,4 @@ func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-func comparePrefix(a, b netip.Prefix) int {
-	if c := a.Addr().Compare(b.Addr()); c != 0 {
-		return c
-	}
-	return cmp.Compare(a.Bits(), b.Bits())
 }

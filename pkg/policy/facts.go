@@ -6,6 +6,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // ReadNode reads what the desired state needs from the kernel: the VPC
@@ -70,7 +72,7 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 	if err != nil {
 		return n, fmt.Errorf("reading the main table: %w", err)
 	}
-	slices.SortFunc(n.Connected, comparePrefix)
-	slices.SortFunc(n.OnLink, comparePrefix)
+	slices.SortFunc(n.Connected, validate.ComparePrefix)
+	slices.SortFunc(n.OnLink, validate.ComparePrefix)
 	return n, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"go4.org/netipx"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,23 +50,23 @@ type Counter struct{ Packets, Bytes uint64 }
 
 // spec is the firewall part of a desired state, printable and comparable.
 type spec struct {
-	inside []netip.Prefix // sources that are never inbound: VPC and pods
+	inside []netipx.IPRange // sources that are never inbound: VPC and pods
 	groups []groupSet
 	marked []int // ifindexes, see Firewall.marked
 }
 
 type groupSet struct {
 	name     string
-	prefixes []netip.Prefix // disjoint, sorted
+	ranges []netipx.IPRange // disjoint, merged, sorted
 }
 
 func firewallSpec(d Desired) spec {
-	s := spec{inside: disjoint(d.Inside)}
+	s := spec{inside: ranges(d.Inside)}
 	for _, g := range d.Groups {
 		if g.State == "" || len(g.Prefixes) == 0 {
 			continue
 		}
-		s.groups = append(s.groups, groupSet{name: g.Name, prefixes: disjoint(g.Prefixes)})
+		s.groups = append(s.groups, groupSet{name: g.Name, ranges: ranges(g.Prefixes)})
 	}
 	return s
 }
@@ -74,7 +75,7 @@ func (s spec) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "inside=%v marked=%v\n", s.inside, s.marked)
 	for _, g := range s.groups {
-		fmt.Fprintf(&b, "%s %v\n", g.name, g.prefixes)
+		fmt.Fprintf(&b, "%s %v\n", g.name, g.ranges)
 	}
 	return b.String()
 }
@@ -242,7 +243,7 @@ func (f *Firewall) write(s spec) error {
 		if err := c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("nftables: set for group %s: %w", g.name, err)
 		}
-		elems := intervals(g.prefixes)
+		elems := intervals(g.ranges)
 		for len(elems) > 0 {
 			n := min(len(elems), elementsPerMessage)
 			if err := c.SetAddElements(set, elems[:n]); err != nil {
@@ -290,29 +291,26 @@ func ifname(name string) []byte {
 	return append([]byte(name), 0)
 }
 
-// disjoint drops prefixes inside others, so set intervals never overlap.
-func disjoint(ps []netip.Prefix) []netip.Prefix {
-	s := slices.Clone(ps)
-	slices.SortFunc(s, comparePrefix)
-	var out []netip.Prefix
-	for _, p := range s {
-		if n := len(out); n > 0 && out[n-1].Bits() <= p.Bits() && out[n-1].Contains(p.Addr()) {
-			continue
-		}
-		out = append(out, p)
+// ranges is the union of ps as disjoint, merged address ranges, sorted:
+// what an interval set holds.
+func ranges(ps []netip.Prefix) []netipx.IPRange {
+	var b netipx.IPSetBuilder
+	for _, p := range ps {
+		b.AddPrefix(p)
 	}
-	return out
+	set, _ := b.IPSet() // only invalid prefixes err, and Compute makes none
+	return set.Ranges()
 }
 
-// intervals turns prefixes into interval set elements: the first address,
+// intervals turns ranges into interval set elements: the first address,
 // and the address after the last flagged as the end. 255.255.255.255 is
-// never steered, so a prefix that reaches it ends one address early and
+// never steered, so a range that reaches it ends one address early and
 // the end never overflows.
-func intervals(ps []netip.Prefix) []nftables.SetElement {
-	out := make([]nftables.SetElement, 0, 2*len(ps))
-	for _, p := range ps {
-		first := p.Addr().As4()
-		end := lastAddr(p).Next()
+func intervals(rs []netipx.IPRange) []nftables.SetElement {
+	out := make([]nftables.SetElement, 0, 2*len(rs))
+	for _, r := range rs {
+		first := r.From().As4()
+		end := r.To().Next()
 		if !end.IsValid() || end == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 			end = netip.AddrFrom4([4]byte{255, 255, 255, 255})
 		}
@@ -320,12 +318,4 @@ func intervals(ps []netip.Prefix) []nftables.SetElement {
 		out = append(out, nftables.SetElement{Key: first[:]}, nftables.SetElement{Key: e[:], IntervalEnd: true})
 	}
 	return out
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	v := binary.BigEndian.Uint32(a[:]) | (uint32(1)<<(32-p.Bits()) - 1)
-	var b [4]byte
-	binary.BigEndian.PutUint32(b[:], v)
-	return netip.AddrFrom4(b)
 }

@@ -96,160 +96,46 @@ type Applied struct {
 	ToSwitch time.Duration
 }
 
-// Apply makes the kernel's steering match d. A change is made in the
-// inactive table until it holds the whole new state; a rule for it is
-// added behind the active one at the same priority; then deleting the
-// active rule — one netlink message — switches every lookup to the
-// complete new table at once. Last, the old table is brought to the same
-// state: it stays a copy of the active one, so that the next change writes
-// only what changes (one prefix more is one route, not the whole table).
-// At no instant does a steered destination miss both tables and fall
-// through to main.
-func (k *Kernel) Apply(d Desired) (_ Applied, err error) {
+// Apply makes the kernel's steering match d: it reads what the kernel
+// holds (or trusts its memory of what it last wrote), plans the steps
+// (plan, which says why the order is safe) and performs them. An error
+// after the switch still reports the switch.
+func (k *Kernel) Apply(d Desired) (Applied, error) {
 	start := time.Now()
 	want, nhs, err := k.wanted(d)
 	if err != nil {
 		return Applied{}, err
-	}
-	rules, err := k.steeringRules()
-	if err != nil {
-		return Applied{}, err
-	}
-	active := 0
-	if len(rules) > 0 {
-		// After a crash between adding the new rule and deleting the old
-		// one, the first rule listed still answers first: it is active.
-		active = rules[0].Table
 	}
 	k.mu.Lock()
 	known := k.known
 	trusted := known != nil && time.Since(k.verified) < k.FullCheck
 	generation := k.invalidated
 	k.mu.Unlock()
-	// The steady state: what was last written is wanted still, the rule
-	// is in place and nothing invalidated the tables.
-	if trusted && len(rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) {
-		return Applied{Table: active, Routes: len(want)}, k.ensureMarkRule()
-	}
-	have := map[int][]kroute{}
-	dumped := !trusted
-	for _, t := range k.Opts.Tables {
-		if trusted {
-			have[t] = known.routes
-			continue
-		}
-		if have[t], err = k.batch.dumpRoutes(t); err != nil {
-			return Applied{}, err
-		}
-	}
-	defer func() {
-		k.mu.Lock()
-		defer k.mu.Unlock()
-		k.known = nil
-		// An Invalidate while this Apply ran: what it wrote may be gone
-		// already, so the next Apply dumps.
-		if err == nil && k.invalidated == generation {
-			k.known = &written{routes: want, nhs: nhs}
-			if dumped {
-				k.verified = time.Now()
-			}
-		}
-	}()
-
-	// A group whose gateway changed moves every route of it at once.
-	current, err := k.batch.listNexthops(k.Opts.Protocol)
+	held, dumped, err := k.read(known, trusted, want, nhs)
 	if err != nil {
 		return Applied{}, err
 	}
-	var changed []nexthop
-	moved := 0
-	for _, nh := range nhs {
-		cur, ok := current[nh.id]
-		if ok && cur.gateway == nh.gateway && cur.link == nh.link {
-			continue
-		}
-		if ok {
-			moved++
-		}
-		changed = append(changed, nh)
-	}
-	if err := k.batch.replaceNexthops(changed, k.Opts.Protocol); err != nil {
-		return Applied{}, fmt.Errorf("writing nexthops: %w", err)
-	}
-	movedAt := time.Now()
-	// Deleting a nexthop deletes the routes that use it: only once no
-	// table holds them.
-	deleteStale := func() error {
-		var ids []uint32
-		for id := range current {
-			if !slices.ContainsFunc(nhs, func(nh nexthop) bool { return nh.id == id }) {
-				ids = append(ids, id)
-			}
-		}
-		if err := k.batch.deleteNexthops(ids); err != nil {
-			return fmt.Errorf("deleting unused nexthops: %w", err)
-		}
-		return nil
-	}
-
-	target := k.other(active)
-	if active != 0 && len(rules) == 1 && slices.Equal(have[active], want) {
-		a := Applied{Table: active, Routes: len(want), Moved: moved}
-		if moved > 0 {
-			a.ToSwitch = movedAt.Sub(start)
-		}
-		if err := k.sync(target, have[target], want); err != nil {
-			return a, err
-		}
-		if err := deleteStale(); err != nil {
-			return a, err
-		}
-		return a, k.ensureMarkRule()
-	}
-
-	// Only what is new or different goes in before the switch. Routes
-	// that go are deleted after it, each delete atomic: a destination
-	// leaving the steering keeps its old path a few milliseconds longer,
-	// never shorter, and a failover to other destinations does not wait
-	// for the old ones to be deleted.
-	c := diff(have[target], want)
-	if err := k.delete(target, c.clear); err != nil {
-		return Applied{}, err
-	}
-	if err := k.write(target, c.write); err != nil {
-		return Applied{}, err
-	}
-	if err := k.NL.RuleAdd(k.rule(target)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return Applied{}, fmt.Errorf("adding the rule for table %d: %w", target, err)
-	}
-	// The switch.
-	switched := time.Now()
-	for _, r := range rules {
-		if r.Table == target {
-			continue
-		}
-		if err := k.NL.RuleDel(k.rule(r.Table)); err != nil && !isGone(err) {
-			return Applied{}, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err)
+	p := plan(held, want, nhs, k.Opts.Tables)
+	done, toSwitch, err := k.execute(p, start)
+	k.mu.Lock()
+	k.known = nil
+	// An Invalidate while this Apply ran: what it wrote may be gone
+	// already, so the next Apply dumps.
+	if err == nil && k.invalidated == generation {
+		k.known = &written{routes: want, nhs: nhs}
+		if dumped {
+			k.verified = time.Now()
 		}
 	}
-	if k.afterSwitch != nil {
-		k.afterSwitch()
+	k.mu.Unlock()
+	switched := p.Switch >= 0 && done > p.Switch
+	a := Applied{Routes: p.Routes, Table: p.Table}
+	if switched {
+		a.Swapped, a.Moved, a.ToSwitch = p.Swapped, p.Moved, toSwitch
+	} else if len(held.Rules) > 0 {
+		a.Table = held.Rules[0]
 	}
-	a := Applied{Swapped: true, Table: target, Routes: len(want), Moved: moved, ToSwitch: switched.Sub(start)}
-	if err := k.delete(target, c.del); err != nil {
-		return a, err
-	}
-	for _, t := range k.Opts.Tables {
-		if t != target {
-			if err := k.sync(t, have[t], want); err != nil {
-				return a, err
-			}
-		}
-	}
-	if err := deleteStale(); err != nil {
-		return a, err
-	}
-	return a, k.ensureMarkRule()
+	return a, err
 }
 
 // wanted is d as the routes of a table (sorted) and the groups' nexthops.
@@ -264,19 +150,6 @@ func (k *Kernel) wanted(d Desired) ([]kroute, []nexthop, error) {
 	}
 	want, nhs := wanted(d, link, uint8(k.Opts.Protocol))
 	return want, nhs, nil
-}
-
-// sync makes table, which holds have, hold want. It is never the active
-// table.
-func (k *Kernel) sync(table int, have, want []kroute) error {
-	c := diff(have, want)
-	if err := k.delete(table, c.clear); err != nil {
-		return err
-	}
-	if err := k.write(table, c.write); err != nil {
-		return err
-	}
-	return k.delete(table, c.del)
 }
 
 // write adds rs to table, each replacing a route of the same destination
@@ -360,22 +233,6 @@ func (k *Kernel) markRule() *netlink.Rule {
 	mask := k.Opts.Mark
 	r.Mask = &mask
 	return r
-}
-
-func (k *Kernel) ensureMarkRule() error {
-	rules, err := k.NL.RuleList(unix.AF_INET)
-	if err != nil {
-		return fmt.Errorf("listing rules: %w", err)
-	}
-	for _, r := range rules {
-		if r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark {
-			return nil
-		}
-	}
-	if err := k.NL.RuleAdd(k.markRule()); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("adding the mark rule: %w", err)
-	}
-	return nil
 }
 
 // steeringRules lists our steering rules in the kernel's order.

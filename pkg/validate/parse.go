@@ -78,7 +78,7 @@ func SpecialRanges() []netip.Prefix {
 // insideSpecial names the special range p lies in, if any.
 func insideSpecial(p netip.Prefix) (string, bool) {
 	for _, s := range special {
-		if s.prefix.Bits() <= p.Bits() && s.prefix.Contains(p.Addr()) {
+		if Covers(s.prefix, p) {
 			return s.name, true
 		}
 	}
@@ -89,7 +89,7 @@ func insideSpecial(p netip.Prefix) (string, bool) {
 func containedSpecial(p netip.Prefix) []string {
 	var out []string
 	for _, s := range special {
-		if p.Bits() < s.prefix.Bits() && p.Contains(s.prefix.Addr()) {
+		if p.Bits() < s.prefix.Bits() && Covers(p, s.prefix) {
 			out = append(out, s.name)
 		}
 	}

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sort"
 	"strings"
 
+	"go4.org/netipx"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -168,7 +168,7 @@ func checkGatewayInVPC(path *field.Path, cfg Config, gw netip.Addr) (errs field.
 		if vpc.Bits() < 31 {
 			if gw == vpc.Addr() {
 				errs = append(errs, field.Invalid(path, gw.String(), fmt.Sprintf("is the network address of the VPC CIDR %s: give the gateway's own address", vpc)))
-			} else if gw == lastAddr(vpc) {
+			} else if gw == netipx.PrefixLastIP(vpc) {
 				errs = append(errs, field.Invalid(path, gw.String(), fmt.Sprintf("is the broadcast address of the VPC CIDR %s: give the gateway's own address", vpc)))
 			}
 		}
@@ -181,13 +181,7 @@ func checkGatewayInVPC(path *field.Path, cfg Config, gw netip.Addr) (errs field.
 // checkInsideRoute finds duplicates and destinations that contain others.
 func checkInsideRoute(dests []destination) (errs field.ErrorList) {
 	sorted := slices.Clone(dests)
-	sort.SliceStable(sorted, func(i, j int) bool {
-		a, b := sorted[i].prefix, sorted[j].prefix
-		if c := a.Addr().Compare(b.Addr()); c != 0 {
-			return c < 0
-		}
-		return a.Bits() < b.Bits()
-	})
+	slices.SortStableFunc(sorted, func(a, b destination) int { return ComparePrefix(a.prefix, b.prefix) })
 	// Prefixes nest or are disjoint: a stack of the open ones finds, for
 	// each prefix, the closest one before it that contains it.
 	var open []destination
@@ -216,10 +210,10 @@ func checkClusterRanges(cfg Config, dests []destination) (errs field.ErrorList, 
 		var contained []string
 		for _, r := range ranges {
 			switch {
-			case r.Prefix.Bits() <= d.prefix.Bits() && r.Prefix.Contains(d.prefix.Addr()):
+			case Covers(r.Prefix, d.prefix):
 				errs = append(errs, field.Invalid(d.path, d.raw, fmt.Sprintf(
 					"lies inside %s: cluster traffic never leaves via a gateway; route only addresses outside the cluster", r.What)))
-			case d.prefix.Bits() < r.Prefix.Bits() && d.prefix.Contains(r.Prefix.Addr()):
+			case d.prefix.Bits() < r.Prefix.Bits() && Covers(d.prefix, r.Prefix):
 				contained = append(contained, r.What)
 			}
 		}
@@ -297,7 +291,7 @@ func warnDropped(others *Index, sr *v1.StaticRoute, dests []destination) []strin
 	for _, p := range active.Destinations {
 		covered := false
 		for _, d := range dests {
-			if d.prefix.Bits() <= p.Bits() && d.prefix.Contains(p.Addr()) {
+			if Covers(d.prefix, p) {
 				covered = true
 				break
 			}
@@ -317,14 +311,6 @@ func warnDropped(others *Index, sr *v1.StaticRoute, dests []destination) []strin
 	return []string{fmt.Sprintf(
 		"StaticRoute %q becomes the active member of group %q and does not route %s, which its active member %q routes now: that traffic will leave by the nodes' own default route",
 		sr.Name, sr.EffectiveGroup(), list, active.Name)}
-}
-
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
-	v |= host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func joinPrefixes(ps []netip.Prefix) string {

@@ -1,0 +1,155 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/validate"
+)
+
+// parts are fake reconciler parts that log each call, in order, and fail
+// where told.
+type parts struct {
+	calls   []string
+	fail    map[string]error
+	applied policy.Applied
+	mainVia []netip.Prefix
+	// reported is the error the last report carried.
+	reported error
+}
+
+func (p *parts) call(name string) error {
+	p.calls = append(p.calls, name)
+	return p.fail[name]
+}
+
+func (p *parts) ReadNode(string, []netip.Prefix) (policy.Node, error) {
+	vpc := netip.MustParsePrefix("198.51.100.0/24")
+	return policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}, MainVia: p.mainVia}, p.call("read node")
+}
+
+func (p *parts) Apply(policy.Desired) (policy.Applied, error) {
+	return p.applied, p.call("apply routes")
+}
+
+func (p *parts) RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error) {
+	return nil, p.call("remove legacy routes")
+}
+
+type fakeFirewall struct{ *parts }
+
+func (f fakeFirewall) Apply(policy.Desired) (bool, error) { return true, f.call("apply firewall") }
+func (f fakeFirewall) Counters() (map[string]policy.Counter, error) {
+	return nil, f.call("read counters")
+}
+
+func (p *parts) Plan() ([]int, error) { return []int{2}, p.call("record links") }
+func (p *parts) TurnOn([]int) error   { return p.call("turn on links") }
+
+func (p *parts) Report(_ context.Context, _ *corev1.Node, _ []*v1.StaticRoute, _ policy.Desired, _ policy.Node, _ validate.Config, err error) error {
+	p.reported = err
+	return p.call("report")
+}
+
+func newTestReconciler(t *testing.T, p *parts, withNode bool) *Reconciler {
+	t.Helper()
+	nodes := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	if withNode {
+		if err := nodes.Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := cache.NewStore(cache.MetaNamespaceKeyFunc)
+	if err := routes.Add(&v1.StaticRoute{ObjectMeta: metav1.ObjectMeta{Name: "egress"}, Spec: v1.StaticRouteSpec{Destinations: []string{"192.0.2.0/24"}, Gateway: "198.51.100.4"}}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Reconciler{
+		Cache:  Cache{Node: nodes, Routes: routes, Slices: cache.NewStore(cache.MetaNamespaceKeyFunc)},
+		Kernel: p, Firewall: fakeFirewall{p}, Marks: p, Reporter: p, Metrics: m,
+		Config: Config{NodeName: "node-1", Cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}, AdoptLegacyRoutes: true},
+	}
+}
+
+// What a reconcile does, in which order, when a part fails: nothing is
+// written after a failed step but the report, which always carries the
+// error; the links are recorded before they are changed, and changed only
+// once the firewall that records them is in place; the old operator's
+// routes go only once ours are.
+func TestReconcileOrder(t *testing.T) {
+	boom := errors.New("boom")
+	full := "read node, read counters, apply routes, record links, apply firewall, turn on links, report"
+	tests := map[string]struct {
+		withNode bool
+		mainVia  []netip.Prefix
+		fail     string
+		want     string
+	}{
+		"all goes well":          {withNode: true, want: full},
+		"no Node: nothing":       {withNode: false, want: ""},
+		"reading the node fails": {withNode: true, fail: "read node", want: "read node"},
+		"the routes fail: no firewall, no links, a report": {withNode: true, fail: "apply routes",
+			want: "read node, read counters, apply routes, report"},
+		"the firewall fails: the links stay as they are": {withNode: true, fail: "apply firewall",
+			want: "read node, read counters, apply routes, record links, apply firewall, report"},
+		"the record of the links fails: they stay as they are": {withNode: true, fail: "record links",
+			want: "read node, read counters, apply routes, record links, apply firewall, report"},
+		"turning the links on fails":                        {withNode: true, fail: "turn on links", want: full},
+		"the counters fail: only metrics miss them":         {withNode: true, fail: "read counters", want: full},
+		"the report fails: logged, the reconcile succeeded": {withNode: true, fail: "report", want: full},
+		"old routes in main go after ours are in": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
+			want: "read node, read counters, apply routes, remove legacy routes, record links, apply firewall, turn on links, report"},
+		"old routes stay if ours failed": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, fail: "apply routes",
+			want: "read node, read counters, apply routes, report"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			p := &parts{fail: map[string]error{}, mainVia: tc.mainVia}
+			if tc.fail != "" {
+				p.fail[tc.fail] = boom
+			}
+			r := newTestReconciler(t, p, tc.withNode)
+			err := r.Reconcile(context.Background())
+			if got := strings.Join(p.calls, ", "); got != tc.want {
+				t.Errorf("calls:\n  %s\nwant:\n  %s", got, tc.want)
+			}
+			// Reading the node, the routes, the firewall or the links
+			// failing fails the reconcile (it is retried); the report, the
+			// counters and no Node do not.
+			wantErr := slices.Contains([]string{"read node", "apply routes", "apply firewall", "record links", "turn on links"}, tc.fail)
+			if (err != nil) != wantErr {
+				t.Errorf("Reconcile() = %v, want an error: %t", err, wantErr)
+			}
+			if wantErr && tc.fail != "read node" && !errors.Is(p.reported, boom) {
+				t.Errorf("the report carried %v, want the failure", p.reported)
+			}
+		})
+	}
+}
+
+// A switch is counted even when a step after it failed.
+func TestReconcileCountsASwitchFollowedByAFailure(t *testing.T) {
+	p := &parts{fail: map[string]error{"apply routes": errors.New("deleting unused nexthops: boom")}, applied: policy.Applied{Swapped: true, Table: 52102}}
+	r := newTestReconciler(t, p, true)
+	if err := r.Reconcile(context.Background()); err == nil {
+		t.Fatal("want the error")
+	}
+	if got := testutil.ToFloat64(r.Metrics.Swaps); got != 1 {
+		t.Fatalf("swaps = %v, want 1", got)
+	}
+}
