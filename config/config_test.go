@@ -148,8 +148,8 @@ func TestNodeRouterRunsWithNetAdminOnly(t *testing.T) {
 		t.Errorf("the ClusterRoleBinding binds %s/%s, the DaemonSet runs as %s/%s", s.Namespace, s.Name, ds.Namespace, spec.ServiceAccountName)
 	}
 	sc := spec.Containers[0].SecurityContext
-	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || len(sc.Capabilities.Add) != 1 || sc.Capabilities.Add[0] != "NET_ADMIN" || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
-		t.Errorf("securityContext %+v: want unprivileged, ALL dropped, NET_ADMIN added", sc)
+	if sc == nil || (sc.Privileged != nil && *sc.Privileged) || fmt.Sprint(sc.Capabilities.Add) != "[NET_ADMIN NET_RAW]" || len(sc.Capabilities.Drop) != 1 || sc.Capabilities.Drop[0] != "ALL" {
+		t.Errorf("securityContext %+v: want unprivileged, ALL dropped, NET_ADMIN and NET_RAW added", sc)
 	}
 	env := spec.Containers[0].Env
 	if len(env) == 0 || env[0].Name != "NODE_NAME" || env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" {

@@ -70,6 +70,45 @@ type NodeGroupState struct {
 	Reason string `json:"reason,omitempty"`
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Selection is why ActiveMember carries the group on this node:
+	// Newest; NewerDown (the gateways of newer members are down as this
+	// node's health checks see them); AllDown (every member's is: the
+	// newest carries the group, failing closed).
+	// +optional
+	// +kubebuilder:validation:Enum=Newest;NewerDown;AllDown
+	Selection string `json:"selection,omitempty"`
+	// Gateways are the health of the members' gateways as this node's
+	// probes see them, for members with a health check.
+	// +optional
+	// +listType=map
+	// +listMapKey=member
+	Gateways []NodeGatewayHealth `json:"gateways,omitempty"`
+}
+
+// Gateway health as a node sees it.
+const (
+	GatewayUp   = "Up"
+	GatewayDown = "Down"
+)
+
+// NodeGatewayHealth is one member's gateway as one node's probes see it.
+type NodeGatewayHealth struct {
+	Member  string `json:"member"`
+	Gateway string `json:"gateway"`
+	// Probe is what is probed, e.g. "icmp 192.0.2.7 via 198.51.100.4".
+	// +optional
+	Probe string `json:"probe,omitempty"`
+	// +kubebuilder:validation:Enum=Up;Down
+	Health string `json:"health"`
+	// LastChange is when the health last changed; empty: never, since the
+	// router started.
+	// +optional
+	LastChange *metav1.Time `json:"lastChange,omitempty"`
+	// RTT is the round trip of the last answered probe when this report
+	// was written (it does not trigger a write by itself; the live value
+	// is the metric staticroute_probe_rtt_seconds).
+	// +optional
+	RTT string `json:"rtt,omitempty"`
 }
 
 // NodeClusterRanges compares the configured cluster ranges with what the

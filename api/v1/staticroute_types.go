@@ -24,6 +24,7 @@ const (
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes`,description="nodes applied/selected"
+// +kubebuilder:printcolumn:name="Fallback",type=integer,JSONPath=`.status.nodesOnFallback`,priority=1,description="nodes where an older member carries the group because this one's gateway is down as they see it"
 // +kubebuilder:printcolumn:name="Destinations",type=string,JSONPath=`.spec.destinations`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="(has(oldSelf.spec.group) && size(oldSelf.spec.group) > 0 ? oldSelf.spec.group : oldSelf.metadata.name) == (has(self.spec.group) && size(self.spec.group) > 0 ? self.spec.group : self.metadata.name)",message="spec.group is immutable (empty means the route's own name, and may be set to it): to move destinations to another group, create a new StaticRoute in that group",fieldPath=".spec.group",reason="FieldValueForbidden"
@@ -80,6 +81,93 @@ type StaticRouteSpec struct {
 	//
 	// +optional
 	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
+
+	// HealthCheck makes every node probe this route's gateway, through
+	// it, and fail over by itself: a group's traffic takes its newest
+	// member whose gateway is up as that node sees it (the newest if none
+	// is). Without it the gateway counts as up. It may change in place: it
+	// tunes the probes, it does not move traffic by itself.
+	//
+	// +optional
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+}
+
+// Health check protocols.
+const (
+	ProbeICMP = "ICMP"
+	ProbeTCP  = "TCP"
+)
+
+// Health check defaults and bounds: the CRD's, and pkg/group's for objects
+// that did not come through the API server.
+const (
+	DefaultProbePeriodMilliseconds = 200
+	MinProbePeriodMilliseconds     = 50
+	DefaultProbeThreshold          = 3
+)
+
+// HealthCheck says how nodes probe a gateway.
+//
+// +kubebuilder:validation:XValidation:rule="self.protocol == 'TCP' ? has(self.port) : !has(self.port)",message="port is required with protocol TCP and not allowed with ICMP",fieldPath=".port"
+// +kubebuilder:validation:XValidation:rule="!has(self.timeoutMilliseconds) || self.timeoutMilliseconds <= self.periodMilliseconds",message="timeoutMilliseconds must not exceed periodMilliseconds: a probe is answered or lost before the next one goes",fieldPath=".timeoutMilliseconds"
+type HealthCheck struct {
+	// Target is the IPv4 address probed through this route's gateway.
+	// Empty: the gateway itself, which proves the gateway host is up but
+	// not that it forwards or NATs; an address beyond it proves both.
+	//
+	// +optional
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address, such as 192.0.2.1"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'].exists(r, cidr(r).containsIP(self))",message="must be a unicast address, not in 0.0.0.0/8, loopback, link-local, multicast or broadcast"
+	Target string `json:"target,omitempty"`
+
+	// Protocol is ICMP (echo) or TCP (a connect to port, closed at once).
+	//
+	// +optional
+	// +kubebuilder:default=ICMP
+	// +kubebuilder:validation:Enum=ICMP;TCP
+	Protocol string `json:"protocol,omitempty"`
+
+	// Port is the TCP port to connect to (TCP only).
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// PeriodMilliseconds is the time between two probes.
+	//
+	// +optional
+	// +kubebuilder:default=200
+	// +kubebuilder:validation:Minimum=50
+	// +kubebuilder:validation:Maximum=60000
+	PeriodMilliseconds int32 `json:"periodMilliseconds,omitempty"`
+
+	// TimeoutMilliseconds is how long a probe waits for its answer before
+	// it counts as lost. Empty: the period.
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=60000
+	TimeoutMilliseconds int32 `json:"timeoutMilliseconds,omitempty"`
+
+	// FailureThreshold is how many probes lost in a row take the gateway
+	// down.
+	//
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	FailureThreshold int32 `json:"failureThreshold,omitempty"`
+
+	// SuccessThreshold is how many probes answered in a row bring it up
+	// again.
+	//
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	SuccessThreshold int32 `json:"successThreshold,omitempty"`
 }
 
 // Route states as the summarizer reports them.
@@ -87,6 +175,9 @@ const (
 	StateActive     = "Active"
 	StateStandby    = "Standby"
 	StateConflicted = "Conflicted"
+	// StateFallback: an older member that carries the group on some
+	// nodes, because newer members' gateways are down as they see it.
+	StateFallback = "Fallback"
 )
 
 // StaticRouteStatus is written by the summarizer only, from the nodes'
@@ -95,15 +186,21 @@ type StaticRouteStatus struct {
 	// Group is the effective group (spec.group, or the route's own name).
 	// +optional
 	Group string `json:"group,omitempty"`
-	// State is Active (this member carries the group's traffic), Standby
-	// (a newer member does) or Conflicted (an older group keeps some of its
-	// destinations).
+	// State is Active (this newest member carries the group's traffic),
+	// Standby (a newer member does), Fallback (an older member that
+	// carries it on the nodes that see the newer members' gateways down)
+	// or Conflicted (an older group keeps some of its destinations).
 	// +optional
-	// +kubebuilder:validation:Enum=Active;Standby;Conflicted
+	// +kubebuilder:validation:Enum=Active;Standby;Fallback;Conflicted
 	State string `json:"state,omitempty"`
-	// Nodes is "applied/selected", for the printer column.
+	// Nodes is "applied/selected", for the printer column: for a Fallback
+	// member, the nodes where it carries the group.
 	// +optional
 	Nodes string `json:"nodes,omitempty"`
+	// NodesOnFallback counts the selected nodes where an older member
+	// carries the group because this one's gateway is down as they see it.
+	// +optional
+	NodesOnFallback int32 `json:"nodesOnFallback,omitempty"`
 	// +optional
 	NodesSelected int32 `json:"nodesSelected,omitempty"`
 	// +optional

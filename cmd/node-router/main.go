@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/staticroute/staticroute/internal/health"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
 	"github.com/staticroute/staticroute/pkg/policy"
@@ -41,6 +42,7 @@ type options struct {
 	vpc, pod, service, apiServers, never string
 	podLinks, tables, mark               string
 	priority, markPriority, protocol     int
+	probePriority, probeTableBase        int
 	resync                               time.Duration
 	cleanup, adoptLegacy                 bool
 	metricsAddr, probeAddr, pprofAddr    string
@@ -62,7 +64,9 @@ func main() {
 	flag.StringVar(&o.tables, "tables", fmt.Sprintf("%d,%d", def.Tables[0], def.Tables[1]), "the two steering tables (blue,green)")
 	flag.IntVar(&o.priority, "rule-priority", def.Priority, "priority of the steering rule (after local and Cilium's, before main)")
 	flag.IntVar(&o.markPriority, "mark-rule-priority", def.MarkPriority, "priority of the fwmark rule for replies of inbound connections (before the steering rule)")
-	flag.StringVar(&o.mark, "mark", fmt.Sprintf("%#x", def.Mark), "the one connmark/mark bit this router owns")
+	flag.StringVar(&o.mark, "mark", fmt.Sprintf("%#x", def.Mark), "the one connmark/mark bit this router owns; health-check probes carry it with a slot number in the six bits below it")
+	flag.IntVar(&o.probePriority, "probe-rule-priority", def.ProbePriority, "priority of the rules that send health-check probes to their gateway (before --mark-rule-priority)")
+	flag.IntVar(&o.probeTableBase, "probe-table-base", def.ProbeTableBase, "health-check probes of slot n (1..63) look up table base+n")
 	flag.IntVar(&o.protocol, "route-protocol", def.Protocol, "route protocol number tagging our routes")
 	flag.DurationVar(&o.resync, "resync", time.Second, "full reconcile period: drift (a deleted rule, a flushed table) is repaired within it")
 	flag.BoolVar(&o.cleanup, "cleanup", false, "remove every rule, route and nftables table of ours, and exit")
@@ -124,6 +128,17 @@ func policyOptions(o options) (policy.Options, error) {
 		errs = append(errs, fmt.Errorf("--mark: %q is not a single bit such as 0x40", o.mark))
 	}
 	p.Mark = uint32(mark)
+	if mark&policy.MaxProbes != 0 {
+		errs = append(errs, fmt.Errorf("--mark: %q leaves no room below it for the probes' slot number: pick a bit of 0x40 or above", o.mark))
+	}
+	if o.probePriority >= o.markPriority || o.probePriority <= 0 {
+		errs = append(errs, fmt.Errorf("--probe-rule-priority (%d) must come before --mark-rule-priority (%d)", o.probePriority, o.markPriority))
+	}
+	if b := o.probeTableBase; b <= 0 || b+policy.MaxProbes > 1<<31-1 || b < 256 && b+policy.MaxProbes >= 253 ||
+		p.Tables[0] > b && p.Tables[0] <= b+policy.MaxProbes || p.Tables[1] > b && p.Tables[1] <= b+policy.MaxProbes {
+		errs = append(errs, fmt.Errorf("--probe-table-base %d: tables %d..%d must be free (not main, local, default or --tables)", b, b+1, b+policy.MaxProbes))
+	}
+	p.ProbePriority, p.ProbeTableBase = o.probePriority, o.probeTableBase
 	if o.markPriority >= o.priority {
 		errs = append(errs, fmt.Errorf("--mark-rule-priority (%d) must come before --rule-priority (%d)", o.markPriority, o.priority))
 	}
@@ -224,9 +239,16 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// for the API server.
 	writer := router.NewLatestWriter(kc, log.WithName("report"))
 	events := kube.NewEvents(kc, "staticroute-node-router", "staticroute-node-router-"+cfg.NodeName, log.WithName("events"))
+	// Health checks run in the node and need no API server: a gateway
+	// going down pokes a reconcile, which switches its groups.
+	healthMetrics, err := health.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: poke, Log: log.WithName("health"), Metrics: healthMetrics}
 	r := &router.Reconciler{
 		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
-		Reporter: &router.Reporter{Writer: writer, Events: events},
+		Reporter: &router.Reporter{Writer: writer, Events: events}, Health: monitor,
 	}
 
 	var synced atomic.Bool
@@ -249,7 +271,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// Any link change, or a route change in our tables, may have taken
 	// routes of ours away: compare with the kernel at the next apply.
 	go watchKernel(ctx, log, func(table int) {
-		if router.Invalidates(table, popts.Tables) {
+		if router.Invalidates(table, popts) {
 			kernel.Invalidate()
 		}
 		poke()

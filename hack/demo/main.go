@@ -141,7 +141,7 @@ func (d *demo) run(n int, hold bool, sig chan os.Signal) {
 	d.w = netlab.NewWorldN(r, n)
 	d.names = framework.StartRouters(r, d.cp, d.w, flags...).Names
 	for i, name := range d.names {
-		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
+		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN and CAP_NET_RAW", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
 	}
 	d.show("Before any StaticRoute, each node reaches the destination with its own public address:", "")
 
@@ -222,7 +222,71 @@ spec:
 	d.plugin("failover", "primary", "--gateway", netlab.GwBVPC, "--name", "secondary")
 	d.waitAll(netlab.GwBPublic)
 
-	d.step(7, "What the cluster says")
+	d.step(7, "Gateways that fail over by themselves: both members get a health check; gateway B dies")
+	primaryChecked := d.checked(primary, netlab.EchoAddr)
+	secondaryFile := d.file("secondary-checked.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: secondary
+spec:
+  group: primary
+  destinations:
+    - %q
+  gateway: %q
+  healthCheck:
+    target: %q   # probed through this member's gateway: proves its NAT too
+`, netlab.EchoAddr, netlab.GwBVPC, netlab.EchoAddr))
+	d.kubectl(nil, "apply", "-f", primaryChecked)
+	d.kubectl(nil, "apply", "--server-side", "-f", secondaryFile) // the plugin created it
+	say("Every node now probes %s through each gateway, every 200 ms; 3 lost in a row is down.", netlab.EchoAddr)
+	time.Sleep(time.Second)
+	probers = probers[:0]
+	for _, ns := range d.w.Nodes {
+		probers = append(probers, netlab.StartProber(r, ns, time.Millisecond))
+	}
+	probers = append(probers, netlab.StartProber(r, d.w.Pod, time.Millisecond))
+	time.Sleep(500 * time.Millisecond)
+	say("$ ip link set vpc down   (on gateway B: its host is gone)")
+	failed := time.Now()
+	d.w.GwB.IP(r, "link", "set", "vpc", "down")
+	last = 0
+	deadline = time.Now().Add(10 * time.Second)
+	for i, p := range probers {
+		for {
+			if t, ok := p.FirstAfter(netlab.GwAPublic, failed); ok {
+				last = max(last, t.Sub(failed))
+				break
+			}
+			if time.Now().After(deadline) {
+				r.Fatalf("prober %d never reached the destination via gateway A after B died", i)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	say("gateway B dies → the last node fails over by itself (no kubectl, no API server involved): %s", last.Round(time.Millisecond))
+	time.Sleep(1500 * time.Millisecond) // the node states and the summary catch up
+	d.plugin("status", "primary")
+	say("$ ip link set vpc up   (gateway B is back)")
+	d.w.GwB.IP(r, "link", "set", "vpc", "up")
+	d.waitAll(netlab.GwBPublic)
+	sent, leaked, lost = 0, 0, 0
+	for i, p := range probers {
+		s, by, l := p.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		own := netlab.NodePublic
+		if i < n {
+			own = netlab.NodePublicAddr(i)
+		}
+		leaked += by[own]
+	}
+	say("every node failed back after 3 answered probes; probes sent %d; leaked via a node's own address: %d; lost (while B was dying, undetected): %d", sent, leaked, lost)
+	if leaked != 0 {
+		r.Errorf("%d probes leaked", leaked)
+	}
+	d.show("Every node, and the pod, reaches the destination as gateway B again:", netlab.GwBPublic)
+
+	d.step(8, "What the cluster says")
 	time.Sleep(1500 * time.Millisecond) // the summarizer writes at most once a second per route
 	d.kubectl(nil, "get", "sr", "-o", "wide")
 	d.kubectl(nil, "get", "staticroutenodestates")
@@ -235,6 +299,16 @@ spec:
 		fmt.Println("Press Ctrl-C to tear everything down.")
 		<-sig
 	}
+}
+
+// checked writes file's route again with a health check probing target.
+func (d *demo) checked(file, target string) string {
+	body, err := os.ReadFile(file)
+	if err != nil {
+		d.r.Fatal(err)
+	}
+	name := strings.TrimSuffix(filepath.Base(file), ".yaml") + "-checked.yaml"
+	return d.file(name, string(body)+fmt.Sprintf("  healthCheck:\n    target: %q\n", target))
 }
 
 // route writes a StaticRoute file the way the tutorial's are written.

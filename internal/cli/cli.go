@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 // CLI runs the plugin's commands against one cluster.
@@ -133,9 +134,9 @@ func (c *CLI) wait(ctx context.Context, sr *v1.StaticRoute, group, member string
 	return nil
 }
 
-// Status prints the members of group (all groups if empty) and what each
+// Status prints the members of the group only (all groups if empty) and what each
 // node routes for it.
-func (c *CLI) Status(ctx context.Context, group string) error {
+func (c *CLI) Status(ctx context.Context, only string) error {
 	var routes v1.StaticRouteList
 	if err := c.Client.List(ctx, &routes); err != nil {
 		return explain(err, "listing StaticRoutes")
@@ -146,13 +147,13 @@ func (c *CLI) Status(ctx context.Context, group string) error {
 	}
 	var groups []string
 	for _, r := range routes.Items {
-		if g := r.EffectiveGroup(); (group == "" || g == group) && !slices.Contains(groups, g) {
+		if g := r.EffectiveGroup(); (only == "" || g == only) && !slices.Contains(groups, g) {
 			groups = append(groups, g)
 		}
 	}
 	if len(groups) == 0 {
-		if group != "" {
-			return noGroup(group)
+		if only != "" {
+			return noGroup(only)
 		}
 		fmt.Fprintln(c.Out, "no StaticRoutes")
 		return nil
@@ -161,24 +162,55 @@ func (c *CLI) Status(ctx context.Context, group string) error {
 	for _, g := range groups {
 		ms := members(routes.Items, g)
 		fmt.Fprintf(w, "GROUP %s\n", g)
-		fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES")
+		fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES\tON FALLBACK\tHEALTH CHECK")
 		for i, m := range ms {
-			role := "Standby"
-			if i == len(ms)-1 {
-				role = "Active"
+			role := m.Status.State
+			if role == "" {
+				role = "Standby"
+				if i == len(ms)-1 {
+					role = "Active"
+				}
 			}
 			nodes := m.Status.Nodes
 			if nodes == "" {
 				nodes = "-"
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), role, nodes)
+			check := "-"
+			if p, ok := group.ProbeOf(m); ok {
+				check = p.String()
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), role, nodes, m.Status.NodesOnFallback, check)
 		}
-		fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tMESSAGE")
+		// The members' table and the nodes' are aligned apart.
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tWHY\tGATEWAYS AS THE NODE SEES THEM\tMESSAGE")
 		for _, s := range states.Items {
 			for _, gs := range s.Status.Groups {
-				if gs.Group == g {
-					fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\n", s.Name, gs.ActiveMember, gs.Gateway, gs.State, gs.Message)
+				if gs.Group != g {
+					continue
 				}
+				why := gs.Selection
+				if why == "" {
+					why = "Newest"
+				}
+				health := make([]string, 0, len(gs.Gateways))
+				for _, h := range gs.Gateways {
+					e := fmt.Sprintf("%s %s", h.Gateway, h.Health)
+					if h.RTT != "" && h.Health == v1.GatewayUp {
+						e += " rtt " + h.RTT
+					}
+					if h.LastChange != nil {
+						e += " since " + h.LastChange.UTC().Format(time.RFC3339)
+					}
+					health = append(health, e)
+				}
+				seen := "-"
+				if len(health) > 0 {
+					seen = strings.Join(health, "; ")
+				}
+				fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, gs.ActiveMember, gs.Gateway, gs.State, why, seen, gs.Message)
 			}
 		}
 	}

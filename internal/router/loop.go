@@ -49,10 +49,12 @@ func Loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 
 // Invalidates says whether a kernel event for table means the kernel may
 // no longer hold what the applier last wrote, so that the next apply must
-// read it again: a route of one of our tables changed, or a link changed
-// or events were lost (policy.Lost). A rule change (policy.RuleChanged)
-// or a route of another table only needs a reconcile: apply lists the
-// rules every time, and reads the main table every time.
-func Invalidates(table int, ours [2]int) bool {
-	return table == policy.Lost || table == ours[0] || table == ours[1]
+// read it again: a route of one of our tables (the steering tables or a
+// probe slot's) changed, or a link changed or events were lost
+// (policy.Lost). A rule change (policy.RuleChanged) or a route of another
+// table only needs a reconcile: apply lists the rules every time, and
+// reads the main table every time.
+func Invalidates(table int, o policy.Options) bool {
+	slot := table - o.ProbeTableBase
+	return table == policy.Lost || table == o.Tables[0] || table == o.Tables[1] || slot >= 1 && slot <= policy.MaxProbes
 }

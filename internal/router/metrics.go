@@ -11,12 +11,15 @@ import (
 
 // Metrics are the router's Prometheus metrics.
 type Metrics struct {
-	Duration    prometheus.Histogram
-	Errors      prometheus.Counter
-	Swaps       prometheus.Counter
-	Moves       prometheus.Counter
-	LastSuccess prometheus.Gauge
-	traffic     *traffic
+	Duration prometheus.Histogram
+	Errors   prometheus.Counter
+	Swaps    prometheus.Counter
+	Moves    prometheus.Counter
+	// AutoSwitches counts groups whose active member changed because a
+	// gateway went down or came back, as this node's health checks see it.
+	AutoSwitches prometheus.Counter
+	LastSuccess  prometheus.Gauge
+	traffic      *traffic
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -26,13 +29,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "staticroute_reconcile_duration_seconds", Help: "Time of one reconcile of the node.",
 			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16),
 		}),
-		Errors:      prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_reconcile_errors_total", Help: "Reconciles that failed."}),
-		Swaps:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
-		Moves:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
-		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
-		traffic:     newTraffic(),
+		Errors:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_reconcile_errors_total", Help: "Reconciles that failed."}),
+		Swaps:        prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
+		Moves:        prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
+		AutoSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_automatic_switches_total", Help: "Groups switched to another member by health checks (failover or failback)."}),
+		LastSuccess:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
+		traffic:      newTraffic(),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.LastSuccess, m.traffic} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.AutoSwitches, m.LastSuccess, m.traffic} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

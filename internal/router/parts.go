@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -38,7 +39,15 @@ type Marks interface {
 
 // NodeReporter reports what the router did: *Reporter.
 type NodeReporter interface {
-	Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error
+	Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) error
+}
+
+// Health is the node's health checks: what is down now, every path's
+// health for reports, and which probes to run: *health.Monitor.
+type Health interface {
+	Down() map[group.Path]bool
+	Health() map[group.Path]group.Health
+	Set(ctx context.Context, probes []policy.Probe)
 }
 
 var (

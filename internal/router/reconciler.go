@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -51,11 +52,16 @@ type Reconciler struct {
 	Config   Config
 	Metrics  *Metrics
 	Reporter NodeReporter
+	// Health runs the health checks; nil: none (every gateway is up).
+	Health Health
 
 	// The last input's key and its desired state: a resync with nothing
 	// changed need not compute 10,000 prefixes again.
 	lastKey     [sha256.Size]byte
 	lastDesired *policy.Desired
+	// applied is each group as last applied: a change of its active
+	// member that health made is an automatic failover or failback.
+	applied map[string]policy.Group
 }
 
 // compute is policy.Compute, skipped when the input is the last one.
@@ -78,7 +84,12 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 	for _, sr := range in.Routes {
 		fmt.Fprintf(h, "%s %s %d %t\n", sr.Name, sr.UID, sr.Generation, sr.DeletionTimestamp != nil)
 	}
-	fmt.Fprintf(h, "%+v\n%+v\n%v\n", in.Node, in.Cluster, in.NeverRoute)
+	down := make([]string, 0, len(in.Down))
+	for p := range in.Down {
+		down = append(down, p.String())
+	}
+	slices.Sort(down)
+	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, down)
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
@@ -115,6 +126,10 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	facts.Labels = node.Labels
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
+	var health map[group.Path]group.Health
+	if r.Health != nil {
+		in.Down, health = r.Health.Down(), r.Health.Health()
+	}
 	d := r.compute(in)
 
 	packets, err := r.Firewall.Counters()
@@ -127,6 +142,12 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
 		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "groups", len(d.Groups))
+	}
+	if applyErr == nil {
+		r.noteAutomatic(ctx, d)
+		if r.Health != nil {
+			r.Health.Set(ctx, d.Probes)
+		}
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
@@ -159,7 +180,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		}
 		fwErr = firstErr(fwErr, markErr)
 	}
-	if err := r.Reporter.Report(ctx, node, routes, d, facts, cluster, firstErr(applyErr, fwErr)); err != nil {
+	if err := r.Reporter.Report(ctx, node, routes, d, facts, cluster, health, firstErr(applyErr, fwErr)); err != nil {
 		log.Error(err, "writing the node state")
 	}
 	if err := firstErr(applyErr, fwErr); err != nil {
@@ -167,6 +188,28 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	r.Metrics.LastSuccess.SetToCurrentTime()
 	return nil
+}
+
+// noteAutomatic logs and counts the groups whose active member health
+// changed: a switch to an older member because newer ones' gateways went
+// down, or back.
+func (r *Reconciler) noteAutomatic(ctx context.Context, d policy.Desired) {
+	log := logr.FromContextOrDiscard(ctx)
+	next := make(map[string]policy.Group, len(d.Groups))
+	for _, g := range d.Groups {
+		next[g.Name] = g
+		prev, ok := r.applied[g.Name]
+		if !ok || prev.Active == g.Active || prev.Selection == g.Selection && g.Selection == policy.Newest {
+			continue
+		}
+		what := "failed over automatically"
+		if g.Selection == policy.Newest {
+			what = "failed back automatically"
+		}
+		r.Metrics.AutoSwitches.Inc()
+		log.Info(what, "group", g.Name, "from", prev.Active, "to", g.Active, "gateway", g.Gateway.String(), "selection", string(g.Selection))
+	}
+	r.applied = next
 }
 
 // listed is every object of type T in s.

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -58,7 +59,7 @@ func (f fakeFirewall) Counters() (map[string]policy.Counter, error) {
 func (p *parts) Plan() ([]int, error) { return []int{2}, p.call("record links") }
 func (p *parts) TurnOn([]int) error   { return p.call("turn on links") }
 
-func (p *parts) Report(_ context.Context, _ *corev1.Node, _ []*v1.StaticRoute, _ policy.Desired, _ policy.Node, _ validate.Config, err error) error {
+func (p *parts) Report(_ context.Context, _ *corev1.Node, _ []*v1.StaticRoute, _ policy.Desired, _ policy.Node, _ validate.Config, _ map[group.Path]group.Health, err error) error {
 	p.reported = err
 	return p.call("report")
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -15,6 +16,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/internal/kube"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -46,8 +48,8 @@ type Reporter struct {
 
 // Report writes what the router did for node; routes are the StaticRoutes
 // sorted by name, for events.
-func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) error {
-	status := nodeStatus(d, facts, cluster, applyErr)
+func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) error {
+	status := nodeStatus(d, facts, cluster, health, applyErr)
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
 	}
@@ -126,13 +128,14 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 
 // nodeStatus is the report for one desired state. It holds no timestamps
 // that change on every reconcile, so an unchanged node writes nothing.
-func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, applyErr error) v1.StaticRouteNodeStateStatus {
+func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) v1.StaticRouteNodeStateStatus {
 	var s v1.StaticRouteNodeStateStatus
 	for _, g := range d.Groups {
-		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason}
+		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason, Selection: string(g.Selection)}
 		if g.Gateway.IsValid() {
 			gs.Gateway = g.Gateway.String()
 		}
+		gs.Gateways = gatewayHealth(g.Members, health)
 		for _, p := range g.Prefixes {
 			gs.Prefixes = append(gs.Prefixes, p.String())
 		}
@@ -169,6 +172,31 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, ap
 	return s
 }
 
+// gatewayHealth is the health of the checked members' gateways.
+func gatewayHealth(ms []policy.Member, health map[group.Path]group.Health) []v1.NodeGatewayHealth {
+	var out []v1.NodeGatewayHealth
+	for _, m := range ms {
+		if !m.Checked {
+			continue
+		}
+		gh := v1.NodeGatewayHealth{Member: m.Name, Gateway: m.Gateway.String(), Probe: m.Probe.Path.String(), Health: v1.GatewayUp}
+		if m.Down {
+			gh.Health = v1.GatewayDown
+		}
+		if h, ok := health[m.Probe.Path]; ok {
+			if !h.Since.IsZero() {
+				t := metav1.NewTime(h.Since)
+				gh.LastChange = &t
+			}
+			if h.RTT > 0 {
+				gh.RTT = h.RTT.Round(time.Microsecond).String()
+			}
+		}
+		out = append(out, gh)
+	}
+	return out
+}
+
 // externalAgents reports main-table routes via a gateway to addresses we
 // steer: left over by the old operator (delete them), or written by another
 // agent (the DOKS routing agent) that also steers them. Routes inside a
@@ -196,11 +224,19 @@ func externalAgents(d policy.Desired, facts policy.Node) metav1.Condition {
 		Message: "the main table also routes " + strings.Join(clash, ", ") + " via a gateway (the old k8s-staticroute-operator's routes, or another agent's): ours take precedence by rule; delete those routes or stop that agent"}
 }
 
-// withoutTimes is a report with its conditions' times cleared, to compare.
+// withoutTimes is a report with its conditions' times and its probes'
+// round trips cleared, to compare: neither is worth a write by itself.
 func withoutTimes(s v1.StaticRouteNodeStateStatus) v1.StaticRouteNodeStateStatus {
 	s.Conditions = slices.Clone(s.Conditions)
 	for i := range s.Conditions {
 		s.Conditions[i].LastTransitionTime = metav1.Time{}
+	}
+	s.Groups = slices.Clone(s.Groups)
+	for i := range s.Groups {
+		s.Groups[i].Gateways = slices.Clone(s.Groups[i].Gateways)
+		for j := range s.Groups[i].Gateways {
+			s.Groups[i].Gateways[j].RTT = ""
+		}
 	}
 	return s
 }

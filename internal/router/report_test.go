@@ -95,7 +95,7 @@ func TestNodeStatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, tc.applyErr))
+			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, nil, tc.applyErr))
 		})
 	}
 }

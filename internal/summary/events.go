@@ -35,6 +35,12 @@ func transition(old, new v1.StaticRouteStatus) *event {
 		return s.State == v1.StateActive && s.NodesSelected > 0 && s.NodesFailed == 0
 	}
 	switch {
+	case new.State == v1.StateActive && old.NodesOnFallback == 0 && new.NodesOnFallback > 0:
+		return &event{kind: corev1.EventTypeWarning, reason: "AutomaticFailover", note: fmt.Sprintf(
+			"group %s: %d of %d nodes see this member's gateway down and carry the group on an older member", new.Group, new.NodesOnFallback, new.NodesSelected)}
+	case new.State == v1.StateActive && old.NodesOnFallback > 0 && new.NodesOnFallback == 0 && old.State == v1.StateActive:
+		return &event{kind: corev1.EventTypeNormal, reason: "AutomaticFailback", note: fmt.Sprintf(
+			"group %s: every node sees this member's gateway up again and carries the group on it", new.Group)}
 	case old.State == new.State && complete(old) == complete(new):
 		return nil
 	case new.State == v1.StateActive && !complete(new) && !complete(old):

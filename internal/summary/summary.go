@@ -28,40 +28,66 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 		}
 	}
 	var active *v1.StaticRoute
-	if i := group.Active(members, group.KeyOf); i >= 0 {
+	if i := group.Active(members, group.KeyOf, nil); i >= 0 {
 		active = members[i]
 	}
+	reachable := gatewayReachable(sr.Name, groupName, states)
 	if active == nil || active.Name != sr.Name {
-		st.State = v1.StateStandby
 		by := ""
 		if active != nil {
 			by = active.Name
 		}
-		st.Nodes = "-"
-		st.Conditions = []metav1.Condition{{
-			Type: "Active", Status: metav1.ConditionFalse, Reason: "Standby",
-			Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
-		}}
+		carrying, selected := int32(0), int32(0)
+		for _, ns := range states {
+			if g, ok := groupState(ns, groupName); ok {
+				selected++
+				if g.ActiveMember == sr.Name {
+					carrying++
+				}
+			}
+		}
+		if carrying > 0 {
+			st.State, st.NodesSelected, st.NodesApplied = v1.StateFallback, selected, carrying
+			st.Nodes = fmt.Sprintf("%d/%d", carrying, selected)
+			st.Conditions = []metav1.Condition{{
+				Type: "Active", Status: metav1.ConditionTrue, Reason: "Fallback",
+				Message: fmt.Sprintf("carries group %s on %d of %d nodes, which see the gateways of newer members (%s) down", groupName, carrying, selected, by),
+			}}
+		} else {
+			st.State, st.Nodes = v1.StateStandby, "-"
+			st.Conditions = []metav1.Condition{{
+				Type: "Active", Status: metav1.ConditionFalse, Reason: "Standby",
+				Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
+			}}
+		}
+		if reachable != nil {
+			st.Conditions = append(st.Conditions, *reachable)
+		}
 		return st
 	}
 
 	st.State = v1.StateActive
-	var failing []string
+	var failing, fallback []string
 	conflicted := ""
 	for _, ns := range states {
-		i := slices.IndexFunc(ns.Status.Groups, func(g v1.NodeGroupState) bool { return g.Group == groupName })
-		if i < 0 {
+		g, ok := groupState(ns, groupName)
+		if !ok {
 			continue
 		}
-		g := ns.Status.Groups[i]
+		st.NodesSelected++
 		if g.ActiveMember != sr.Name {
+			if g.Selection == "NewerDown" {
+				// The node sees this member's gateway down and carries
+				// the group on an older member: not a failure.
+				st.NodesOnFallback++
+				fallback = append(fallback, ns.Name)
+				continue
+			}
 			// The node has not caught up with this member yet.
-			st.NodesSelected++
 			st.NodesFailed++
 			failing = append(failing, ns.Name)
 			continue
 		}
-		st.NodesSelected++
 		switch g.State {
 		case v1.NodeGroupApplied:
 			st.NodesApplied++
@@ -91,7 +117,62 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	case st.NodesFailed > 0:
 		applied = metav1.Condition{Type: "Applied", Status: metav1.ConditionFalse, Reason: "NodesFailing",
 			Message: fmt.Sprintf("%d of %d selected nodes have not applied it: %s", st.NodesFailed, st.NodesSelected, strings.Join(st.FailingNodes, ", "))}
+	case st.NodesOnFallback > 0:
+		slices.Sort(fallback)
+		applied = metav1.Condition{Type: "Applied", Status: metav1.ConditionTrue, Reason: "SomeOnFallback",
+			Message: fmt.Sprintf("applied on %d of %d selected nodes; %d see its gateway down and carry the group on an older member: %s",
+				st.NodesApplied, st.NodesSelected, st.NodesOnFallback, strings.Join(fallback[:min(len(fallback), v1.MaxFailingNodeNames)], ", "))}
 	}
 	st.Conditions = []metav1.Condition{active1, applied}
+	if reachable != nil {
+		st.Conditions = append(st.Conditions, *reachable)
+	}
 	return st
+}
+
+// groupState is a node's report of group, if the group selects it.
+func groupState(ns v1.StaticRouteNodeState, group string) (v1.NodeGroupState, bool) {
+	i := slices.IndexFunc(ns.Status.Groups, func(g v1.NodeGroupState) bool { return g.Group == group })
+	if i < 0 {
+		return v1.NodeGroupState{}, false
+	}
+	return ns.Status.Groups[i], true
+}
+
+// gatewayReachable is the condition GatewayReachable of a member with a
+// health check: how many of the nodes that probe its gateway see it down.
+// nil if no node reports probing it.
+func gatewayReachable(member, groupName string, states []v1.StaticRouteNodeState) *metav1.Condition {
+	var total int
+	var down []string
+	gateway := ""
+	for _, ns := range states {
+		g, ok := groupState(ns, groupName)
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(g.Gateways, func(h v1.NodeGatewayHealth) bool { return h.Member == member })
+		if i < 0 {
+			continue
+		}
+		total++
+		gateway = g.Gateways[i].Gateway
+		if g.Gateways[i].Health == v1.GatewayDown {
+			down = append(down, ns.Name)
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	c := &metav1.Condition{Type: "GatewayReachable", Status: metav1.ConditionTrue, Reason: "UpOnAllNodes",
+		Message: fmt.Sprintf("gateway %s is up as all %d nodes that probe it see it", gateway, total)}
+	if len(down) > 0 {
+		slices.Sort(down)
+		c.Status, c.Reason = metav1.ConditionFalse, "DownOnSomeNodes"
+		if len(down) == total {
+			c.Reason = "DownOnAllNodes"
+		}
+		c.Message = fmt.Sprintf("gateway %s is down as %d of %d nodes see it: %s", gateway, len(down), total, strings.Join(down[:min(len(down), v1.MaxFailingNodeNames)], ", "))
+	}
+	return c
 }

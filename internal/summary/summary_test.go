@@ -98,3 +98,68 @@ func TestStatusNamesAtMostTenFailingNodes(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 }
+
+// With health checks, a node that sees the newest member's gateway down
+// carries the group on an older one: the newest says how many nodes are on
+// a fallback (not failing), the older one is Fallback on those, and both
+// say which nodes see which gateway down.
+func TestStatusWithNodesOnAFallback(t *testing.T) {
+	primary, secondary := route("primary", "", 0), route("secondary", "primary", time.Minute)
+	gws := func(secondaryHealth string) []v1.NodeGatewayHealth {
+		return []v1.NodeGatewayHealth{
+			{Member: "primary", Gateway: "198.51.100.4", Health: v1.GatewayUp},
+			{Member: "secondary", Gateway: "198.51.100.12", Health: secondaryHealth},
+		}
+	}
+	on := func(member, selection, secondaryHealth string) v1.NodeGroupState {
+		return v1.NodeGroupState{Group: "primary", ActiveMember: member, State: v1.NodeGroupApplied, Selection: selection, Gateways: gws(secondaryHealth)}
+	}
+	states := []v1.StaticRouteNodeState{
+		node("a", on("secondary", "Newest", v1.GatewayUp)),
+		node("b", on("secondary", "Newest", v1.GatewayUp)),
+		node("c", on("primary", "NewerDown", v1.GatewayDown)),
+	}
+	routes := []v1.StaticRoute{primary, secondary}
+	newest := Status(&secondary, routes, states)
+	if newest.State != v1.StateActive || newest.Nodes != "2/3" || newest.NodesOnFallback != 1 || newest.NodesFailed != 0 {
+		t.Fatalf("the newest member: %+v", newest)
+	}
+	cond := func(s v1.StaticRouteStatus, typ string) metav1.Condition {
+		for _, c := range s.Conditions {
+			if c.Type == typ {
+				return c
+			}
+		}
+		t.Fatalf("no condition %s in %+v", typ, s.Conditions)
+		return metav1.Condition{}
+	}
+	if c := cond(newest, "GatewayReachable"); c.Status != metav1.ConditionFalse || c.Reason != "DownOnSomeNodes" || c.Message != "gateway 198.51.100.12 is down as 1 of 3 nodes see it: c" {
+		t.Errorf("GatewayReachable %+v", c)
+	}
+	if c := cond(newest, "Applied"); c.Status != metav1.ConditionTrue || c.Reason != "SomeOnFallback" {
+		t.Errorf("Applied %+v", c)
+	}
+	older := Status(&primary, routes, states)
+	if older.State != v1.StateFallback || older.Nodes != "1/3" {
+		t.Fatalf("the older member: %+v", older)
+	}
+	if c := cond(older, "GatewayReachable"); c.Status != metav1.ConditionTrue || c.Reason != "UpOnAllNodes" {
+		t.Errorf("the older member's GatewayReachable %+v", c)
+	}
+	// One Event on the newest member when nodes fall back, one when the
+	// last comes back.
+	before := Status(&secondary, routes, states[:2])
+	if e := transition(before, newest); e == nil || e.reason != "AutomaticFailover" || e.note != "group primary: 1 of 3 nodes see this member's gateway down and carry the group on an older member" {
+		t.Errorf("event on failover: %+v", e)
+	}
+	if e := transition(newest, before); e == nil || e.reason != "AutomaticFailback" {
+		t.Errorf("event on failback: %+v", e)
+	}
+	// Without health checks no node reports gateways: no condition.
+	plain := Status(&secondary, routes, []v1.StaticRouteNodeState{node("a", v1.NodeGroupState{Group: "primary", ActiveMember: "secondary", State: v1.NodeGroupApplied})})
+	for _, c := range plain.Conditions {
+		if c.Type == "GatewayReachable" {
+			t.Errorf("a GatewayReachable condition without health checks: %+v", c)
+		}
+	}
+}

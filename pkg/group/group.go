@@ -37,14 +37,24 @@ func Newer(a, b Key) bool {
 // the old operator's kopf finalizer, say) counts as gone.
 func Live(sr *v1.StaticRoute) bool { return sr.DeletionTimestamp == nil }
 
-// Active is the index of the member of ms that carries the group, the
-// newest; -1 if ms is empty.
-func Active[T any](ms []T, key func(T) Key) int {
-	best := -1
+// Active is the index of the member of ms that carries the group: the
+// newest member that is up; if none is, the newest (its gateway may be
+// dead, but traffic never falls back to the node's own address: fail
+// closed). up nil means every member is up: the webhook and the
+// summarizer, which see no probes, and nodes without health checks.
+// -1 if ms is empty.
+func Active[T any](ms []T, key func(T) Key, up func(T) bool) int {
+	best, bestUp := -1, -1
 	for i, m := range ms {
 		if best < 0 || Newer(key(m), key(ms[best])) {
 			best = i
 		}
+		if (up == nil || up(m)) && (bestUp < 0 || Newer(key(m), key(ms[bestUp]))) {
+			bestUp = i
+		}
+	}
+	if bestUp >= 0 {
+		return bestUp
 	}
 	return best
 }

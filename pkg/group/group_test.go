@@ -1,6 +1,7 @@
 package group
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -20,7 +21,7 @@ func TestNewestCarriesTheGroupWhateverTheOrder(t *testing.T) {
 		for _, i := range order {
 			shuffled = append(shuffled, ms[i])
 		}
-		if a := shuffled[Active(shuffled, id)]; a.Name != "zeta" {
+		if a := shuffled[Active(shuffled, id, nil)]; a.Name != "zeta" {
 			t.Errorf("order %v: active %s, want zeta", order, a.Name)
 		}
 		if o := shuffled[Oldest(shuffled, id)]; o.Name != "ancient" {
@@ -35,7 +36,24 @@ func TestNewestCarriesTheGroupWhateverTheOrder(t *testing.T) {
 			t.Errorf("order %v: sorted %s", order, got)
 		}
 	}
-	if Active([]Key{}, id) != -1 || Oldest([]Key(nil), id) != -1 {
+	if Active([]Key{}, id, nil) != -1 || Oldest([]Key(nil), id) != -1 {
 		t.Error("an empty group has no active or oldest member")
+	}
+}
+
+// With health: the newest member that is up; none up: the newest.
+func TestActiveSkipsMembersThatAreDown(t *testing.T) {
+	ms := []Key{{t0, "a"}, {t0.Add(time.Minute), "b"}, {t0.Add(2 * time.Minute), "c"}}
+	id := func(k Key) Key { return k }
+	for _, tc := range []struct {
+		down string
+		want string
+	}{
+		{"", "c"}, {"c", "b"}, {"bc", "a"}, {"b", "c"}, {"abc", "c"}, {"a", "c"},
+	} {
+		up := func(k Key) bool { return !strings.Contains(tc.down, k.Name) }
+		if got := ms[Active(ms, id, up)].Name; got != tc.want {
+			t.Errorf("down %q: active %s, want %s", tc.down, got, tc.want)
+		}
 	}
 }

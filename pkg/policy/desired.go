@@ -59,6 +59,36 @@ type Group struct {
 	Prefixes []netip.Prefix // routed via the gateway, or unreachable
 	State    string         // v1.NodeGroup*
 	Reason   string
+	// Selection says why Active carries the group on this node.
+	Selection Selection
+	// Members are the group's live members, oldest first, with their
+	// gateways' probes as this node runs them.
+	Members []Member
+}
+
+// Selection is why a member carries its group on a node.
+type Selection string
+
+// Selections.
+const (
+	// Newest: the newest member, and it is up (or has no health check).
+	Newest Selection = "Newest"
+	// NewerDown: newer members' gateways are down as this node sees them.
+	NewerDown Selection = "NewerDown"
+	// AllDown: every member's gateway is down; the newest carries the
+	// group (fail closed: never the node's own address).
+	AllDown Selection = "AllDown"
+)
+
+// Member is one member of a group as a node sees it.
+type Member struct {
+	Name    string
+	Gateway netip.Addr
+	// Probe is its health check; Checked says it has one. A checked member
+	// whose gateway is not on-link cannot be probed and counts as down.
+	Probe   group.Probe
+	Checked bool
+	Down    bool
 }
 
 // Node is what the router reads off its node.
@@ -88,6 +118,9 @@ type Input struct {
 	Cluster validate.Config
 	// NeverRoute are extra CIDRs never steered (--never-route).
 	NeverRoute []netip.Prefix
+	// Down are the paths this node's health checks find down; a path not
+	// in it is up.
+	Down map[group.Path]bool
 }
 
 // Desired is a node's whole desired steering state: plain data, printable.
@@ -101,6 +134,18 @@ type Desired struct {
 	Inside []netip.Prefix
 	Routes []Route // sorted by prefix, then kind
 	Groups []Group // sorted by name
+	// Probes are the health checks this node runs, one per distinct probe,
+	// each with its slot (its mark and table): sorted by slot.
+	Probes []Probe
+}
+
+// Probe is a health check a node runs, in its slot: probes leave with
+// the mark Options.ProbeMark(Slot) and look up table
+// Options.ProbeTable(Slot), which sends them to their gateway whatever
+// member carries the group.
+type Probe struct {
+	Slot int
+	group.Probe
 }
 
 // String prints the state the way a person reads a routing table.
@@ -112,19 +157,28 @@ func (d Desired) String() string {
 		if g.Reason != "" {
 			fmt.Fprintf(&b, " (%s)", g.Reason)
 		}
+		if g.Selection != Newest && g.Selection != "" {
+			fmt.Fprintf(&b, " [%s]", g.Selection)
+		}
 		b.WriteByte('\n')
 	}
 	for _, r := range d.Routes {
 		b.WriteString(r.String())
 		b.WriteByte('\n')
 	}
+	for _, p := range d.Probes {
+		fmt.Fprintf(&b, "probe %d: %s\n", p.Slot, p.Probe)
+	}
 	return b.String()
 }
 
 // member is a live StaticRoute with what the computation needs.
 type member struct {
-	obj   *v1.StaticRoute
-	route validate.Route
+	obj     *v1.StaticRoute
+	route   validate.Route
+	probe   group.Probe
+	checked bool
+	up      bool
 }
 
 // Compute returns the desired state of one node. It depends only on the
@@ -137,28 +191,50 @@ func Compute(in Input) Desired {
 			continue
 		}
 		r := validate.RouteOf(sr)
-		groups[r.Group] = append(groups[r.Group], member{obj: sr, route: r})
+		m := member{obj: sr, route: r, up: true}
+		m.probe, m.checked = group.ProbeOf(sr)
+		if m.checked {
+			// A gateway this node cannot probe (not on-link) is down.
+			m.up = in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway) && !in.Down[m.probe.Path]
+		}
+		groups[r.Group] = append(groups[r.Group], m)
 	}
 
 	// Older groups (by their oldest live member) keep addresses that
 	// overlap a younger group's.
 	type aged struct {
-		name   string
-		oldest group.Key
-		active member
+		name      string
+		oldest    group.Key
+		active    member
+		selection Selection
+		members   []Member
 	}
 	key := func(m member) group.Key { return m.route.Key() }
+	up := func(m member) bool { return m.up }
 	var order []aged
 	for name, ms := range groups {
-		order = append(order, aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key)]})
+		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, up)], selection: Newest}
+		switch newest := ms[group.Active(ms, key, nil)]; {
+		case !a.active.up:
+			a.selection = AllDown
+		case a.active.obj != newest.obj:
+			a.selection = NewerDown
+		}
+		group.Sort(ms, key)
+		for _, m := range ms {
+			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked, Down: !m.up})
+		}
+		order = append(order, a)
 	}
 	group.Sort(order, func(a aged) group.Key { return a.oldest })
 
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()
+	var probes []group.Probe
 	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, Inside: insideRanges(in.Cluster)}
 	for _, a := range order {
 		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
+		g.Selection, g.Members = a.selection, a.members
 		// Claims are global, whether or not the group selects this node,
 		// so that every node gives an address to the same group.
 		claimed.Put(validate.Route{Name: a.name, Group: a.name, Destinations: g.Prefixes})
@@ -173,7 +249,15 @@ func Compute(in Input) Desired {
 		}
 		d.Groups = append(d.Groups, g)
 		d.Routes = append(d.Routes, routed...)
+		for _, m := range groups[a.name] {
+			// Every member of a group that selects the node is probed,
+			// whichever carries it: a standby's health decides failback.
+			if m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway) {
+				probes = append(probes, m.probe)
+			}
+		}
 	}
+	d.Probes = probeSlots(probes)
 	if len(d.Routes) > 0 {
 		for _, p := range carve.prefixes {
 			d.Routes = append(d.Routes, Route{Prefix: p, Kind: Throw})

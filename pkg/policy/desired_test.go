@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
@@ -223,6 +224,75 @@ func TestComputeIgnoresArrivalOrder(t *testing.T) {
 		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
 		if got := Compute(testInput(shuffled...)).String(); got != want {
 			t.Fatalf("order changed the state:\n got\n%s\nwant\n%s", got, want)
+		}
+	}
+}
+
+// withCheck gives sr a health check probing target (empty: the gateway).
+func withCheck(sr *v1.StaticRoute, target string) *v1.StaticRoute {
+	sr.Spec.HealthCheck = &v1.HealthCheck{Target: target}
+	return sr
+}
+
+// Health decides the active member per node: the newest whose gateway is
+// up; none up: the newest (fail closed). Every checked member of a group
+// that selects the node is probed, active or not, one probe per path.
+func TestComputeFollowsHealth(t *testing.T) {
+	a := withCheck(sr("a", "egress", "198.51.100.4", 0, "192.0.2.0/24"), "192.0.2.7")
+	b := withCheck(sr("b", "egress", "198.51.100.12", time.Minute, "192.0.2.0/24"), "192.0.2.7")
+	unchecked := sr("c", "other", "198.51.100.4", 0, "198.19.0.0/16")
+	pathOf := func(r *v1.StaticRoute) group.Path { p, _ := group.ProbeOf(r); return p.Path }
+	for _, tc := range []struct {
+		name      string
+		down      []*v1.StaticRoute
+		active    string
+		selection Selection
+	}{
+		{"all up: the newest", nil, "b", Newest},
+		{"the newest down: the next", []*v1.StaticRoute{b}, "a", NewerDown},
+		{"an older one down: still the newest", []*v1.StaticRoute{a}, "b", Newest},
+		{"all down: the newest, failing closed", []*v1.StaticRoute{a, b}, "b", AllDown},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := testInput(a, b, unchecked)
+			in.Down = map[group.Path]bool{}
+			for _, r := range tc.down {
+				in.Down[pathOf(r)] = true
+			}
+			d := Compute(in)
+			g := d.Groups[0]
+			if g.Name != "egress" || g.Active != tc.active || g.Selection != tc.selection {
+				t.Fatalf("group %s: active %s (%s), want %s (%s)\n%s", g.Name, g.Active, g.Selection, tc.active, tc.selection, d)
+			}
+			if len(d.Probes) != 2 || d.Probes[0].Slot == d.Probes[1].Slot || d.Probes[0].Slot < 1 || d.Probes[0].Slot > MaxProbes {
+				t.Fatalf("probes %v, want one per checked member, in distinct slots", d.Probes)
+			}
+			if len(g.Members) != 2 || g.Members[0].Name != "a" || !g.Members[0].Checked {
+				t.Fatalf("members %+v", g.Members)
+			}
+			if other := d.Groups[1]; other.Active != "c" || other.Selection != Newest || len(other.Members) != 1 || other.Members[0].Checked {
+				t.Fatalf("the group without checks: %+v", other)
+			}
+		})
+	}
+	// A checked gateway that is not on-link cannot be probed: down.
+	in := testInput(a, b)
+	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/29")} // .4 on-link, .12 not
+	if d := Compute(in); d.Groups[0].Active != "a" || d.Groups[0].Selection != NewerDown || len(d.Probes) != 1 {
+		t.Fatalf("b's gateway off-link: %s", d)
+	}
+	// Two members probing the same path share one probe; tuning keeps
+	// the slot.
+	b2 := withCheck(sr("b2", "egress", "198.51.100.12", 2*time.Minute, "192.0.2.0/24"), "192.0.2.7")
+	b2.Spec.HealthCheck.PeriodMilliseconds = 100
+	d := Compute(testInput(a, b, b2))
+	if len(d.Probes) != 2 {
+		t.Fatalf("probes %v, want 2 (b and b2 share a path)", d.Probes)
+	}
+	before := Compute(testInput(a, b)).Probes
+	for i := range before {
+		if before[i].Slot != d.Probes[i].Slot || before[i].Path != d.Probes[i].Path {
+			t.Fatalf("slots moved: %v then %v", before, d.Probes)
 		}
 	}
 }

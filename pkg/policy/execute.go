@@ -6,25 +6,38 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// read returns what the kernel holds of ours, the planner's input: the
+// read returns what the kernel holds of ours, the planners' input: the
 // rules always (one dump), the tables from memory when trusted, and the
-// nexthops unless memory says the kernel already holds want and nhs.
+// nexthops unless memory says the kernel already holds what is wanted.
 // dumped says whether the tables were read from the kernel.
-func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop) (_ Held, dumped bool, _ error) {
+func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, probes probeState) (_ Held, dumped bool, _ error) {
 	rules, err := k.NL.RuleList(unix.AF_INET)
 	if err != nil {
 		return Held{}, false, fmt.Errorf("listing rules: %w", err)
 	}
-	held := Held{Tables: make(map[int][]kroute, 2)}
+	held := Held{Tables: make(map[int][]kroute, 2), ProbeTables: map[int][]kroute{}}
 	for _, r := range rules {
 		switch {
 		case r.Priority == k.Opts.Priority && r.Mark == 0 && (r.Table == k.Opts.Tables[0] || r.Table == k.Opts.Tables[1]):
 			held.Rules = append(held.Rules, r.Table)
 		case r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark:
 			held.MarkRule = true
+		case r.Priority == k.Opts.ProbePriority:
+			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
+				r.Mask != nil && *r.Mask == k.Opts.ProbeMask() {
+				held.ProbeRules = append(held.ProbeRules, slot)
+			}
+		}
+	}
+	// The probe tables read: the wanted ones and those a rule points at.
+	slots := slices.Clone(held.ProbeRules)
+	for slot := range probes.tables {
+		if !slices.Contains(slots, slot) {
+			slots = append(slots, slot)
 		}
 	}
 	for _, t := range k.Opts.Tables {
@@ -34,19 +47,41 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 			return Held{}, false, err
 		}
 	}
+	for _, slot := range slots {
+		if rs, ok := known.probeTable(slot); trusted && ok {
+			held.ProbeTables[slot] = rs
+		} else if held.ProbeTables[slot], err = k.batch.dumpRoutes(k.Opts.ProbeTable(slot)); err != nil {
+			return Held{}, false, err
+		}
+	}
 	// The steady state: what was last written is wanted still and nothing
 	// invalidated it; the nexthops are what was written.
-	if trusted && len(held.Rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) {
-		held.Nexthops = make(map[uint32]nexthop, len(known.nhs))
-		for _, nh := range known.nhs {
-			held.Nexthops[nh.id] = nh
-		}
+	if trusted && len(held.Rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) && slices.Equal(known.probes.nhs, probes.nhs) {
+		held.Nexthops = byID(known.nhs)
+		held.ProbeNexthops = byID(known.probes.nhs)
 		return held, false, nil
 	}
-	if held.Nexthops, err = k.batch.listNexthops(k.Opts.Protocol); err != nil {
+	all, err := k.batch.listNexthops(k.Opts.Protocol)
+	if err != nil {
 		return Held{}, false, err
 	}
+	held.Nexthops, held.ProbeNexthops = map[uint32]nexthop{}, map[uint32]nexthop{}
+	for id, nh := range all {
+		if isProbeNexthop(id) {
+			held.ProbeNexthops[id] = nh
+		} else {
+			held.Nexthops[id] = nh
+		}
+	}
 	return held, !trusted, nil
+}
+
+func byID(nhs []nexthop) map[uint32]nexthop {
+	out := make(map[uint32]nexthop, len(nhs))
+	for _, nh := range nhs {
+		out[nh.id] = nh
+	}
+	return out
 }
 
 // execute performs p's operations in order, stopping at the first that
@@ -80,12 +115,12 @@ func (k *Kernel) do(op Op) error {
 	case opDeleteRoutes:
 		return k.delete(op.table, op.routes)
 	case opAddRule:
-		if err := k.NL.RuleAdd(k.rule(op.table)); err != nil && !errors.Is(err, unix.EEXIST) {
-			return fmt.Errorf("adding the rule for table %d: %w", op.table, err)
+		if err := k.NL.RuleAdd(k.ruleOf(op)); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("adding %s: %w", ruleName(op), err)
 		}
 	case opDeleteRule:
-		if err := k.NL.RuleDel(k.rule(op.table)); err != nil && !isGone(err) {
-			return fmt.Errorf("deleting the rule for table %d: %w", op.table, err)
+		if err := k.NL.RuleDel(k.ruleOf(op)); err != nil && !isGone(err) {
+			return fmt.Errorf("deleting %s: %w", ruleName(op), err)
 		}
 	case opDeleteNexthops:
 		if err := k.batch.deleteNexthops(op.ids); err != nil {
@@ -99,4 +134,20 @@ func (k *Kernel) do(op Op) error {
 		return fmt.Errorf("unknown operation %d", op.kind)
 	}
 	return nil
+}
+
+// ruleOf is the rule an operation adds or deletes: a probe slot's, or the
+// steering rule of a table.
+func (k *Kernel) ruleOf(op Op) *netlink.Rule {
+	if op.slot > 0 {
+		return k.probeRule(op.slot)
+	}
+	return k.rule(op.table)
+}
+
+func ruleName(op Op) string {
+	if op.slot > 0 {
+		return fmt.Sprintf("the probe rule of slot %d", op.slot)
+	}
+	return fmt.Sprintf("the rule for table %d", op.table)
 }

@@ -108,7 +108,7 @@ func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 		_ = k.flush(act)
 	}
 	time.Sleep(time.Millisecond)
-	want, nhs, err := k.wanted(d)
+	want, nhs, _, err := k.wanted(d)
 	if err != nil {
 		t.Error(err)
 		return

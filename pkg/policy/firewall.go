@@ -53,6 +53,7 @@ type spec struct {
 	inside []netipx.IPRange // sources that are never inbound: VPC and pods
 	groups []groupSet
 	marked []int // ifindexes, see Firewall.marked
+	probes []int // the health checks' slots
 }
 
 type groupSet struct {
@@ -68,12 +69,15 @@ func firewallSpec(d Desired) spec {
 		}
 		s.groups = append(s.groups, groupSet{name: g.Name, ranges: ranges(g.Prefixes)})
 	}
+	for _, p := range d.Probes {
+		s.probes = append(s.probes, p.Slot)
+	}
 	return s
 }
 
 func (s spec) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "inside=%v marked=%v\n", s.inside, s.marked)
+	fmt.Fprintf(&b, "inside=%v marked=%v probes=%v\n", s.inside, s.marked, s.probes)
 	for _, g := range s.groups {
 		fmt.Fprintf(&b, "%s %v\n", g.name, g.ranges)
 	}
@@ -186,6 +190,19 @@ func (f *Firewall) write(s spec) error {
 	}})
 	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.restoreMark()})
 	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.restoreMark()})
+	// Health-check probes: a probe's socket marks it with its slot; the
+	// slot goes into its connection's mark, and back onto every packet of
+	// the connection: the replies, so that strict rp_filter checks their
+	// source against the probe's table (with src_valid_mark), and packets
+	// the kernel sends for the connection without the socket (a late
+	// reset), so that they too take the probe's gateway, never a group's
+	// table or main.
+	for _, slot := range s.probes {
+		v := f.Opts.ProbeMark(slot)
+		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.copyProbeMark(false, v)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.copyProbeMark(true, v)})
+		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.copyProbeMark(true, v)})
+	}
 
 	// classify: a new connection is inbound if it is addressed to this
 	// node (before DNAT: the prerouting chain runs at mangle priority,
@@ -237,7 +254,17 @@ func (f *Firewall) write(s spec) error {
 		return fmt.Errorf("nftables: set %s: %w", markedSet, err)
 	}
 
-	// count: one interval set and one counter per group.
+	// count: one interval set and one counter per group; probes are not
+	// a group's traffic.
+	if len(s.probes) > 0 {
+		c.AddRule(&nftables.Rule{Table: t, Chain: count, Exprs: []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(f.Opts.ProbeMask()), Xor: hostU32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(f.Opts.Mark)},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		}})
+	}
 	for i, g := range s.groups {
 		set := &nftables.Set{Table: t, Name: fmt.Sprintf("group%d", i), KeyType: nftables.TypeIPAddr, Interval: true}
 		if err := c.AddSet(set, nil); err != nil {
@@ -275,6 +302,26 @@ func (f *Firewall) restoreMark() []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(^f.Opts.Mark), Xor: hostU32(f.Opts.Mark)},
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+	}
+}
+
+// copyProbeMark is "if the packet's mark (fromConn: its connection's)
+// holds the probe mark v under ProbeMask, set v under ProbeMask on its
+// connection (fromConn: on the packet)", touching no other bit.
+func (f *Firewall) copyProbeMark(fromConn bool, v uint32) []expr.Any {
+	mask := f.Opts.ProbeMask()
+	var from, to, write expr.Any = &expr.Meta{Key: expr.MetaKeyMARK, Register: 1}, &expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true}
+	if fromConn {
+		from, to, write = to, from, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true}
+	}
+	return []expr.Any{
+		from,
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(mask), Xor: hostU32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(v)},
+		to,
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(^mask), Xor: hostU32(v)},
+		write,
 	}
 }
 

@@ -39,11 +39,21 @@ type Kernel struct {
 	afterSwitch func()
 }
 
-// written is what Apply left in the kernel: both tables hold routes, and
-// the nexthops are nhs.
+// written is what Apply left in the kernel: both tables hold routes, the
+// nexthops are nhs, and the probes' tables and nexthops are probes.
 type written struct {
 	routes []kroute
 	nhs    []nexthop
+	probes probeState
+}
+
+// probeTable is what was written into a probe slot's table, if known.
+func (w *written) probeTable(slot int) ([]kroute, bool) {
+	if w == nil {
+		return nil, false
+	}
+	rs, ok := w.probes.tables[slot]
+	return rs, ok
 }
 
 // Invalidate makes the next Apply compare with the kernel's routes: call
@@ -102,7 +112,7 @@ type Applied struct {
 // after the switch still reports the switch.
 func (k *Kernel) Apply(d Desired) (Applied, error) {
 	start := time.Now()
-	want, nhs, err := k.wanted(d)
+	want, nhs, link, err := k.wanted(d)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -111,18 +121,22 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 	trusted := known != nil && time.Since(k.verified) < k.FullCheck
 	generation := k.invalidated
 	k.mu.Unlock()
-	held, dumped, err := k.read(known, trusted, want, nhs)
+	probes := wantedProbes(d.Probes, link, d.Src.As4(), uint8(k.Opts.Protocol))
+	held, dumped, err := k.read(known, trusted, want, nhs, probes)
 	if err != nil {
 		return Applied{}, err
 	}
 	p := plan(held, want, nhs, k.Opts.Tables)
 	done, toSwitch, err := k.execute(p, start)
+	if err == nil {
+		_, _, err = k.execute(planProbes(held, probes, k.Opts), start)
+	}
 	k.mu.Lock()
 	k.known = nil
 	// An Invalidate while this Apply ran: what it wrote may be gone
 	// already, so the next Apply dumps.
 	if err == nil && k.invalidated == generation {
-		k.known = &written{routes: want, nhs: nhs}
+		k.known = &written{routes: want, nhs: nhs, probes: probes}
 		if dumped {
 			k.verified = time.Now()
 		}
@@ -138,18 +152,19 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 	return a, err
 }
 
-// wanted is d as the routes of a table (sorted) and the groups' nexthops.
-func (k *Kernel) wanted(d Desired) ([]kroute, []nexthop, error) {
+// wanted is d as the routes of a table (sorted) and the groups'
+// nexthops, and the VPC link's index (0 if nothing needs it).
+func (k *Kernel) wanted(d Desired) ([]kroute, []nexthop, int, error) {
 	link := 0
-	if slices.ContainsFunc(d.Routes, func(r Route) bool { return r.Kind == Via }) {
+	if len(d.Probes) > 0 || slices.ContainsFunc(d.Routes, func(r Route) bool { return r.Kind == Via }) {
 		l, err := k.NL.LinkByName(d.Link)
 		if err != nil {
-			return nil, nil, fmt.Errorf("VPC link %q: %w", d.Link, err)
+			return nil, nil, 0, fmt.Errorf("VPC link %q: %w", d.Link, err)
 		}
 		link = l.Attrs().Index
 	}
 	want, nhs := wanted(d, link, uint8(k.Opts.Protocol))
-	return want, nhs, nil
+	return want, nhs, link, nil
 }
 
 // write adds rs to table, each replacing a route of the same destination
@@ -199,6 +214,12 @@ func (k *Kernel) Cleanup() error {
 	for _, t := range k.Opts.Tables {
 		errs = append(errs, k.flush(t))
 	}
+	for slot := 1; slot <= MaxProbes; slot++ {
+		if err := k.NL.RuleDel(k.probeRule(slot)); err != nil && !isGone(err) {
+			errs = append(errs, fmt.Errorf("deleting the probe rule of slot %d: %w", slot, err))
+		}
+		errs = append(errs, k.flush(k.Opts.ProbeTable(slot)))
+	}
 	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
 	errs = append(errs, err)
 	var ids []uint32
@@ -221,6 +242,17 @@ func (k *Kernel) rule(table int) *netlink.Rule {
 	r.Family = unix.AF_INET
 	r.Priority = k.Opts.Priority
 	r.Table = table
+	return r
+}
+
+func (k *Kernel) probeRule(slot int) *netlink.Rule {
+	r := netlink.NewRule()
+	r.Family = unix.AF_INET
+	r.Priority = k.Opts.ProbePriority
+	r.Table = k.Opts.ProbeTable(slot)
+	r.Mark = k.Opts.ProbeMark(slot)
+	mask := k.Opts.ProbeMask()
+	r.Mask = &mask
 	return r
 }
 

@@ -161,7 +161,7 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	}
 	// What a router killed mid-swap leaves: the failover state written
 	// into the other table and its rule added, the old rule still there.
-	want, nhs, err := k.wanted(s["failover"])
+	want, nhs, _, err := k.wanted(s["failover"])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,26 @@ type Options struct {
 	Protocol int
 	// NFTable is the name of our nftables table (family inet).
 	NFTable string
+	// ProbePriority is the priority of the rules that send a health
+	// check's probes to its gateway ("fwmark ProbeMark(slot)/ProbeMask
+	// lookup ProbeTable(slot)"): before MarkPriority, whose mark bit the
+	// probe marks share, and so before the steering rule.
+	ProbePriority int
+	// ProbeTableBase+slot is the table of the probe in that slot
+	// (1..MaxProbes).
+	ProbeTableBase int
 }
+
+// ProbeMask is the mark bits the probe rules match: the router's Mark bit
+// and the six bits below it that number the slot. Packets with the Mark
+// bit alone (replies of inbound connections) never match a probe rule.
+func (o Options) ProbeMask() uint32 { return o.Mark | MaxProbes }
+
+// ProbeMark is the packet mark of the probes in slot.
+func (o Options) ProbeMark(slot int) uint32 { return o.Mark | uint32(slot) }
+
+// ProbeTable is the routing table of the probes in slot.
+func (o Options) ProbeTable(slot int) int { return o.ProbeTableBase + slot }
 
 // DefaultOptions returns the documented defaults.
 func DefaultOptions() Options {
@@ -41,5 +60,8 @@ func DefaultOptions() Options {
 		Mark:         0x40,
 		Protocol:     146,
 		NFTable:      "staticroute",
+		// 29990 and 52201..52263: next to ours, clear of others'.
+		ProbePriority:  29990,
+		ProbeTableBase: 52200,
 	}
 }

@@ -19,8 +19,15 @@ type Held struct {
 	MarkRule bool
 	// Tables holds each steering table's routes, sorted.
 	Tables map[int][]kroute
-	// Nexthops are our nexthop objects by ID.
+	// Nexthops are the groups' nexthop objects by ID.
 	Nexthops map[uint32]nexthop
+
+	// ProbeRules are the slots whose probe rule is in place; ProbeTables
+	// the routes of the probe tables read, by slot; ProbeNexthops the
+	// probes' nexthop objects by ID.
+	ProbeRules    []int
+	ProbeTables   map[int][]kroute
+	ProbeNexthops map[uint32]nexthop
 }
 
 // opKind is what one step of a plan does to the kernel.
@@ -40,6 +47,7 @@ const (
 type Op struct {
 	kind     opKind
 	table    int
+	slot     int // a probe rule's slot; 0: the steering rule
 	routes   []kroute
 	nexthops []nexthop
 	ids      []uint32
@@ -58,8 +66,14 @@ func (o Op) String() string {
 	case opDeleteRoutes:
 		return fmt.Sprintf("delete from table %d: %s", o.table, routeList(o.routes))
 	case opAddRule:
+		if o.slot > 0 {
+			return fmt.Sprintf("add the probe rule of slot %d", o.slot)
+		}
 		return fmt.Sprintf("add the rule for table %d", o.table)
 	case opDeleteRule:
+		if o.slot > 0 {
+			return fmt.Sprintf("delete the probe rule of slot %d", o.slot)
+		}
 		return fmt.Sprintf("delete the rule for table %d", o.table)
 	case opDeleteNexthops:
 		parts := make([]string, len(o.ids))

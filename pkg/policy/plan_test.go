@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 var planSeed = flag.Uint64("plan.seed", 0, "replay the planner's random transitions with this seed (0: a new one)")
@@ -25,7 +26,7 @@ type model struct {
 }
 
 func newModel() *model {
-	return &model{Held{Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{}}}
+	return &model{Held{Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{}, ProbeNexthops: map[uint32]nexthop{}}}
 }
 
 func (m *model) clone() *model {
@@ -44,11 +45,17 @@ func (m *model) do(op Op) error {
 	switch op.kind {
 	case opReplaceNexthops:
 		for _, nh := range op.nexthops {
-			m.Nexthops[nh.id] = nh
+			if isProbeNexthop(nh.id) {
+				m.ProbeNexthops[nh.id] = nh
+			} else {
+				m.Nexthops[nh.id] = nh
+			}
 		}
 	case opWriteRoutes:
 		for _, r := range op.routes {
-			if _, ok := m.Nexthops[r.nh]; r.nh != 0 && !ok {
+			_, group := m.Nexthops[r.nh]
+			_, probe := m.ProbeNexthops[r.nh]
+			if r.nh != 0 && !group && !probe {
 				return fmt.Errorf("table %d: route %s: nexthop does not exist (ENOENT)", op.table, r)
 			}
 			rs := m.Tables[op.table]
@@ -68,15 +75,26 @@ func (m *model) do(op Op) error {
 			}
 		}
 	case opAddRule:
+		if op.slot > 0 {
+			if !slices.Contains(m.ProbeRules, op.slot) {
+				m.ProbeRules = append(m.ProbeRules, op.slot)
+			}
+			break
+		}
 		// A new rule goes behind those of the same priority.
 		if !slices.Contains(m.Rules, op.table) {
 			m.Rules = append(m.Rules, op.table)
 		}
 	case opDeleteRule:
+		if op.slot > 0 {
+			m.ProbeRules = slices.DeleteFunc(m.ProbeRules, func(s int) bool { return s == op.slot })
+			break
+		}
 		m.Rules = slices.DeleteFunc(m.Rules, func(t int) bool { return t == op.table })
 	case opDeleteNexthops:
 		for _, id := range op.ids {
 			delete(m.Nexthops, id)
+			delete(m.ProbeNexthops, id)
 			// The kernel deletes the routes that use a deleted nexthop.
 			for t, rs := range m.Tables {
 				m.Tables[t] = slices.DeleteFunc(rs, func(r kroute) bool { return r.nh == id })
@@ -336,4 +354,88 @@ func TestPlanPrints(t *testing.T) {
 		m.run(t, p, want, nhs, tables)
 	}
 	golden(t, "plans", out)
+}
+
+// The probes' plans, from any state to any set of probes: every probe
+// rule in place at any step points at a table that ends in its
+// unreachable default (a probe never falls through to the steering
+// tables or main), and the end state is exactly the probes'.
+func TestPlanProbesInRandomOrder(t *testing.T) {
+	seed := *planSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay: -plan.seed %d)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	o := DefaultOptions()
+	pool := []Probe{}
+	for i, gw := range []string{"198.51.100.4", "198.51.100.12", "198.51.100.4", "198.51.100.5", "198.51.100.6"} {
+		pool = append(pool, Probe{Slot: 1 + rng.IntN(MaxProbes), Probe: group.Probe{Path: group.Path{
+			Gateway: netip.MustParseAddr(gw), Target: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), Protocol: v1.ProbeICMP}}})
+	}
+	m := newModel()
+	// The model keeps probe tables by table number; ProbeTables is the
+	// planner's view of them, by slot.
+	probeTables := func() {
+		m.ProbeTables = map[int][]kroute{}
+		for slot := 1; slot <= MaxProbes; slot++ {
+			if rs := m.Tables[o.ProbeTable(slot)]; len(rs) > 0 {
+				m.ProbeTables[slot] = rs
+			}
+		}
+	}
+	for step := range 2000 {
+		var ps []Probe
+		used := map[int]bool{}
+		for _, p := range pool {
+			if rng.IntN(2) == 0 && !used[p.Slot] {
+				used[p.Slot] = true
+				ps = append(ps, p)
+			}
+		}
+		switch rng.IntN(4) {
+		case 0:
+			if len(m.ProbeRules) > 0 {
+				m.ProbeRules = m.ProbeRules[1:]
+			}
+		case 1:
+			for id := range m.ProbeNexthops {
+				_ = m.do(Op{kind: opDeleteNexthops, ids: []uint32{id}})
+				break
+			}
+		}
+		probeTables()
+		want := wantedProbes(ps, 7, [4]byte{198, 51, 100, 10}, 146)
+		p := planProbes(m.Held, want, o)
+		for i, op := range p.Ops {
+			if err := m.do(op); err != nil {
+				t.Fatalf("step %d, op %d (%s): %v\n%s", step, i, op, err, p)
+			}
+			for _, slot := range m.ProbeRules {
+				rs := m.Tables[o.ProbeTable(slot)]
+				if !slices.ContainsFunc(rs, func(r kroute) bool { return r.bits == 0 && r.typ == unix.RTN_UNREACHABLE }) {
+					t.Fatalf("step %d, after op %d (%s): the rule of slot %d points at a table without its unreachable default: %s\n%s", step, i, op, slot, routeList(rs), p)
+				}
+			}
+		}
+		probeTables()
+		got := slices.Sorted(slices.Values(m.ProbeRules))
+		var wantSlots []int
+		for _, pr := range ps {
+			wantSlots = append(wantSlots, pr.Slot)
+		}
+		slices.Sort(wantSlots)
+		if !slices.Equal(got, wantSlots) || len(m.ProbeTables) != len(want.tables) || len(m.ProbeNexthops) != len(want.nhs) {
+			t.Fatalf("step %d: rules %v tables %v nexthops %v, want %v\n%s", step, got, m.ProbeTables, m.ProbeNexthops, ps, p)
+		}
+		for slot, rs := range want.tables {
+			if !slices.Equal(m.ProbeTables[slot], rs) {
+				t.Fatalf("step %d: slot %d holds %s, want %s", step, slot, routeList(m.ProbeTables[slot]), routeList(rs))
+			}
+		}
+		probeTables()
+		if again := planProbes(m.Held, want, o); len(again.Ops) != 0 {
+			t.Fatalf("step %d: planning the state it reached again gives:\n%s", step, again)
+		}
+	}
 }

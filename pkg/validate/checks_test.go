@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
 )
 
 // Each check is a function of its inputs: tested alone, with the paths
@@ -20,6 +22,7 @@ func TestChecksAlone(t *testing.T) {
 		return d
 	}
 	vpc := Config{VPC: []netip.Prefix{netip.MustParsePrefix("10.116.0.0/20")}}
+	hcPath, gw4 := field.NewPath("spec", "healthCheck"), netip.MustParseAddr("10.116.0.4")
 	for name, tc := range map[string]struct {
 		errs field.ErrorList
 		want []string // substrings, one per error, in order
@@ -40,6 +43,18 @@ func TestChecksAlone(t *testing.T) {
 		"a duplicate and a nested destination": {errs: checkInsideRoute(dests("192.0.2.0/24", "192.0.2.7", "198.51.100.1", "198.51.100.1")),
 			want: []string{"spec.destinations[1]: Invalid value: \"192.0.2.7\": lies inside 192.0.2.0/24 (spec.destinations[0])", "spec.destinations[3]: Duplicate value"}},
 		"distinct destinations": {errs: checkInsideRoute(dests("192.0.2.0/25", "192.0.2.128/25"))},
+		"a health check with defaults": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{}, gw4)},
+		"a TCP check to a target beyond the gateway": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "192.0.2.7", Protocol: "TCP", Port: 443}, gw4)},
+		"the gateway itself as target": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.4"}, gw4)},
+		"a TCP check without a port, an ICMP one with": {
+			errs: append(checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Protocol: "TCP"}, gw4), checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Port: 80}, gw4)...),
+			want: []string{"spec.healthCheck.port: Required value: protocol TCP connects to a port", "spec.healthCheck.port: Invalid value: 80: is for protocol TCP only"}},
+		"bounds": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Protocol: "UDP", PeriodMilliseconds: 10, TimeoutMilliseconds: 300, FailureThreshold: 101}, gw4),
+			want: []string{`spec.healthCheck.protocol: Unsupported value: "UDP"`, "spec.healthCheck.periodMilliseconds: Invalid value: 10: must be from 50", "spec.healthCheck.timeoutMilliseconds: Invalid value: 300: must be from 10 to the period (10)", "spec.healthCheck.failureThreshold: Invalid value: 101"}},
+		"a target inside the VPC, never reached through the gateway": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.9"}, gw4),
+			want: []string{`spec.healthCheck.target: Invalid value: "10.116.0.9": lies inside the VPC CIDR 10.116.0.0/20: it is reached directly`}},
+		"a loopback target": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "127.0.0.1"}, gw4),
+			want: []string{`spec.healthCheck.target: Invalid value: "127.0.0.1": lies inside loopback`}},
 		"a group that is no name": {errs: checkGroup(field.NewPath("spec", "group"), "Primary_1"),
 			want: []string{"spec.group: Invalid value: \"Primary_1\""}},
 	} {

@@ -131,7 +131,7 @@ func (x *Index) Active(name string) (Route, bool) {
 	for route := range x.groups[name] {
 		ms = append(ms, x.routes[route])
 	}
-	i := group.Active(ms, Route.Key)
+	i := group.Active(ms, Route.Key, nil)
 	if i < 0 {
 		return Route{}, false
 	}

@@ -46,6 +46,7 @@ func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
 	if gwOK {
 		res.add(checkGatewayInVPC(spec.Child("gateway"), cfg, gw), nil)
 		res.add(checkGatewayNotDestination(spec.Child("gateway"), sr.Spec.Gateway, gw, dests), nil)
+		res.add(checkHealthCheck(spec.Child("healthCheck"), cfg, sr.Spec.HealthCheck, gw), nil)
 	}
 	res.add(checkInsideRoute(dests), nil)
 	res.add(checkClusterRanges(cfg, dests))

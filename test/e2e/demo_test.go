@@ -31,6 +31,8 @@ func TestDemo(t *testing.T) {
 		"leaked via a node's own address: 0; lost: 0",
 		"secondary   primary   198.51.100.12   Active    3/3",
 		"all 3 selected nodes route secondary",
+		"the last node fails over by itself",
+		"NewerDown",
 		"Tearing down",
 	} {
 		if !strings.Contains(string(out), want) {

@@ -107,11 +107,12 @@ spec:
 }
 
 // RouterCommand is the command line that runs the node-router binary inside
-// a node's namespace as nobody with only CAP_NET_ADMIN, for `ip`.
+// a node's namespace as nobody with only CAP_NET_ADMIN and CAP_NET_RAW (the
+// DaemonSet's), for `ip`.
 func RouterCommand(t tb.T, node *netlab.NS, args ...string) []string {
 	return append([]string{"netns", "exec", node.Name,
 		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		"--inh-caps=-all,+net_admin", "--ambient-caps=-all,+net_admin", "--bounding-set=-all,+net_admin",
+		"--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw",
 		Bin(t, "node-router")}, args...)
 }
 

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"github.com/staticroute/staticroute/test/tb"
+	"sort"
 
 	"encoding/binary"
 	"fmt"
@@ -37,18 +38,21 @@ func StartEcho(t tb.T, n *NS) {
 // Prober sends numbered probes to the echo from inside a namespace and
 // tallies the answers by the source address the echo saw.
 type Prober struct {
-	conn  net.PacketConn
-	mu    sync.Mutex
-	sent  int
-	seen  map[uint64]netip.Addr
-	first map[netip.Addr]time.Time
-	stop  chan struct{}
-	done  sync.WaitGroup
-	every time.Duration
+	conn net.PacketConn
+	mu   sync.Mutex
+	sent int
+	seen map[uint64]netip.Addr
+	// arrivals are the answers' arrival times by the source they name,
+	// in order.
+	arrivals map[netip.Addr][]time.Time
+	first    map[netip.Addr]time.Time
+	stop     chan struct{}
+	done     sync.WaitGroup
+	every    time.Duration
 }
 
 func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
-	p := &Prober{seen: map[uint64]netip.Addr{}, first: map[netip.Addr]time.Time{}, stop: make(chan struct{}), every: every}
+	p := &Prober{seen: map[uint64]netip.Addr{}, arrivals: map[netip.Addr][]time.Time{}, first: map[netip.Addr]time.Time{}, stop: make(chan struct{}), every: every}
 	InNS(t, n, func() (err error) {
 		p.conn, err = net.ListenPacket("udp4", ":0")
 		return err
@@ -71,6 +75,7 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 			src := netip.AddrFrom4([4]byte(buf[8:12]))
 			p.mu.Lock()
 			p.seen[seq] = src
+			p.arrivals[src] = append(p.arrivals[src], time.Now())
 			if _, ok := p.first[src]; !ok {
 				p.first[src] = time.Now()
 			}
@@ -103,6 +108,18 @@ func (p *Prober) First(src string) (time.Time, bool) {
 	defer p.mu.Unlock()
 	t, ok := p.first[netip.MustParseAddr(src)]
 	return t, ok
+}
+
+// FirstAfter is when the first answer naming src came back after t.
+func (p *Prober) FirstAfter(src string, t time.Time) (time.Time, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	as := p.arrivals[netip.MustParseAddr(src)]
+	i := sort.Search(len(as), func(i int) bool { return as[i].After(t) })
+	if i == len(as) {
+		return time.Time{}, false
+	}
+	return as[i], true
 }
 
 // Result stops sending, waits for the last answers and counts them.

@@ -1,0 +1,76 @@
+package validate
+
+import (
+	"fmt"
+	"net/netip"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+)
+
+// checkHealthCheck checks spec.healthCheck: the shapes and bounds the
+// CRD's schema checks too (for objects that bypassed it, and for clear
+// messages), and what only the cluster's layout tells: a target inside
+// the VPC (other than the gateway) or the cluster's ranges is never
+// reached through a gateway, so its probes would say nothing of it.
+func checkHealthCheck(path *field.Path, cfg Config, hc *v1.HealthCheck, gw netip.Addr) field.ErrorList {
+	if hc == nil {
+		return nil
+	}
+	var errs field.ErrorList
+	switch hc.Protocol {
+	case "", v1.ProbeICMP:
+		if hc.Port != 0 {
+			errs = append(errs, field.Invalid(path.Child("port"), hc.Port, "is for protocol TCP only: remove it, or set protocol: TCP"))
+		}
+	case v1.ProbeTCP:
+		if hc.Port < 1 || hc.Port > 65535 {
+			errs = append(errs, field.Required(path.Child("port"), "protocol TCP connects to a port: give one from 1 to 65535, where the target listens"))
+		}
+	default:
+		errs = append(errs, field.NotSupported(path.Child("protocol"), hc.Protocol, []string{v1.ProbeICMP, v1.ProbeTCP}))
+	}
+	period := hc.PeriodMilliseconds
+	if period == 0 {
+		period = v1.DefaultProbePeriodMilliseconds
+	}
+	if period < v1.MinProbePeriodMilliseconds || period > 60000 {
+		errs = append(errs, field.Invalid(path.Child("periodMilliseconds"), hc.PeriodMilliseconds,
+			fmt.Sprintf("must be from %d to 60000: every node sends a probe per period to every gateway", v1.MinProbePeriodMilliseconds)))
+	}
+	if t := hc.TimeoutMilliseconds; t != 0 && (t < 10 || t > period) {
+		errs = append(errs, field.Invalid(path.Child("timeoutMilliseconds"), t,
+			fmt.Sprintf("must be from 10 to the period (%d): a probe is answered or lost before the next one goes", period)))
+	}
+	for _, t := range []struct {
+		name string
+		v    int32
+	}{{"failureThreshold", hc.FailureThreshold}, {"successThreshold", hc.SuccessThreshold}} {
+		if t.v < 0 || t.v > 100 {
+			errs = append(errs, field.Invalid(path.Child(t.name), t.v, "must be from 1 to 100 probes in a row (empty: 3)"))
+		}
+	}
+	if hc.Target == "" {
+		return errs
+	}
+	tp := path.Child("target")
+	target, err := ParseIPv4(hc.Target)
+	if err != nil {
+		return append(errs, field.Invalid(tp, hc.Target, err.Error()))
+	}
+	if name, in := insideSpecial(netip.PrefixFrom(target, 32)); in {
+		return append(errs, field.Invalid(tp, hc.Target, "lies inside "+name+": it is never reached through a gateway"))
+	}
+	if target == gw {
+		return errs
+	}
+	for _, r := range cfg.Ranges() {
+		if r.Prefix.Contains(target) {
+			errs = append(errs, field.Invalid(tp, hc.Target, fmt.Sprintf(
+				"lies inside %s: it is reached directly, never through the gateway, so its probes would not test the gateway; probe an address beyond the gateway (or leave target empty to probe the gateway itself)", r.What)))
+			break
+		}
+	}
+	return errs
+}

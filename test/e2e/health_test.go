@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// checkedRouteYAML is a StaticRoute whose gateway every node probes
+// through itself, with the defaults (ICMP every 200 ms, 3 in a row).
+func checkedRouteYAML(name, group, gw, target string, dests ...string) []byte {
+	return append(routeYAML(name, group, gw, dests...), []byte(fmt.Sprintf("  healthCheck: {target: %q}\n", target))...)
+}
+
+// probers probe the echo from every node and the pod at 1,000/s.
+type probers struct {
+	c  *cluster
+	ps []*netlab.Prober
+}
+
+func (c *cluster) startProbers(t *testing.T) *probers {
+	p := &probers{c: c}
+	for _, ns := range c.w.Nodes {
+		p.ps = append(p.ps, netlab.StartProber(t, ns, time.Millisecond))
+	}
+	p.ps = append(p.ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
+	time.Sleep(300 * time.Millisecond)
+	return p
+}
+
+// switched waits until every prober in which (nil: all) has an answer via
+// after since, and returns when the last one first did, since since.
+func (p *probers) switched(t *testing.T, which []int, via string, since time.Time) time.Duration {
+	t.Helper()
+	var last time.Duration
+	for i, pr := range p.ps {
+		if which != nil && !slices.Contains(which, i) {
+			continue
+		}
+		var at time.Time
+		if err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+			var ok bool
+			if at, ok = pr.FirstAfter(via, since); !ok {
+				return fmt.Errorf("prober %d: no answer via %s since the change", i, via)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		last = max(last, at.Sub(since))
+	}
+	return last
+}
+
+// result stops the probers: how many were sent, leaked (answered by the
+// prober's own node's public address) and lost.
+func (p *probers) result() (sent, leaked, lost int) {
+	for i, pr := range p.ps {
+		s, by, l := pr.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		node := i
+		if i == len(p.c.w.Nodes) {
+			node = 0 // the pod is behind node 0
+		}
+		leaked += by[own(node)]
+	}
+	return sent, leaked, lost
+}
+
+func quantiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2], s[(len(s)*99+99)/100-1], s[len(s)-1]
+}
+
+// TestAutomaticFailover: each node probes both members' gateways through
+// themselves and fails over by itself, in under a second, without the API
+// server, never leaking. Three nodes and the pod probe the echo at
+// 1,000/s each throughout.
+func TestAutomaticFailover(t *testing.T) {
+	c := startCluster(t, 3)
+	apply := func(yaml []byte) { c.cp.MustKubectl(t, yaml, "apply", "-f", "-") }
+	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr))
+	time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution
+	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr))
+	c.expect(t, all(netlab.GwBPublic))
+	gwB, gwA := c.w.GwB, c.w.GwA
+	natTable := `table ip nat {
+  chain post { type nat hook postrouting priority 100; ip saddr 198.51.100.0/24 oifname "pub" masquerade; }
+}`
+	kinds := []struct {
+		name         string
+		fail, repair func()
+	}{
+		{"gateway host gone (its VPC link down)",
+			func() { gwB.IP(t, "link", "set", "vpc", "down") }, func() { gwB.IP(t, "link", "set", "vpc", "up") }},
+		{"NAT broken, host up (its masquerade deleted)",
+			func() { gwB.Exec(t, "nft", "delete", "table", "ip", "nat") }, func() { gwB.NFT(t, natTable) }},
+	}
+	const reps = 20
+	for _, k := range kinds {
+		t.Run(k.name, func(t *testing.T) {
+			p := c.startProbers(t)
+			var over, back []time.Duration
+			for range reps {
+				failed := time.Now()
+				k.fail()
+				over = append(over, p.switched(t, nil, netlab.GwAPublic, failed))
+				repaired := time.Now()
+				k.repair()
+				back = append(back, p.switched(t, nil, netlab.GwBPublic, repaired))
+				time.Sleep(300 * time.Millisecond)
+			}
+			sent, leaked, lost := p.result()
+			o50, o99, omax := quantiles(over)
+			b50, b99, bmax := quantiles(back)
+			t.Logf("%d failures: failure → last of 3 nodes and the pod via A p50 %s p99 %s max %s; repair → back via B p50 %s p99 %s max %s; %d probes, %d leaked, %d lost (%.0f ms of probes per failure and prober)",
+				reps, o50.Round(time.Millisecond), o99.Round(time.Millisecond), omax.Round(time.Millisecond),
+				b50.Round(time.Millisecond), b99.Round(time.Millisecond), bmax.Round(time.Millisecond),
+				sent, leaked, lost, float64(lost)/reps/4)
+			if leaked != 0 {
+				t.Errorf("%d probes leaked", leaked)
+			}
+			if o99 > time.Second {
+				t.Errorf("failover p99 %s, want ≤ 1 s", o99)
+			}
+			// Lost only inside the detection window: at most a second of
+			// probes per failure and prober, and nothing on failback.
+			if lost > reps*4*1000 {
+				t.Errorf("%d lost: more than the detection windows hold", lost)
+			}
+		})
+	}
+
+	t.Run("gateway dead for one node only: only that node fails over", func(t *testing.T) {
+		p := c.startProbers(t)
+		cut := fmt.Sprintf(`table ip cut { chain forward_cut { type filter hook forward priority 0; ip saddr %s drop; }; }`, netlab.NodeVPC(1))
+		failed := time.Now()
+		gwB.NFT(t, cut)
+		d := p.switched(t, []int{1}, netlab.GwAPublic, failed)
+		time.Sleep(2 * time.Second)
+		for _, i := range []int{0, 2, 3} { // node 0, node 2, the pod
+			if at, ok := p.ps[i].FirstAfter(netlab.GwAPublic, failed); ok {
+				t.Errorf("prober %d moved to A at %s, though its node still reaches B", i, at.Sub(failed))
+			}
+		}
+		gwB.Exec(t, "nft", "delete", "table", "ip", "cut")
+		p.switched(t, []int{1}, netlab.GwBPublic, time.Now())
+		_, leaked, _ := p.result()
+		t.Logf("node 1 cut off from B: it alone moved to A in %s; %d leaked", d.Round(time.Millisecond), leaked)
+		if leaked != 0 {
+			t.Errorf("%d leaked", leaked)
+		}
+	})
+
+	t.Run("a gateway flapping every 300 ms for 30 s: switches bounded, nothing leaks", func(t *testing.T) {
+		p := c.startProbers(t)
+		before := autoSwitches(c)
+		end := time.Now().Add(30 * time.Second)
+		for down := true; time.Now().Before(end); down = !down {
+			state := "up"
+			if down {
+				state = "down"
+			}
+			gwB.IP(t, "link", "set", "vpc", state)
+			time.Sleep(300 * time.Millisecond)
+		}
+		gwB.IP(t, "link", "set", "vpc", "up")
+		time.Sleep(2 * time.Second)
+		sent, leaked, lost := p.result()
+		switches := autoSwitches(c) - before
+		// Down takes 3 lost in a row and up 3 answered: a node switches at
+		// most once per 6 probes (1.2 s), 25 times in 30 s.
+		t.Logf("30 s of flapping: %d automatic switches over 3 nodes (bound: 75), %d probes, %d leaked, %d lost", switches, sent, leaked, lost)
+		if switches > 3*25 {
+			t.Errorf("%d switches, more than the bound", switches)
+		}
+		if leaked != 0 {
+			t.Errorf("%d leaked", leaked)
+		}
+		c.expect(t, all(netlab.GwBPublic))
+	})
+
+	t.Run("the API server unreachable, then the gateway dies: the nodes fail over; their states catch up once it is back", func(t *testing.T) {
+		p := c.startProbers(t)
+		for _, a := range c.api {
+			a.Pause()
+		}
+		time.Sleep(time.Second)
+		failed := time.Now()
+		gwB.IP(t, "link", "set", "vpc", "down")
+		d := p.switched(t, nil, netlab.GwAPublic, failed)
+		for _, a := range c.api {
+			a.Resume()
+		}
+		err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+			for _, n := range c.names {
+				s := nodeState(t, c.cp, n)
+				if len(s.Status.Groups) != 1 || s.Status.Groups[0].ActiveMember != "primary" || s.Status.Groups[0].Selection != "NewerDown" {
+					return fmt.Errorf("%s: %+v", n, s.Status.Groups)
+				}
+				gws := s.Status.Groups[0].Gateways
+				if len(gws) != 2 || gws[1].Member != "secondary" || gws[1].Health != v1.GatewayDown || gws[0].Health != v1.GatewayUp {
+					return fmt.Errorf("%s: gateways %+v", n, gws)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gwB.IP(t, "link", "set", "vpc", "up")
+		p.switched(t, nil, netlab.GwBPublic, time.Now())
+		_, leaked, _ := p.result()
+		t.Logf("without the API server: failure → every node via A in %s; %d leaked", d.Round(time.Millisecond), leaked)
+		if d > time.Second || leaked != 0 {
+			t.Errorf("failover %s (want ≤ 1 s), %d leaked", d, leaked)
+		}
+	})
+
+	t.Run("both gateways dead: traffic stays on the newest member, lost, never leaked", func(t *testing.T) {
+		p := c.startProbers(t)
+		gwA.IP(t, "link", "set", "vpc", "down")
+		gwB.IP(t, "link", "set", "vpc", "down")
+		time.Sleep(3 * time.Second)
+		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+			for _, n := range c.names {
+				s := nodeState(t, c.cp, n)
+				if len(s.Status.Groups) != 1 || s.Status.Groups[0].ActiveMember != "secondary" || s.Status.Groups[0].Selection != "AllDown" {
+					return fmt.Errorf("%s: %+v", n, s.Status.Groups)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+		gwA.IP(t, "link", "set", "vpc", "up")
+		gwB.IP(t, "link", "set", "vpc", "up")
+		p.switched(t, nil, netlab.GwBPublic, time.Now())
+		sent, leaked, lost := p.result()
+		t.Logf("both dead for 3 s: %d probes, %d lost, %d leaked", sent, lost, leaked)
+		if leaked != 0 {
+			t.Errorf("%d leaked", leaked)
+		}
+	})
+}
+
+// autoSwitches counts the routers' automatic switches, from their logs.
+func autoSwitches(c *cluster) int {
+	n := 0
+	for _, p := range c.routers {
+		out := p.Output()
+		n += strings.Count(out, "failed over automatically") + strings.Count(out, "failed back automatically")
+	}
+	return n
+}
