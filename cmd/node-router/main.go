@@ -249,6 +249,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	r := &router.Reconciler{
 		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
 		Reporter: &router.Reporter{Writer: writer, Events: events}, Health: monitor,
+		Wake: func(after time.Duration) { time.AfterFunc(after, poke) },
 	}
 
 	var synced atomic.Bool
