@@ -25,7 +25,7 @@ type probers struct {
 	ps []*netlab.Prober
 }
 
-func (c *cluster) startProbers(t *testing.T) *probers {
+func (c *cluster) startProbers(t testing.TB) *probers {
 	p := &probers{c: c}
 	for _, ns := range c.w.Nodes {
 		p.ps = append(p.ps, netlab.StartProber(t, ns, time.Millisecond))
@@ -37,7 +37,7 @@ func (c *cluster) startProbers(t *testing.T) *probers {
 
 // switched waits until every prober in which (nil: all) has an answer via
 // after since, and returns when the last one first did, since since.
-func (p *probers) switched(t *testing.T, which []int, via string, since time.Time) time.Duration {
+func (p *probers) switched(t testing.TB, which []int, via string, since time.Time) time.Duration {
 	t.Helper()
 	var last time.Duration
 	for i, pr := range p.ps {
