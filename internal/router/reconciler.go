@@ -57,6 +57,9 @@ type Reconciler struct {
 	// Wake asks for a reconcile after a while: when a group held on its
 	// member (the damper) may switch.
 	Wake func(after time.Duration)
+	// Clock, if set, tells when the change this reconcile takes up
+	// arrived: a switch observes event → kernel.
+	Clock *EventClock
 	// now is the clock (tests set it).
 	now func() time.Time
 
@@ -116,6 +119,13 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
+	// Taken first: a change that arrives while this reconcile runs is the
+	// next one's.
+	since := func() (time.Time, bool) { return time.Time{}, false }
+	if r.Clock != nil {
+		event, ok := r.Clock.Take()
+		since = func() (time.Time, bool) { return event, ok }
+	}
 	obj, found, err := r.Cache.Node.GetByKey(r.Config.NodeName)
 	if err != nil {
 		return fmt.Errorf("reading Node %s from the cache: %w", r.Config.NodeName, err)
@@ -159,10 +169,16 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	// A switch is counted and logged even if a later step failed: the
 	// traffic took the new path.
+	applyStart := time.Now()
 	applied, applyErr := r.Kernel.Apply(d)
+	var sinceEvent time.Duration
+	if event, ok := since(); ok && (applied.Swapped || applied.Moved > 0) {
+		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(event)
+		r.Metrics.EventToKernel.Observe(sinceEvent.Seconds())
+	}
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "groups", len(d.Groups))
+		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
 		for _, g := range d.Groups {
@@ -178,7 +194,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String())
 	}
 	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
 		// Only once our table is in place: the destinations never fall

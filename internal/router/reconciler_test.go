@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -220,4 +221,35 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 	h.down = map[group.Path]bool{}
 	step(300, "a", policy.Holding) // back up within a period: held on a
 	step(410, "c", policy.Newest)
+}
+
+// A switch observes the time from the change it took up; a reconcile
+// without a pending change, or without a switch, observes nothing.
+func TestReconcileObservesEventToKernel(t *testing.T) {
+	p := &parts{fail: map[string]error{}, applied: policy.Applied{Swapped: true, ToSwitch: time.Millisecond}}
+	r := newTestReconciler(t, p, true)
+	r.Clock = &EventClock{}
+	if err := r.Reconcile(context.Background()); err != nil { // no change pending
+		t.Fatal(err)
+	}
+	r.Clock.Mark(time.Now().Add(-20 * time.Millisecond))
+	r.Clock.Mark(time.Now()) // a later change: the older one counts
+	if err := r.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.applied = policy.Applied{}
+	r.Clock.Mark(time.Now())
+	if err := r.Reconcile(context.Background()); err != nil { // no switch
+		t.Fatal(err)
+	}
+	var m dto.Metric
+	if err := r.Metrics.EventToKernel.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 1 || sum < 0.020 || sum > 1 {
+		t.Fatalf("%d observations summing %.3f s, want one of about 21 ms", n, sum)
+	}
+	if _, pending := r.Clock.Take(); pending {
+		t.Fatal("the clock still holds a change that a reconcile took up")
+	}
 }

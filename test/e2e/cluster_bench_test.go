@@ -85,6 +85,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			if ek := eventToKernel(c); len(ek) > 0 {
+				e50, e99, emax := quantiles(ek)
+				b.Logf("event → kernel in each router (its own log, every switch of the run): %d switches, p50 %s, p99 %s, max %s", len(ek), e50, e99, emax)
+				b.ReportMetric(float64(e99.Microseconds())/1000, "event-to-kernel-p99-ms")
+			}
 			b.ReportMetric(p(.5), "p50-ms")
 			b.ReportMetric(p(.99), "p99-ms")
 			b.ReportMetric(float64(leakedTotal), "leaked")
@@ -109,6 +114,25 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.ReportMetric(float64(oldLeaked)/3, "old-leaked/failover")
 		})
 	}
+}
+
+// eventToKernel reads every switch's "sinceEvent" from the routers' logs:
+// the time from the change a reconcile took up to the kernel's switch.
+func eventToKernel(c *cluster) []time.Duration {
+	var out []time.Duration
+	for _, r := range c.routers {
+		for _, line := range strings.Split(r.Output(), "\n") {
+			_, rest, ok := strings.Cut(line, `"sinceEvent":"`)
+			if !ok {
+				continue
+			}
+			v, _, _ := strings.Cut(rest, `"`)
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }
 
 // routersCPU is the CPU time all of c's routers have used so far.
