@@ -98,6 +98,10 @@ bench: prereqs tools build bench-e2e ## Every benchmark (see BENCHMARKS.md; root
 bench-scale: prereqs tools build ## The failover benchmark at NODES=n[,n…] nodes (≤ 40): convergence, leaks, router CPU, API writes per failover.
 	NODES=$(NODES) $(GO) test -run '^$$' -bench FailoverConvergence -benchtime 1x -timeout 60m ./test/e2e/
 
+.PHONY: bench-auto
+bench-auto: prereqs tools build ## Automatic failover: gateway death → the last of NODES (20) nodes switched, beside manual kubectl failovers.
+	NODES=$(NODES) $(GO) test -run '^$$' -bench AutomaticFailover -benchtime 1x -timeout 30m ./test/e2e/
+
 .PHONY: bench-e2e
 bench-e2e: prereqs tools build ## End-to-end benchmarks: webhook latency, router RSS, failover convergence at 5/10/20 nodes (~15 min).
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./test/...

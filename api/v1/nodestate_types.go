@@ -73,9 +73,11 @@ type NodeGroupState struct {
 	// Selection is why ActiveMember carries the group on this node:
 	// Newest; NewerDown (the gateways of newer members are down as this
 	// node's health checks see them); AllDown (every member's is: the
-	// newest carries the group, failing closed).
+	// newest carries the group, failing closed); Held (health asks for
+	// another member, but the group switched less than a probe period ago:
+	// it switches when the period is over).
 	// +optional
-	// +kubebuilder:validation:Enum=Newest;NewerDown;AllDown
+	// +kubebuilder:validation:Enum=Newest;NewerDown;AllDown;Held
 	Selection string `json:"selection,omitempty"`
 	// Gateways are the health of the members' gateways as this node's
 	// probes see them, for members with a health check.

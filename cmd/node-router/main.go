@@ -231,7 +231,14 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		default: // a reconcile is already pending
 		}
 	}
-	caches, informers, err := watch(kc, cfg.NodeName, log.WithName("watch"), poke)
+	// Changes from the API server and from health checks start the clock
+	// of event → kernel; kernel events only poke.
+	var clock router.EventClock
+	changed := func() {
+		clock.Mark(time.Now())
+		poke()
+	}
+	caches, informers, err := watch(kc, cfg.NodeName, log.WithName("watch"), changed)
 	if err != nil {
 		return err
 	}
@@ -245,10 +252,11 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: poke, Log: log.WithName("health"), Metrics: healthMetrics}
+	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: changed, Log: log.WithName("health"), Metrics: healthMetrics}
 	r := &router.Reconciler{
 		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
 		Reporter: &router.Reporter{Writer: writer, Events: events}, Health: monitor,
+		Wake: func(after time.Duration) { time.AfterFunc(after, poke) }, Clock: &clock,
 	}
 
 	var synced atomic.Bool

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -57,4 +58,22 @@ func Loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 func Invalidates(table int, o policy.Options) bool {
 	slot := table - o.ProbeTableBase
 	return table == policy.Lost || table == o.Tables[0] || table == o.Tables[1] || slot >= 1 && slot <= policy.MaxProbes
+}
+
+// EventClock remembers when the oldest change that no reconcile has taken
+// up yet arrived (a watch event, a gateway's health): the start of "event
+// → kernel". Kernel events do not mark it: they are our own writes echoed,
+// or drift.
+type EventClock struct{ first atomic.Int64 }
+
+// Mark notes a change at now, unless an older one is pending.
+func (c *EventClock) Mark(now time.Time) { c.first.CompareAndSwap(0, now.UnixNano()) }
+
+// Take returns the pending change's time and clears it; false if none.
+func (c *EventClock) Take() (time.Time, bool) {
+	v := c.first.Swap(0)
+	if v == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, v), true
 }

@@ -19,7 +19,10 @@ type Metrics struct {
 	// gateway went down or came back, as this node's health checks see it.
 	AutoSwitches prometheus.Counter
 	LastSuccess  prometheus.Gauge
-	traffic      *traffic
+	// EventToKernel is the time from the change a reconcile took up (a
+	// watch event, a gateway's health) to the kernel's switch.
+	EventToKernel prometheus.Histogram
+	traffic       *traffic
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -29,14 +32,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "staticroute_reconcile_duration_seconds", Help: "Time of one reconcile of the node.",
 			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16),
 		}),
-		Errors:       prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_reconcile_errors_total", Help: "Reconciles that failed."}),
-		Swaps:        prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
-		Moves:        prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
+		Errors: prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_reconcile_errors_total", Help: "Reconciles that failed."}),
+		Swaps:  prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_table_swaps_total", Help: "Steering tables switched in."}),
+		Moves:  prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_gateway_moves_total", Help: "Groups moved to a new gateway in place (nexthop replace)."}),
+		EventToKernel: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "staticroute_event_to_kernel_seconds", Help: "From the change a reconcile took up (a StaticRoute, Node or EndpointSlice event, or a gateway's health) to the kernel's switch.",
+			Buckets: prometheus.ExponentialBuckets(1e-4, 2, 16),
+		}),
 		AutoSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_automatic_switches_total", Help: "Groups switched to another member by health checks (failover or failback)."}),
 		LastSuccess:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
 		traffic:      newTraffic(),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.AutoSwitches, m.LastSuccess, m.traffic} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.AutoSwitches, m.LastSuccess, m.EventToKernel, m.traffic} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

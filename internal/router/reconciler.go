@@ -54,6 +54,14 @@ type Reconciler struct {
 	Reporter NodeReporter
 	// Health runs the health checks; nil: none (every gateway is up).
 	Health Health
+	// Wake asks for a reconcile after a while: when a group held on its
+	// member (the damper) may switch.
+	Wake func(after time.Duration)
+	// Clock, if set, tells when the change this reconcile takes up
+	// arrived: a switch observes event → kernel.
+	Clock *EventClock
+	// now is the clock (tests set it).
+	now func() time.Time
 
 	// The last input's key and its desired state: a resync with nothing
 	// changed need not compute 10,000 prefixes again.
@@ -62,6 +70,9 @@ type Reconciler struct {
 	// applied is each group as last applied: a change of its active
 	// member that health made is an automatic failover or failback.
 	applied map[string]policy.Group
+	// damper keeps each group from switching more than once per probe
+	// period.
+	damper group.Damper
 }
 
 // compute is policy.Compute, skipped when the input is the last one.
@@ -89,7 +100,12 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 		down = append(down, p.String())
 	}
 	slices.Sort(down)
-	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, down)
+	holds := make([]string, 0, len(in.Hold))
+	for g, m := range in.Hold {
+		holds = append(holds, g+"="+m)
+	}
+	slices.Sort(holds)
+	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, down, holds)
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
@@ -103,6 +119,13 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
+	// Taken first: a change that arrives while this reconcile runs is the
+	// next one's.
+	since := func() (time.Time, bool) { return time.Time{}, false }
+	if r.Clock != nil {
+		event, ok := r.Clock.Take()
+		since = func() (time.Time, bool) { return event, ok }
+	}
 	obj, found, err := r.Cache.Node.GetByKey(r.Config.NodeName)
 	if err != nil {
 		return fmt.Errorf("reading Node %s from the cache: %w", r.Config.NodeName, err)
@@ -130,7 +153,15 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if r.Health != nil {
 		in.Down, health = r.Health.Down(), r.Health.Health()
 	}
+	now := time.Now()
+	if r.now != nil {
+		now = r.now()
+	}
+	wake := r.holds(&in, now)
 	d := r.compute(in)
+	if r.Wake != nil && wake > 0 && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == policy.Holding }) {
+		r.Wake(wake)
+	}
 
 	packets, err := r.Firewall.Counters()
 	if err == nil {
@@ -138,12 +169,24 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	// A switch is counted and logged even if a later step failed: the
 	// traffic took the new path.
+	applyStart := time.Now()
 	applied, applyErr := r.Kernel.Apply(d)
+	var sinceEvent time.Duration
+	if event, ok := since(); ok && (applied.Swapped || applied.Moved > 0) {
+		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(event)
+		r.Metrics.EventToKernel.Observe(sinceEvent.Seconds())
+	}
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "groups", len(d.Groups))
+		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
+		for _, g := range d.Groups {
+			r.damper.Record(g.Name, g.Active, now)
+		}
+		r.damper.Forget(func(name string) bool {
+			return slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Name == name })
+		})
 		r.noteAutomatic(ctx, d)
 		if r.Health != nil {
 			r.Health.Set(ctx, d.Probes)
@@ -151,7 +194,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String())
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String())
 	}
 	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
 		// Only once our table is in place: the destinations never fall
@@ -188,6 +231,34 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	r.Metrics.LastSuccess.SetToCurrentTime()
 	return nil
+}
+
+// holds sets in.Hold from the damper: a group that switched less than
+// its shortest probe period ago keeps its member. It returns how long until
+// the first hold ends (0: none).
+func (r *Reconciler) holds(in *policy.Input, now time.Time) time.Duration {
+	var first time.Duration
+	for name, g := range r.applied {
+		var period time.Duration
+		for _, m := range g.Members {
+			if m.Checked && (period == 0 || m.Probe.Period < period) {
+				period = m.Probe.Period
+			}
+		}
+		if period == 0 {
+			continue // no health checks: switches only by API changes
+		}
+		if m, until, ok := r.damper.Hold(name, period, now); ok {
+			if in.Hold == nil {
+				in.Hold = map[string]string{}
+			}
+			in.Hold[name] = m
+			if d := until.Sub(now); first == 0 || d < first {
+				first = d
+			}
+		}
+	}
+	return first
 }
 
 // noteAutomatic logs and counts the groups whose active member health

@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
@@ -29,6 +31,8 @@ type parts struct {
 	mainVia []netip.Prefix
 	// reported is the error the last report carried.
 	reported error
+	// desired is what the last apply was given.
+	desired policy.Desired
 }
 
 func (p *parts) call(name string) error {
@@ -41,7 +45,8 @@ func (p *parts) ReadNode(string, []netip.Prefix) (policy.Node, error) {
 	return policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}, MainVia: p.mainVia}, p.call("read node")
 }
 
-func (p *parts) Apply(policy.Desired) (policy.Applied, error) {
+func (p *parts) Apply(d policy.Desired) (policy.Applied, error) {
+	p.desired = d
 	return p.applied, p.call("apply routes")
 }
 
@@ -152,5 +157,99 @@ func TestReconcileCountsASwitchFollowedByAFailure(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r.Metrics.Swaps); got != 1 {
 		t.Fatalf("swaps = %v, want 1", got)
+	}
+}
+
+// fakeHealth reports the paths it is told are down.
+type fakeHealth struct{ down map[group.Path]bool }
+
+func (f *fakeHealth) Down() map[group.Path]bool           { return f.down }
+func (f *fakeHealth) Health() map[group.Path]group.Health { return nil }
+func (f *fakeHealth) Set(context.Context, []policy.Probe) {}
+
+// A group never switches more than once per probe period: a second switch
+// that health asks for within it waits, and the router asks to be woken
+// when the period ends.
+func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
+	p := &parts{fail: map[string]error{}}
+	r := newTestReconciler(t, p, true)
+	routes := r.Cache.Routes
+	for _, o := range routes.List() {
+		_ = routes.Delete(o)
+	}
+	var paths []group.Path
+	for i, gw := range []string{"198.51.100.4", "198.51.100.5", "198.51.100.6"} {
+		sr := &v1.StaticRoute{
+			ObjectMeta: metav1.ObjectMeta{Name: string(rune('a' + i)), CreationTimestamp: metav1.NewTime(time.Unix(1_800_000_000+int64(i)*60, 0))},
+			Spec: v1.StaticRouteSpec{Group: "egress", Destinations: []string{"192.0.2.0/24"}, Gateway: gw,
+				HealthCheck: &v1.HealthCheck{Target: "192.0.2.7", PeriodMilliseconds: 200}},
+		}
+		if err := routes.Add(sr); err != nil {
+			t.Fatal(err)
+		}
+		pr, _ := group.ProbeOf(sr)
+		paths = append(paths, pr.Path)
+	}
+	h := &fakeHealth{down: map[group.Path]bool{}}
+	r.Health = h
+	var woken []time.Duration
+	r.Wake = func(d time.Duration) { woken = append(woken, d) }
+	t0 := time.Unix(1_900_000_000, 0)
+	at := t0
+	r.now = func() time.Time { return at }
+	step := func(ms int, want string, sel policy.Selection) {
+		t.Helper()
+		at = t0.Add(time.Duration(ms) * time.Millisecond)
+		if err := r.Reconcile(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		g := p.desired.Groups[0]
+		if g.Active != want || g.Selection != sel {
+			t.Fatalf("at %d ms: %s (%s), want %s (%s)", ms, g.Active, g.Selection, want, sel)
+		}
+	}
+	step(0, "c", policy.Newest)
+	h.down[paths[2]] = true
+	step(10, "b", policy.NewerDown) // c down: one switch
+	h.down[paths[1]] = true
+	step(60, "b", policy.Holding) // b down 50 ms later: held
+	if len(woken) != 1 || woken[0] != 150*time.Millisecond {
+		t.Fatalf("woken %v, want once after 150 ms", woken)
+	}
+	step(150, "b", policy.Holding)
+	step(210, "a", policy.NewerDown) // the period is over
+	h.down = map[group.Path]bool{}
+	step(300, "a", policy.Holding) // back up within a period: held on a
+	step(410, "c", policy.Newest)
+}
+
+// A switch observes the time from the change it took up; a reconcile
+// without a pending change, or without a switch, observes nothing.
+func TestReconcileObservesEventToKernel(t *testing.T) {
+	p := &parts{fail: map[string]error{}, applied: policy.Applied{Swapped: true, ToSwitch: time.Millisecond}}
+	r := newTestReconciler(t, p, true)
+	r.Clock = &EventClock{}
+	if err := r.Reconcile(context.Background()); err != nil { // no change pending
+		t.Fatal(err)
+	}
+	r.Clock.Mark(time.Now().Add(-20 * time.Millisecond))
+	r.Clock.Mark(time.Now()) // a later change: the older one counts
+	if err := r.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.applied = policy.Applied{}
+	r.Clock.Mark(time.Now())
+	if err := r.Reconcile(context.Background()); err != nil { // no switch
+		t.Fatal(err)
+	}
+	var m dto.Metric
+	if err := r.Metrics.EventToKernel.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if n, sum := m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum(); n != 1 || sum < 0.020 || sum > 1 {
+		t.Fatalf("%d observations summing %.3f s, want one of about 21 ms", n, sum)
+	}
+	if _, pending := r.Clock.Take(); pending {
+		t.Fatal("the clock still holds a change that a reconcile took up")
 	}
 }

@@ -78,6 +78,9 @@ const (
 	// AllDown: every member's gateway is down; the newest carries the
 	// group (fail closed: never the node's own address).
 	AllDown Selection = "AllDown"
+	// Holding: health asks for another member, but the group switched less
+	// than a period ago; it switches when the period is over.
+	Holding Selection = "Held"
 )
 
 // Member is one member of a group as a node sees it.
@@ -121,6 +124,9 @@ type Input struct {
 	// Down are the paths this node's health checks find down; a path not
 	// in it is up.
 	Down map[group.Path]bool
+	// Hold names, per group, the member it must keep for now: a switch
+	// within a period of its last one waits (group.Damper).
+	Hold map[string]string
 }
 
 // Desired is a node's whole desired steering state: plain data, printable.
@@ -219,6 +225,11 @@ func Compute(in Input) Desired {
 			a.selection = AllDown
 		case a.active.obj != newest.obj:
 			a.selection = NewerDown
+		}
+		if h, ok := in.Hold[name]; ok && h != a.active.obj.Name {
+			if i := slices.IndexFunc(ms, func(m member) bool { return m.obj.Name == h }); i >= 0 {
+				a.active, a.selection = ms[i], Holding
+			}
 		}
 		group.Sort(ms, key)
 		for _, m := range ms {

@@ -57,7 +57,7 @@ type spec struct {
 }
 
 type groupSet struct {
-	name     string
+	name   string
 	ranges []netipx.IPRange // disjoint, merged, sorted
 }
 

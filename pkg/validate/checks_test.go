@@ -42,10 +42,10 @@ func TestChecksAlone(t *testing.T) {
 			want: []string{"must not also be a destination (spec.destinations[1])"}},
 		"a duplicate and a nested destination": {errs: checkInsideRoute(dests("192.0.2.0/24", "192.0.2.7", "198.51.100.1", "198.51.100.1")),
 			want: []string{"spec.destinations[1]: Invalid value: \"192.0.2.7\": lies inside 192.0.2.0/24 (spec.destinations[0])", "spec.destinations[3]: Duplicate value"}},
-		"distinct destinations": {errs: checkInsideRoute(dests("192.0.2.0/25", "192.0.2.128/25"))},
-		"a health check with defaults": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{}, gw4)},
+		"distinct destinations":                      {errs: checkInsideRoute(dests("192.0.2.0/25", "192.0.2.128/25"))},
+		"a health check with defaults":               {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{}, gw4)},
 		"a TCP check to a target beyond the gateway": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "192.0.2.7", Protocol: "TCP", Port: 443}, gw4)},
-		"the gateway itself as target": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.4"}, gw4)},
+		"the gateway itself as target":               {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.4"}, gw4)},
 		"a TCP check without a port, an ICMP one with": {
 			errs: append(checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Protocol: "TCP"}, gw4), checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Port: 80}, gw4)...),
 			want: []string{"spec.healthCheck.port: Required value: protocol TCP connects to a port", "spec.healthCheck.port: Invalid value: 80: is for protocol TCP only"}},

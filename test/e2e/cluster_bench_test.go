@@ -85,6 +85,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			if ek := eventToKernel(c); len(ek) > 0 {
+				e50, e99, emax := quantiles(ek)
+				b.Logf("event → kernel in each router (its own log, every switch of the run): %d switches, p50 %s, p99 %s, max %s", len(ek), e50, e99, emax)
+				b.ReportMetric(float64(e99.Microseconds())/1000, "event-to-kernel-p99-ms")
+			}
 			b.ReportMetric(p(.5), "p50-ms")
 			b.ReportMetric(p(.99), "p99-ms")
 			b.ReportMetric(float64(leakedTotal), "leaked")
@@ -109,6 +114,25 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.ReportMetric(float64(oldLeaked)/3, "old-leaked/failover")
 		})
 	}
+}
+
+// eventToKernel reads every switch's "sinceEvent" from the routers' logs:
+// the time from the change a reconcile took up to the kernel's switch.
+func eventToKernel(c *cluster) []time.Duration {
+	var out []time.Duration
+	for _, r := range c.routers {
+		for _, line := range strings.Split(r.Output(), "\n") {
+			_, rest, ok := strings.Cut(line, `"sinceEvent":"`)
+			if !ok {
+				continue
+			}
+			v, _, _ := strings.Cut(rest, `"`)
+			if d, err := time.ParseDuration(v); err == nil && d > 0 {
+				out = append(out, d)
+			}
+		}
+	}
+	return out
 }
 
 // routersCPU is the CPU time all of c's routers have used so far.
@@ -151,4 +175,64 @@ func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// BenchmarkAutomaticFailover measures, on NODES nodes (default 20), the
+// time from a gateway's death (its VPC link down) to the last node's
+// first probe answered via the other gateway, with no kubectl and no API
+// server involved, over 20 deaths; and in the same run, 20 manual
+// failovers by `kubectl apply` of a new member (and its delete). Probers
+// at 1,000/s on every node and the pod.
+func BenchmarkAutomaticFailover(b *testing.B) {
+	n := 20
+	if s := os.Getenv("NODES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 || v > netlab.MaxNodes {
+			b.Fatalf("NODES=%s: give one size from 1 to %d", s, netlab.MaxNodes)
+		}
+		n = v
+	}
+	c := startCluster(b, n)
+	apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
+	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr))
+	time.Sleep(1100 * time.Millisecond)
+	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr))
+	c.expect(b, all(netlab.GwBPublic))
+	p := c.startProbers(b)
+	var auto, back, manual []time.Duration
+	for range 20 {
+		failed := time.Now()
+		c.w.GwB.IP(b, "link", "set", "vpc", "down")
+		auto = append(auto, p.switched(b, nil, netlab.GwAPublic, failed))
+		repaired := time.Now()
+		c.w.GwB.IP(b, "link", "set", "vpc", "up")
+		back = append(back, p.switched(b, nil, netlab.GwBPublic, repaired))
+		time.Sleep(300 * time.Millisecond)
+	}
+	for i := range 20 {
+		via, f := netlab.GwAPublic, func() { apply(checkedRouteYAML("manual", "primary", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr)) }
+		if i%2 == 1 {
+			via, f = netlab.GwBPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "manual") }
+		}
+		started := time.Now()
+		f()
+		manual = append(manual, p.switched(b, nil, via, started))
+		time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
+	}
+	sent, leaked, lost := p.result()
+	for _, s := range []struct {
+		name string
+		ds   []time.Duration
+	}{{"gateway death → last node on the other gateway (automatic)", auto}, {"gateway back → last node back (automatic)", back}, {"kubectl apply/delete → last node switched (manual)", manual}} {
+		p50, p99, mx := quantiles(s.ds)
+		b.Logf("%d nodes, %s: p50 %s, p99 %s, max %s", n, s.name, p50.Round(time.Millisecond), p99.Round(time.Millisecond), mx.Round(time.Millisecond))
+	}
+	b.Logf("%d probes, %d leaked, %d lost", sent, leaked, lost)
+	a50, a99, _ := quantiles(auto)
+	m50, m99, _ := quantiles(manual)
+	b.ReportMetric(float64(a50.Milliseconds()), "auto-p50-ms")
+	b.ReportMetric(float64(a99.Milliseconds()), "auto-p99-ms")
+	b.ReportMetric(float64(m50.Milliseconds()), "manual-p50-ms")
+	b.ReportMetric(float64(m99.Milliseconds()), "manual-p99-ms")
+	b.ReportMetric(float64(leaked), "leaked")
 }

@@ -25,7 +25,7 @@ type probers struct {
 	ps []*netlab.Prober
 }
 
-func (c *cluster) startProbers(t *testing.T) *probers {
+func (c *cluster) startProbers(t testing.TB) *probers {
 	p := &probers{c: c}
 	for _, ns := range c.w.Nodes {
 		p.ps = append(p.ps, netlab.StartProber(t, ns, time.Millisecond))
@@ -37,7 +37,7 @@ func (c *cluster) startProbers(t *testing.T) *probers {
 
 // switched waits until every prober in which (nil: all) has an answer via
 // after since, and returns when the last one first did, since since.
-func (p *probers) switched(t *testing.T, which []int, via string, since time.Time) time.Duration {
+func (p *probers) switched(t testing.TB, which []int, via string, since time.Time) time.Duration {
 	t.Helper()
 	var last time.Duration
 	for i, pr := range p.ps {
@@ -57,6 +57,16 @@ func (p *probers) switched(t *testing.T, which []int, via string, since time.Tim
 		last = max(last, at.Sub(since))
 	}
 	return last
+}
+
+// lostBetween counts the probes of every prober sent in [from, to] that
+// got no answer.
+func (p *probers) lostBetween(from, to time.Time) int {
+	n := 0
+	for _, pr := range p.ps {
+		n += pr.LostBetween(from, to)
+	}
+	return n
 }
 
 // result stops the probers: how many were sent, leaked (answered by the
@@ -110,32 +120,47 @@ func TestAutomaticFailover(t *testing.T) {
 		t.Run(k.name, func(t *testing.T) {
 			p := c.startProbers(t)
 			var over, back []time.Duration
+			type window struct{ from, to time.Time }
+			var detecting, failingBack []window
 			for range reps {
 				failed := time.Now()
 				k.fail()
-				over = append(over, p.switched(t, nil, netlab.GwAPublic, failed))
+				d := p.switched(t, nil, netlab.GwAPublic, failed)
+				over = append(over, d)
+				// Lost on the way: probes in flight when the gateway died,
+				// and those sent until the node switched.
+				detecting = append(detecting, window{failed.Add(-10 * time.Millisecond), failed.Add(d)})
 				repaired := time.Now()
 				k.repair()
-				back = append(back, p.switched(t, nil, netlab.GwBPublic, repaired))
+				d = p.switched(t, nil, netlab.GwBPublic, repaired)
+				back = append(back, d)
+				failingBack = append(failingBack, window{repaired, repaired.Add(d + 200*time.Millisecond)})
 				time.Sleep(300 * time.Millisecond)
+			}
+			time.Sleep(200 * time.Millisecond) // the last answers
+			inWindows, onFailback := 0, 0
+			for _, w := range detecting {
+				inWindows += p.lostBetween(w.from, w.to)
+			}
+			for _, w := range failingBack {
+				onFailback += p.lostBetween(w.from, w.to)
 			}
 			sent, leaked, lost := p.result()
 			o50, o99, omax := quantiles(over)
 			b50, b99, bmax := quantiles(back)
-			t.Logf("%d failures: failure → last of 3 nodes and the pod via A p50 %s p99 %s max %s; repair → back via B p50 %s p99 %s max %s; %d probes, %d leaked, %d lost (%.0f ms of probes per failure and prober)",
+			t.Logf("%d failures: failure → last of 3 nodes and the pod via A p50 %s p99 %s max %s; repair → back via B p50 %s p99 %s max %s; %d probes, %d leaked, %d lost: %d while detecting (%.0f ms per failure and prober), %d on failback, %d elsewhere",
 				reps, o50.Round(time.Millisecond), o99.Round(time.Millisecond), omax.Round(time.Millisecond),
 				b50.Round(time.Millisecond), b99.Round(time.Millisecond), bmax.Round(time.Millisecond),
-				sent, leaked, lost, float64(lost)/reps/4)
+				sent, leaked, lost, inWindows, float64(inWindows)/reps/4, onFailback, lost-inWindows-onFailback)
 			if leaked != 0 {
 				t.Errorf("%d probes leaked", leaked)
 			}
 			if o99 > time.Second {
 				t.Errorf("failover p99 %s, want ≤ 1 s", o99)
 			}
-			// Lost only inside the detection window: at most a second of
-			// probes per failure and prober, and nothing on failback.
-			if lost > reps*4*1000 {
-				t.Errorf("%d lost: more than the detection windows hold", lost)
+			// Lost only while detecting; nothing on failback.
+			if onFailback != 0 || lost != inWindows {
+				t.Errorf("%d lost on failback and %d outside the detection windows, want 0 and 0", onFailback, lost-inWindows)
 			}
 		})
 	}

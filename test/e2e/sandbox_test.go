@@ -106,7 +106,7 @@ func TestSandboxedRouters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Contains(spec.Linux.ReadonlyPaths, "/proc/sys") || !slices.Equal(spec.Process.Capabilities.Effective, []string{"CAP_NET_ADMIN"}) ||
+			if !slices.Contains(spec.Linux.ReadonlyPaths, "/proc/sys") || !slices.Equal(spec.Process.Capabilities.Effective, []string{"CAP_NET_ADMIN", "CAP_NET_RAW"}) ||
 				spec.Linux.Seccomp == nil || !spec.Process.NoNewPrivileges || !spec.Root.Readonly {
 				t.Fatalf("the spec is not a pod's sandbox: read-only %v, caps %v, seccomp %v, no_new_privs %v, read-only root %v",
 					spec.Linux.ReadonlyPaths, spec.Process.Capabilities.Effective, spec.Linux.Seccomp != nil, spec.Process.NoNewPrivileges, spec.Root.Readonly)
@@ -163,5 +163,22 @@ func TestSandboxedRouters(t *testing.T) {
 			t.Log(p.Output())
 		}
 		t.Fatal(err)
+	}
+
+	// Health checks in the pod's sandbox: ICMP from a raw socket under the
+	// runtime's seccomp profile, each probe marked to its gateway.
+	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr, "198.19.0.0/16"))
+	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr, "198.19.0.0/16"))
+	time.Sleep(time.Second) // the probes start
+	p := c.startProbers(t)
+	failed := time.Now()
+	c.w.GwB.IP(t, "link", "set", "vpc", "down")
+	d := p.switched(t, nil, netlab.GwAPublic, failed)
+	c.w.GwB.IP(t, "link", "set", "vpc", "up")
+	back := p.switched(t, nil, netlab.GwBPublic, time.Now())
+	_, leaked, _ := p.result()
+	t.Logf("sandboxed routers: gateway B dies → every node via A by itself in %s, back in %s; %d leaked", d.Round(time.Millisecond), back.Round(time.Millisecond), leaked)
+	if leaked != 0 || d > time.Second {
+		t.Errorf("automatic failover in the sandbox: %s, %d leaked", d, leaked)
 	}
 }

@@ -43,8 +43,9 @@ type Prober struct {
 	sent int
 	seen map[uint64]netip.Addr
 	// arrivals are the answers' arrival times by the source they name,
-	// in order.
+	// in order; sentAt is when each probe went, by sequence number.
 	arrivals map[netip.Addr][]time.Time
+	sentAt   []time.Time
 	first    map[netip.Addr]time.Time
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -92,9 +93,11 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 			default:
 			}
 			binary.BigEndian.PutUint64(msg, seq)
+			sent := time.Now()
 			_, _ = p.conn.WriteTo(msg, dst)
 			p.mu.Lock()
 			p.sent++
+			p.sentAt = append(p.sentAt, sent)
 			p.mu.Unlock()
 			time.Sleep(p.every)
 		}
@@ -120,6 +123,23 @@ func (p *Prober) FirstAfter(src string, t time.Time) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return as[i], true
+}
+
+// LostBetween counts the probes sent from from to to that got no answer
+// (yet: call it once answers had time to come).
+func (p *Prober) LostBetween(from, to time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	lost := 0
+	for seq, at := range p.sentAt {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		if _, ok := p.seen[uint64(seq)]; !ok {
+			lost++
+		}
+	}
+	return lost
 }
 
 // Result stops sending, waits for the last answers and counts them.
