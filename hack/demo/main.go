@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -173,40 +174,12 @@ spec:
 
 	d.step(5, "Failover: apply secondary.yaml (spec.group: primary) while every node and the pod probe 1,000 times a second")
 	secondary := d.route("secondary.yaml", "secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
-	probers := make([]*netlab.Prober, 0, n+1)
-	for _, ns := range d.w.Nodes {
-		probers = append(probers, netlab.StartProber(r, ns, time.Millisecond))
-	}
-	probers = append(probers, netlab.StartProber(r, d.w.Pod, time.Millisecond))
-	time.Sleep(500 * time.Millisecond)
+	probers := d.startProbers()
 	applied := time.Now()
 	d.kubectl(nil, "apply", "-f", secondary)
-	last := time.Duration(0)
-	deadline := time.Now().Add(30 * time.Second)
-	for i, p := range probers {
-		for {
-			if t, ok := p.First(netlab.GwBPublic); ok {
-				last = max(last, t.Sub(applied))
-				break
-			}
-			if time.Now().After(deadline) {
-				r.Fatalf("prober %d never reached the destination via gateway B", i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	last := d.switched(probers, netlab.GwBPublic, applied, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	sent, leaked, lost := 0, 0, 0
-	for i, p := range probers {
-		s, by, l := p.Result(500 * time.Millisecond)
-		sent += s
-		lost += l
-		own := netlab.NodePublic
-		if i < n {
-			own = netlab.NodePublicAddr(i)
-		}
-		leaked += by[own]
-	}
+	sent, leaked, lost := d.result(probers)
 	say("apply → last node switched (its probe's first answer via gateway B): %s", last.Round(time.Millisecond))
 	say("probes sent %d; leaked via a node's own address: %d; lost: %d", sent, leaked, lost)
 	if leaked != 0 {
@@ -240,46 +213,18 @@ spec:
 	d.kubectl(nil, "apply", "--server-side", "-f", secondaryFile) // the plugin created it
 	say("Every node now probes %s through each gateway, every 200 ms; 3 lost in a row is down.", netlab.EchoAddr)
 	time.Sleep(time.Second)
-	probers = probers[:0]
-	for _, ns := range d.w.Nodes {
-		probers = append(probers, netlab.StartProber(r, ns, time.Millisecond))
-	}
-	probers = append(probers, netlab.StartProber(r, d.w.Pod, time.Millisecond))
-	time.Sleep(500 * time.Millisecond)
+	probers = d.startProbers()
 	say("$ ip link set vpc down   (on gateway B: its host is gone)")
 	failed := time.Now()
 	d.w.GwB.IP(r, "link", "set", "vpc", "down")
-	last = 0
-	deadline = time.Now().Add(10 * time.Second)
-	for i, p := range probers {
-		for {
-			if t, ok := p.FirstAfter(netlab.GwAPublic, failed); ok {
-				last = max(last, t.Sub(failed))
-				break
-			}
-			if time.Now().After(deadline) {
-				r.Fatalf("prober %d never reached the destination via gateway A after B died", i)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	last = d.switched(probers, netlab.GwAPublic, failed, 10*time.Second)
 	say("gateway B dies → the last node fails over by itself (no kubectl, no API server involved): %s", last.Round(time.Millisecond))
 	time.Sleep(1500 * time.Millisecond) // the node states and the summary catch up
 	d.plugin("status", "primary")
 	say("$ ip link set vpc up   (gateway B is back)")
 	d.w.GwB.IP(r, "link", "set", "vpc", "up")
 	d.waitAll(netlab.GwBPublic)
-	sent, leaked, lost = 0, 0, 0
-	for i, p := range probers {
-		s, by, l := p.Result(500 * time.Millisecond)
-		sent += s
-		lost += l
-		own := netlab.NodePublic
-		if i < n {
-			own = netlab.NodePublicAddr(i)
-		}
-		leaked += by[own]
-	}
+	sent, leaked, lost = d.result(probers)
 	say("every node failed back after 3 answered probes; probes sent %d; leaked via a node's own address: %d; lost (while B was dying, undetected): %d", sent, leaked, lost)
 	if leaked != 0 {
 		r.Errorf("%d probes leaked", leaked)
@@ -299,6 +244,53 @@ spec:
 		fmt.Println("Press Ctrl-C to tear everything down.")
 		<-sig
 	}
+}
+
+// startProbers probes the destination from every node and the pod, 1,000
+// times a second each.
+func (d *demo) startProbers() []*netlab.Prober {
+	ps := make([]*netlab.Prober, 0, len(d.w.Nodes)+1)
+	for _, ns := range append(slices.Clone(d.w.Nodes), d.w.Pod) {
+		ps = append(ps, netlab.StartProber(d.r, ns, time.Millisecond))
+	}
+	time.Sleep(500 * time.Millisecond)
+	return ps
+}
+
+// switched waits until every prober has had an answer via since, and
+// returns when the last one first did.
+func (d *demo) switched(ps []*netlab.Prober, via string, since time.Time, within time.Duration) time.Duration {
+	var last time.Duration
+	deadline := time.Now().Add(within)
+	for i, p := range ps {
+		for {
+			if t, ok := p.FirstAfter(via, since); ok {
+				last = max(last, t.Sub(since))
+				break
+			}
+			if time.Now().After(deadline) {
+				d.r.Fatalf("prober %d never reached the destination via %s", i, via)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return last
+}
+
+// result stops the probers and counts what they sent, what came back
+// naming their node's own address (leaked) and what never came back.
+func (d *demo) result(ps []*netlab.Prober) (sent, leaked, lost int) {
+	for i, p := range ps {
+		s, by, l := p.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		own := netlab.NodePublic // the pod's node
+		if i < len(d.w.Nodes) {
+			own = netlab.NodePublicAddr(i)
+		}
+		leaked += by[own]
+	}
+	return sent, leaked, lost
 }
 
 // checked writes file's route again with a health check probing target.

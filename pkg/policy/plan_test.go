@@ -285,17 +285,23 @@ func perturb(rng *rand.Rand, m *model, tables [2]int) string {
 	return "nothing"
 }
 
+// seeded is the test's random source: -plan.seed, or a new seed, logged
+// so that a failure can be replayed.
+func seeded(t *testing.T) *rand.Rand {
+	seed := *planSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (replay: go test ./pkg/policy -run '^%s$' -plan.seed %d)", seed, t.Name(), seed)
+	return rand.New(rand.NewPCG(seed, 1))
+}
+
 // From any state the kernel may hold, including half-done swaps, flushed
 // tables, foreign routes and lost nexthops, the plan for any desired state
 // reaches it exactly, and no destination steered before and after ever
 // falls through to main or takes a path of neither, at any step.
 func TestPlanTransitionsInRandomOrder(t *testing.T) {
-	seed := *planSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay: go test ./pkg/policy -run TestPlanTransitionsInRandomOrder -plan.seed %d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	rng := seeded(t)
 	tables := DefaultOptions().Tables
 	named := states()
 	var names []string
@@ -361,12 +367,7 @@ func TestPlanPrints(t *testing.T) {
 // unreachable default (a probe never falls through to the steering
 // tables or main), and the end state is exactly the probes'.
 func TestPlanProbesInRandomOrder(t *testing.T) {
-	seed := *planSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay: -plan.seed %d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	rng := seeded(t)
 	o := DefaultOptions()
 	pool := []Probe{}
 	for i, gw := range []string{"198.51.100.4", "198.51.100.12", "198.51.100.4", "198.51.100.5", "198.51.100.6"} {

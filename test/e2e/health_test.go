@@ -101,11 +101,24 @@ func TestAutomaticFailover(t *testing.T) {
 	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr))
 	time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution
 	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr))
+	// Another group via B whose check probes only the gateway itself: it
+	// cannot see a broken NAT.
+	apply(append(routeYAML("selfcheck", "", netlab.GwBVPC, "198.19.0.0/16"), []byte("  healthCheck: {}\n")...))
 	c.expect(t, all(netlab.GwBPublic))
 	gwB, gwA := c.w.GwB, c.w.GwA
 	natTable := `table ip nat {
   chain post { type nat hook postrouting priority 100; ip saddr 198.51.100.0/24 oifname "pub" masquerade; }
 }`
+	// health is how node 0 sees member's gateway in group, from its state.
+	health := func(group, member string) string {
+		g, _ := groupOn(t, c, c.names[0], group)
+		for _, h := range g.Gateways {
+			if h.Member == member {
+				return h.Health
+			}
+		}
+		return "unreported"
+	}
 	kinds := []struct {
 		name         string
 		fail, repair func()
@@ -122,16 +135,44 @@ func TestAutomaticFailover(t *testing.T) {
 			var over, back []time.Duration
 			type window struct{ from, to time.Time }
 			var detecting, failingBack []window
+			// A failed check must not leave the gateway broken for the
+			// cases after it.
+			broken := false
+			defer func() {
+				if broken {
+					k.repair()
+				}
+			}()
 			for range reps {
 				failed := time.Now()
 				k.fail()
+				broken = true
 				d := p.switched(t, nil, netlab.GwAPublic, failed)
 				over = append(over, d)
+				if len(over) == 1 {
+					// The probe beyond B sees the failure; the probe of B
+					// itself sees it only when B's host is gone.
+					err := framework.Eventually(context.Background(), 5*time.Second, func() error {
+						if h := health("primary", "secondary"); h != v1.GatewayDown {
+							return fmt.Errorf("node 0 reports B, probed beyond it, %s", h)
+						}
+						return nil
+					})
+					if err != nil {
+						t.Fatal(err)
+					}
+					self := health("selfcheck", "selfcheck")
+					t.Logf("%s: node 0 sees B down probing beyond it, and %s probing B itself", k.name, self)
+					if strings.HasPrefix(k.name, "NAT") && self != v1.GatewayUp {
+						t.Errorf("with B's NAT broken, the probe of B itself says %s: it should not see it", self)
+					}
+				}
 				// Lost on the way: probes in flight when the gateway died,
 				// and those sent until the node switched.
 				detecting = append(detecting, window{failed.Add(-10 * time.Millisecond), failed.Add(d)})
 				repaired := time.Now()
 				k.repair()
+				broken = false
 				d = p.switched(t, nil, netlab.GwBPublic, repaired)
 				back = append(back, d)
 				failingBack = append(failingBack, window{repaired, repaired.Add(d + 200*time.Millisecond)})
@@ -170,6 +211,7 @@ func TestAutomaticFailover(t *testing.T) {
 		cut := fmt.Sprintf(`table ip cut { chain forward_cut { type filter hook forward priority 0; ip saddr %s drop; }; }`, netlab.NodeVPC(1))
 		failed := time.Now()
 		gwB.NFT(t, cut)
+		defer gwB.Exec(t, "nft", "delete", "table", "ip", "cut")
 		d := p.switched(t, []int{1}, netlab.GwAPublic, failed)
 		time.Sleep(2 * time.Second)
 		for _, i := range []int{0, 2, 3} { // node 0, node 2, the pod
@@ -177,7 +219,7 @@ func TestAutomaticFailover(t *testing.T) {
 				t.Errorf("prober %d moved to A at %s, though its node still reaches B", i, at.Sub(failed))
 			}
 		}
-		gwB.Exec(t, "nft", "delete", "table", "ip", "cut")
+		gwB.Exec(t, "nft", "flush", "table", "ip", "cut")
 		p.switched(t, []int{1}, netlab.GwBPublic, time.Now())
 		_, leaked, _ := p.result()
 		t.Logf("node 1 cut off from B: it alone moved to A in %s; %d leaked", d.Round(time.Millisecond), leaked)
@@ -188,6 +230,7 @@ func TestAutomaticFailover(t *testing.T) {
 
 	t.Run("a gateway flapping every 300 ms for 30 s: switches bounded, nothing leaks", func(t *testing.T) {
 		p := c.startProbers(t)
+		defer linksUp(t, gwA, gwB)
 		before := autoSwitches(c)
 		end := time.Now().Add(30 * time.Second)
 		for down := true; time.Now().Before(end); down = !down {
@@ -216,8 +259,10 @@ func TestAutomaticFailover(t *testing.T) {
 
 	t.Run("the API server unreachable, then the gateway dies: the nodes fail over; their states catch up once it is back", func(t *testing.T) {
 		p := c.startProbers(t)
+		defer linksUp(t, gwA, gwB)
 		for _, a := range c.api {
 			a.Pause()
+			defer a.Resume() // idempotent: a failed check must not leave it away
 		}
 		time.Sleep(time.Second)
 		failed := time.Now()
@@ -228,11 +273,11 @@ func TestAutomaticFailover(t *testing.T) {
 		}
 		err := framework.Eventually(context.Background(), 20*time.Second, func() error {
 			for _, n := range c.names {
-				s := nodeState(t, c.cp, n)
-				if len(s.Status.Groups) != 1 || s.Status.Groups[0].ActiveMember != "primary" || s.Status.Groups[0].Selection != "NewerDown" {
-					return fmt.Errorf("%s: %+v", n, s.Status.Groups)
+				g, ok := groupOn(t, c, n, "primary")
+				if !ok || g.ActiveMember != "primary" || g.Selection != "NewerDown" {
+					return fmt.Errorf("%s: %+v", n, g)
 				}
-				gws := s.Status.Groups[0].Gateways
+				gws := g.Gateways
 				if len(gws) != 2 || gws[1].Member != "secondary" || gws[1].Health != v1.GatewayDown || gws[0].Health != v1.GatewayUp {
 					return fmt.Errorf("%s: gateways %+v", n, gws)
 				}
@@ -253,14 +298,14 @@ func TestAutomaticFailover(t *testing.T) {
 
 	t.Run("both gateways dead: traffic stays on the newest member, lost, never leaked", func(t *testing.T) {
 		p := c.startProbers(t)
+		defer linksUp(t, gwA, gwB)
 		gwA.IP(t, "link", "set", "vpc", "down")
 		gwB.IP(t, "link", "set", "vpc", "down")
 		time.Sleep(3 * time.Second)
 		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
 			for _, n := range c.names {
-				s := nodeState(t, c.cp, n)
-				if len(s.Status.Groups) != 1 || s.Status.Groups[0].ActiveMember != "secondary" || s.Status.Groups[0].Selection != "AllDown" {
-					return fmt.Errorf("%s: %+v", n, s.Status.Groups)
+				if g, ok := groupOn(t, c, n, "primary"); !ok || g.ActiveMember != "secondary" || g.Selection != "AllDown" {
+					return fmt.Errorf("%s: %+v", n, g)
 				}
 			}
 			return nil
@@ -277,6 +322,24 @@ func TestAutomaticFailover(t *testing.T) {
 			t.Errorf("%d leaked", leaked)
 		}
 	})
+}
+
+// linksUp brings the gateways' VPC links up (again): what a failed check
+// must not leave down.
+func linksUp(t *testing.T, gws ...*netlab.NS) {
+	for _, gw := range gws {
+		gw.IP(t, "link", "set", "vpc", "up")
+	}
+}
+
+// groupOn is node's report of group.
+func groupOn(t *testing.T, c *cluster, node, group string) (v1.NodeGroupState, bool) {
+	for _, g := range nodeState(t, c.cp, node).Status.Groups {
+		if g.Group == group {
+			return g, true
+		}
+	}
+	return v1.NodeGroupState{}, false
 }
 
 // autoSwitches counts the routers' automatic switches, from their logs.
