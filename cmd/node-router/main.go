@@ -289,6 +289,9 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		return nil // stopped before the first list
 	}
 	synced.Store(true)
+	// The first lists are no change to time: the first reconcile takes up
+	// the whole state, whenever the lists ended.
+	clock.Take()
 	router.Loop(ctx, poked, cfg.Resync, r.Reconcile)
 	return nil
 }

@@ -72,8 +72,9 @@ func (t *tcpProber) probe(ctx context.Context, timeout time.Duration) Result {
 	start := time.Now()
 	c, err := d.DialContext(ctx, "tcp4", t.addr)
 	if err != nil {
-		var serr *net.OpError
-		if errors.As(err, &serr) && errors.Is(err, unix.EPERM) {
+		// EPERM: the mark could not be set (no CAP_NET_ADMIN), or a
+		// firewall refused the probe; anything else is a probe lost.
+		if errors.Is(err, unix.EPERM) {
 			return Result{Err: err}
 		}
 		return Result{}

@@ -230,13 +230,6 @@ func (k *Kernel) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-func (k *Kernel) other(table int) int {
-	if table == k.Opts.Tables[0] {
-		return k.Opts.Tables[1]
-	}
-	return k.Opts.Tables[0]
-}
-
 func (k *Kernel) rule(table int) *netlink.Rule {
 	r := netlink.NewRule()
 	r.Family = unix.AF_INET

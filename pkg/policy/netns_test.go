@@ -64,3 +64,11 @@ func dump(t testing.TB, n *netlab.NS, k *Kernel) string {
 	}
 	return out
 }
+
+// other is the steering table that is not table.
+func (k *Kernel) other(table int) int {
+	if table == k.Opts.Tables[0] {
+		return k.Opts.Tables[1]
+	}
+	return k.Opts.Tables[0]
+}
