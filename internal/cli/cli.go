@@ -164,12 +164,15 @@ func (c *CLI) Status(ctx context.Context, only string) error {
 		fmt.Fprintf(w, "GROUP %s\n", g)
 		fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES\tON FALLBACK\tHEALTH CHECK")
 		for i, m := range ms {
-			role := m.Status.State
-			if role == "" {
-				role = "Standby"
-				if i == len(ms)-1 {
-					role = "Active"
-				}
+			// The group rule says which member is active; the status,
+			// which the summarizer may not have rewritten yet, only adds
+			// that an older one carries the group on some nodes.
+			role := "Standby"
+			switch {
+			case i == len(ms)-1:
+				role = "Active"
+			case m.Status.State == v1.StateFallback:
+				role = v1.StateFallback
 			}
 			nodes := m.Status.Nodes
 			if nodes == "" {

@@ -118,6 +118,7 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 }
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
+	started := time.Now()
 	log := logr.FromContextOrDiscard(ctx)
 	// Taken first: a change that arrives while this reconcile runs is the
 	// next one's.
@@ -163,22 +164,27 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.Wake(wake)
 	}
 
-	packets, err := r.Firewall.Counters()
-	if err == nil {
-		r.Metrics.countTraffic(packets)
-	}
 	// A switch is counted and logged even if a later step failed: the
 	// traffic took the new path.
 	applyStart := time.Now()
 	applied, applyErr := r.Kernel.Apply(d)
-	var sinceEvent time.Duration
+	var sinceEvent, queued time.Duration
 	if event, ok := since(); ok && (applied.Swapped || applied.Moved > 0) {
 		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(event)
+		// The part spent before this reconcile started: waiting for the
+		// one before it, or for a core.
+		queued = started.Sub(event)
 		r.Metrics.EventToKernel.Observe(sinceEvent.Seconds())
+	}
+	// The traffic counters only feed metrics: read after the switch, not
+	// before it. Before the firewall's table is rewritten, which resets
+	// them.
+	if packets, err := r.Firewall.Counters(); err == nil {
+		r.Metrics.countTraffic(packets)
 	}
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "groups", len(d.Groups))
+		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
 		for _, g := range d.Groups {
@@ -194,7 +200,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String())
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String())
 	}
 	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
 		// Only once our table is in place: the destinations never fall

@@ -99,7 +99,7 @@ func newTestReconciler(t *testing.T, p *parts, withNode bool) *Reconciler {
 // routes go only once ours are.
 func TestReconcileOrder(t *testing.T) {
 	boom := errors.New("boom")
-	full := "read node, read counters, apply routes, record links, apply firewall, turn on links, report"
+	full := "read node, apply routes, read counters, record links, apply firewall, turn on links, report"
 	tests := map[string]struct {
 		withNode bool
 		mainVia  []netip.Prefix
@@ -110,18 +110,18 @@ func TestReconcileOrder(t *testing.T) {
 		"no Node: nothing":       {withNode: false, want: ""},
 		"reading the node fails": {withNode: true, fail: "read node", want: "read node"},
 		"the routes fail: no firewall, no links, a report": {withNode: true, fail: "apply routes",
-			want: "read node, read counters, apply routes, report"},
+			want: "read node, apply routes, read counters, report"},
 		"the firewall fails: the links stay as they are": {withNode: true, fail: "apply firewall",
-			want: "read node, read counters, apply routes, record links, apply firewall, report"},
+			want: "read node, apply routes, read counters, record links, apply firewall, report"},
 		"the record of the links fails: they stay as they are": {withNode: true, fail: "record links",
-			want: "read node, read counters, apply routes, record links, apply firewall, report"},
+			want: "read node, apply routes, read counters, record links, apply firewall, report"},
 		"turning the links on fails":                        {withNode: true, fail: "turn on links", want: full},
 		"the counters fail: only metrics miss them":         {withNode: true, fail: "read counters", want: full},
 		"the report fails: logged, the reconcile succeeded": {withNode: true, fail: "report", want: full},
 		"old routes in main go after ours are in": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
-			want: "read node, read counters, apply routes, remove legacy routes, record links, apply firewall, turn on links, report"},
+			want: "read node, apply routes, read counters, remove legacy routes, record links, apply firewall, turn on links, report"},
 		"old routes stay if ours failed": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, fail: "apply routes",
-			want: "read node, read counters, apply routes, report"},
+			want: "read node, apply routes, read counters, report"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
