@@ -144,10 +144,12 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	cluster := r.Config.Cluster
 	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 
+	readStart := time.Now()
 	facts, err := r.Kernel.ReadNode(r.Config.VPCLink, cluster.VPC)
 	if err != nil {
 		return fmt.Errorf("reading the node's links: %w", err)
 	}
+	readNode := time.Since(readStart)
 	facts.Labels = node.Labels
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
 	var health map[group.Path]group.Health
@@ -159,7 +161,9 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		now = r.now()
 	}
 	wake := r.holds(&in, now)
+	computeStart := time.Now()
 	d := r.compute(in)
+	computed := time.Since(computeStart)
 	if r.Wake != nil && wake > 0 && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == policy.Holding }) {
 		r.Wake(wake)
 	}
@@ -184,7 +188,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(), "groups", len(d.Groups))
+		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(),
+			"readNode", readNode.String(), "compute", computed.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
 		for _, g := range d.Groups {
@@ -200,7 +205,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String())
+		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(),
+			"readNode", readNode.String(), "compute", computed.String())
 	}
 	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
 		// Only once our table is in place: the destinations never fall

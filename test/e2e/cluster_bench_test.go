@@ -85,16 +85,17 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
-			if ek, queued := eventToKernel(c); len(ek) > 0 {
-				e50, e99, emax := quantiles(ek)
-				q50, q99, qmax := quantiles(queued)
-				own := make([]time.Duration, len(ek))
-				for i := range ek {
-					own[i] = ek[i] - queued[i]
+			if parts := switchTimes(c); len(parts["sinceEvent"]) > 0 {
+				line := fmt.Sprintf("event → kernel in each router (its own log, every switch of the run): %d switches", len(parts["sinceEvent"]))
+				for _, f := range []struct{ key, what string }{
+					{"sinceEvent", "in all"}, {"queued", "queued before the reconcile"}, {"readNode", "reading the node"},
+					{"compute", "computing"}, {"toSwitch", "apply to the switch"},
+				} {
+					p50, p99, mx := quantiles(parts[f.key])
+					line += fmt.Sprintf("; %s p50 %s, p99 %s, max %s", f.what, p50, p99, mx)
 				}
-				o50, o99, omax := quantiles(own)
-				b.Logf("event → kernel in each router (its own log, every switch of the run): %d switches, p50 %s, p99 %s, max %s; of it, queued before the reconcile p50 %s, p99 %s, max %s; reconcile start → switch p50 %s, p99 %s, max %s",
-					len(ek), e50, e99, emax, q50, q99, qmax, o50, o99, omax)
+				b.Log(line)
+				_, e99, _ := quantiles(parts["sinceEvent"])
 				b.ReportMetric(float64(e99.Microseconds())/1000, "event-to-kernel-p99-ms")
 			}
 			b.ReportMetric(p(.5), "p50-ms")
@@ -123,10 +124,10 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 	}
 }
 
-// eventToKernel reads every switch's "sinceEvent" and "queued" from the
-// routers' logs: the time from the change a reconcile took up to the
-// kernel's switch, and the part of it before the reconcile started.
-func eventToKernel(c *cluster) (since, queued []time.Duration) {
+// switchTimes reads the timings of every switch from the routers' logs,
+// by field: sinceEvent (the change a reconcile took up → the kernel's
+// switch) and its parts queued, readNode, compute and toSwitch.
+func switchTimes(c *cluster) map[string][]time.Duration {
 	field := func(line, name string) (time.Duration, bool) {
 		_, rest, ok := strings.Cut(line, `"`+name+`":"`)
 		if !ok {
@@ -136,16 +137,19 @@ func eventToKernel(c *cluster) (since, queued []time.Duration) {
 		d, err := time.ParseDuration(v)
 		return d, err == nil
 	}
+	out := map[string][]time.Duration{}
 	for _, r := range c.routers {
 		for _, line := range strings.Split(r.Output(), "\n") {
-			s, ok1 := field(line, "sinceEvent")
-			q, ok2 := field(line, "queued")
-			if ok1 && ok2 && s > 0 {
-				since, queued = append(since, s), append(queued, q)
+			if d, ok := field(line, "sinceEvent"); !ok || d == 0 {
+				continue
+			}
+			for _, k := range []string{"sinceEvent", "queued", "readNode", "compute", "toSwitch"} {
+				d, _ := field(line, k)
+				out[k] = append(out[k], d)
 			}
 		}
 	}
-	return since, queued
+	return out
 }
 
 // routersCPU is the CPU time all of c's routers have used so far.
