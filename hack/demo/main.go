@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -174,12 +173,12 @@ spec:
 
 	d.step(5, "Failover: apply secondary.yaml (spec.group: primary) while every node and the pod probe 1,000 times a second")
 	secondary := d.route("secondary.yaml", "secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
-	probers := d.startProbers()
+	probers := d.w.StartProbers(r, time.Millisecond)
 	applied := time.Now()
 	d.kubectl(nil, "apply", "-f", secondary)
 	last := d.switched(probers, netlab.GwBPublic, applied, 30*time.Second)
 	time.Sleep(300 * time.Millisecond)
-	sent, leaked, lost := d.result(probers)
+	sent, leaked, lost := probers.Result()
 	say("apply → last node switched (its probe's first answer via gateway B): %s", last.Round(time.Millisecond))
 	say("probes sent %d; leaked via a node's own address: %d; lost: %d", sent, leaked, lost)
 	if leaked != 0 {
@@ -213,7 +212,7 @@ spec:
 	d.kubectl(nil, "apply", "--server-side", "-f", secondaryFile) // the plugin created it
 	say("Every node now probes %s through each gateway, every 200 ms; 3 lost in a row is down.", netlab.EchoAddr)
 	time.Sleep(time.Second)
-	probers = d.startProbers()
+	probers = d.w.StartProbers(r, time.Millisecond)
 	say("$ ip link set vpc down   (on gateway B: its host is gone)")
 	failed := time.Now()
 	d.w.GwB.IP(r, "link", "set", "vpc", "down")
@@ -224,7 +223,7 @@ spec:
 	say("$ ip link set vpc up   (gateway B is back)")
 	d.w.GwB.IP(r, "link", "set", "vpc", "up")
 	d.waitAll(netlab.GwBPublic)
-	sent, leaked, lost = d.result(probers)
+	sent, leaked, lost = probers.Result()
 	say("every node failed back after 3 answered probes; probes sent %d; leaked via a node's own address: %d; lost (while B was dying, undetected): %d", sent, leaked, lost)
 	if leaked != 0 {
 		r.Errorf("%d probes leaked", leaked)
@@ -246,51 +245,14 @@ spec:
 	}
 }
 
-// startProbers probes the destination from every node and the pod, 1,000
-// times a second each.
-func (d *demo) startProbers() []*netlab.Prober {
-	ps := make([]*netlab.Prober, 0, len(d.w.Nodes)+1)
-	for _, ns := range append(slices.Clone(d.w.Nodes), d.w.Pod) {
-		ps = append(ps, netlab.StartProber(d.r, ns, time.Millisecond))
-	}
-	time.Sleep(500 * time.Millisecond)
-	return ps
-}
-
 // switched waits until every prober has had an answer via since, and
 // returns when the last one first did.
-func (d *demo) switched(ps []*netlab.Prober, via string, since time.Time, within time.Duration) time.Duration {
-	var last time.Duration
-	deadline := time.Now().Add(within)
-	for i, p := range ps {
-		for {
-			if t, ok := p.FirstAfter(via, since); ok {
-				last = max(last, t.Sub(since))
-				break
-			}
-			if time.Now().After(deadline) {
-				d.r.Fatalf("prober %d never reached the destination via %s", i, via)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+func (d *demo) switched(ps *netlab.Probers, via string, since time.Time, within time.Duration) time.Duration {
+	last, _, err := ps.Switched(nil, via, since, within)
+	if err != nil {
+		d.r.Fatal(err)
 	}
 	return last
-}
-
-// result stops the probers and counts what they sent, what came back
-// naming their node's own address (leaked) and what never came back.
-func (d *demo) result(ps []*netlab.Prober) (sent, leaked, lost int) {
-	for i, p := range ps {
-		s, by, l := p.Result(500 * time.Millisecond)
-		sent += s
-		lost += l
-		own := netlab.NodePublic // the pod's node
-		if i < len(d.w.Nodes) {
-			own = netlab.NodePublicAddr(i)
-		}
-		leaked += by[own]
-	}
-	return sent, leaked, lost
 }
 
 // checked writes file's route again with a health check probing target.

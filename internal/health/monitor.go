@@ -86,20 +86,8 @@ func (m *Monitor) Set(ctx context.Context, ps []policy.Probe) {
 	}
 }
 
-// Down are the paths that are down now: policy.Input.Down.
-func (m *Monitor) Down() map[group.Path]bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := map[group.Path]bool{}
-	for p, h := range m.health {
-		if h.Down {
-			out[p] = true
-		}
-	}
-	return out
-}
-
-// Health is every path's health now, for reports.
+// Health is every path's health now: what decides (policy.Input.Down)
+// and what is reported.
 func (m *Monitor) Health() map[group.Path]group.Health {
 	m.mu.Lock()
 	defer m.mu.Unlock()

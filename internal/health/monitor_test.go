@@ -69,14 +69,14 @@ func TestMonitorFollowsProbesAndPokesOnChange(t *testing.T) {
 		}
 	}
 	waitFor("probes", func() bool { return sent.Load() >= 3 })
-	if len(m.Down()) != 0 || pokes.Load() != 0 {
-		t.Fatalf("an answering path: down %v, pokes %d", m.Down(), pokes.Load())
+	if m.Health()[path].Down || pokes.Load() != 0 {
+		t.Fatalf("an answering path: health %+v, pokes %d", m.Health()[path], pokes.Load())
 	}
 	if _, ok := marks.Load(uint32(0x45)); !ok { // set before its first probe
 		t.Fatal("the prober was not opened with the slot's mark 0x45")
 	}
 	up.Store(false)
-	waitFor("down", func() bool { return m.Down()[path] })
+	waitFor("down", func() bool { return m.Health()[path].Down })
 	if pokes.Load() != 1 {
 		t.Fatalf("pokes %d after going down, want 1", pokes.Load())
 	}
@@ -86,11 +86,11 @@ func TestMonitorFollowsProbesAndPokesOnChange(t *testing.T) {
 	tuned.Period = 20 * time.Millisecond
 	m.Set(ctx, []policy.Probe{tuned})
 	waitFor("the tuned prober", func() bool { return open.Load() == 2 })
-	if closed.Load() != 1 || !m.Down()[path] {
-		t.Fatalf("after tuning: opened %d, closed %d, down %v", open.Load(), closed.Load(), m.Down())
+	if closed.Load() != 1 || !m.Health()[path].Down {
+		t.Fatalf("after tuning: opened %d, closed %d, health %+v", open.Load(), closed.Load(), m.Health()[path])
 	}
 	up.Store(true)
-	waitFor("up", func() bool { return !m.Down()[path] })
+	waitFor("up", func() bool { return !m.Health()[path].Down })
 	if pokes.Load() != 2 {
 		t.Fatalf("pokes %d after coming back, want 2", pokes.Load())
 	}

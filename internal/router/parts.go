@@ -42,10 +42,9 @@ type NodeReporter interface {
 	Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) error
 }
 
-// Health is the node's health checks: what is down now, every path's
-// health for reports, and which probes to run: *health.Monitor.
+// Health is the node's health checks: every path's health now, and which
+// probes to run: *health.Monitor.
 type Health interface {
-	Down() map[group.Path]bool
 	Health() map[group.Path]group.Health
 	Set(ctx context.Context, probes []policy.Probe)
 }

@@ -122,10 +122,10 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	log := logr.FromContextOrDiscard(ctx)
 	// Taken first: a change that arrives while this reconcile runs is the
 	// next one's.
-	since := func() (time.Time, bool) { return time.Time{}, false }
+	var event time.Time
+	var pending bool
 	if r.Clock != nil {
-		event, ok := r.Clock.Take()
-		since = func() (time.Time, bool) { return event, ok }
+		event, pending = r.Clock.Take()
 	}
 	obj, found, err := r.Cache.Node.GetByKey(r.Config.NodeName)
 	if err != nil {
@@ -154,7 +154,15 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
 	var health map[group.Path]group.Health
 	if r.Health != nil {
-		in.Down, health = r.Health.Down(), r.Health.Health()
+		health = r.Health.Health()
+		for p, h := range health {
+			if h.Down {
+				if in.Down == nil {
+					in.Down = map[group.Path]bool{}
+				}
+				in.Down[p] = true
+			}
+		}
 	}
 	now := time.Now()
 	if r.now != nil {
@@ -173,7 +181,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	applyStart := time.Now()
 	applied, applyErr := r.Kernel.Apply(d)
 	var sinceEvent, queued time.Duration
-	if event, ok := since(); ok && (applied.Swapped || applied.Moved > 0) {
+	if pending && (applied.Swapped || applied.Moved > 0) {
 		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(event)
 		// The part spent before this reconcile started: waiting for the
 		// one before it, or for a core.

@@ -163,8 +163,13 @@ func TestReconcileCountsASwitchFollowedByAFailure(t *testing.T) {
 // fakeHealth reports the paths it is told are down.
 type fakeHealth struct{ down map[group.Path]bool }
 
-func (f *fakeHealth) Down() map[group.Path]bool           { return f.down }
-func (f *fakeHealth) Health() map[group.Path]group.Health { return nil }
+func (f *fakeHealth) Health() map[group.Path]group.Health {
+	out := map[group.Path]group.Health{}
+	for p, d := range f.down {
+		out[p] = group.Health{Down: d}
+	}
+	return out
+}
 func (f *fakeHealth) Set(context.Context, []policy.Probe) {}
 
 // A group never switches more than once per probe period: a second switch

@@ -183,7 +183,8 @@ type member struct {
 	obj     *v1.StaticRoute
 	route   validate.Route
 	probe   group.Probe
-	checked bool
+	checked bool // it has a health check
+	probed  bool // and this node can run it
 	up      bool
 }
 
@@ -199,9 +200,10 @@ func Compute(in Input) Desired {
 		r := validate.RouteOf(sr)
 		m := member{obj: sr, route: r, up: true}
 		m.probe, m.checked = group.ProbeOf(sr)
+		// A gateway this node cannot probe (not on-link) is down.
+		m.probed = m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway)
 		if m.checked {
-			// A gateway this node cannot probe (not on-link) is down.
-			m.up = in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway) && !in.Down[m.probe.Path]
+			m.up = m.probed && !in.Down[m.probe.Path]
 		}
 		groups[r.Group] = append(groups[r.Group], m)
 	}
@@ -263,7 +265,7 @@ func Compute(in Input) Desired {
 		for _, m := range groups[a.name] {
 			// Every member of a group that selects the node is probed,
 			// whichever carries it: a standby's health decides failback.
-			if m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway) {
+			if m.probed {
 				probes = append(probes, m.probe)
 			}
 		}

@@ -215,15 +215,15 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 	time.Sleep(1100 * time.Millisecond)
 	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr))
 	c.expect(b, all(netlab.GwBPublic))
-	p := c.startProbers(b)
+	p := c.w.StartProbers(b, time.Millisecond)
 	var auto, back, manual []time.Duration
 	for range 20 {
 		failed := time.Now()
 		c.w.GwB.IP(b, "link", "set", "vpc", "down")
-		auto = append(auto, p.switched(b, nil, netlab.GwAPublic, failed))
+		auto = append(auto, switched(b, p, nil, netlab.GwAPublic, failed))
 		repaired := time.Now()
 		c.w.GwB.IP(b, "link", "set", "vpc", "up")
-		back = append(back, p.switched(b, nil, netlab.GwBPublic, repaired))
+		back = append(back, switched(b, p, nil, netlab.GwBPublic, repaired))
 		time.Sleep(300 * time.Millisecond)
 	}
 	for i := range 20 {
@@ -233,10 +233,10 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 		}
 		started := time.Now()
 		f()
-		manual = append(manual, p.switched(b, nil, via, started))
+		manual = append(manual, switched(b, p, nil, via, started))
 		time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
 	}
-	sent, leaked, lost := p.result()
+	sent, leaked, lost := p.Result()
 	for _, s := range []struct {
 		name string
 		ds   []time.Duration

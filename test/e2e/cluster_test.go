@@ -76,43 +76,19 @@ type probed struct {
 // probe runs a prober on every node and the pod while f runs.
 func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 	t.Helper()
-	var ps []*netlab.Prober
-	for _, ns := range c.w.Nodes {
-		ps = append(ps, netlab.StartProber(t, ns, time.Millisecond))
-	}
-	ps = append(ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
+	ps := c.w.StartProbers(t, time.Millisecond)
 	r := probed{started: time.Now()}
 	f()
 	r.applied = time.Since(r.started)
-	for i, p := range ps {
-		if err := framework.Eventually(context.Background(), 30*time.Second, func() error {
-			if _, ok := p.First(via); !ok {
-				return fmt.Errorf("no answer via %s yet", via)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		first, _ := p.First(via)
-		if d := first.Sub(r.started); d > r.converged {
-			r.converged, r.slowest = d, i
-		}
+	var err error
+	if r.converged, r.slowest, err = ps.Switched(nil, via, r.started, 30*time.Second); err != nil {
+		t.Fatal(err)
 	}
 	if r.slowest == len(c.w.Nodes) {
 		r.slowest = -1
 	}
 	time.Sleep(300 * time.Millisecond)
-	for i, p := range ps {
-		s, by, l := p.Result(500 * time.Millisecond)
-		r.sent += s
-		r.lost += l
-		if i < len(c.w.Nodes) {
-			r.leaked += by[own(i)]
-		} else {
-			r.leaked += by[own(0)] // the pod is behind node 1
-		}
-	}
+	r.sent, r.leaked, r.lost = ps.Result()
 	return r
 }
 

@@ -19,70 +19,15 @@ func checkedRouteYAML(name, group, gw, target string, dests ...string) []byte {
 	return append(routeYAML(name, group, gw, dests...), []byte(fmt.Sprintf("  healthCheck: {target: %q}\n", target))...)
 }
 
-// probers probe the echo from every node and the pod at 1,000/s.
-type probers struct {
-	c  *cluster
-	ps []*netlab.Prober
-}
-
-func (c *cluster) startProbers(t testing.TB) *probers {
-	p := &probers{c: c}
-	for _, ns := range c.w.Nodes {
-		p.ps = append(p.ps, netlab.StartProber(t, ns, time.Millisecond))
-	}
-	p.ps = append(p.ps, netlab.StartProber(t, c.w.Pod, time.Millisecond))
-	time.Sleep(300 * time.Millisecond)
-	return p
-}
-
 // switched waits until every prober in which (nil: all) has an answer via
-// after since, and returns when the last one first did, since since.
-func (p *probers) switched(t testing.TB, which []int, via string, since time.Time) time.Duration {
+// since, and returns when the last one first did, since since.
+func switched(t testing.TB, p *netlab.Probers, which []int, via string, since time.Time) time.Duration {
 	t.Helper()
-	var last time.Duration
-	for i, pr := range p.ps {
-		if which != nil && !slices.Contains(which, i) {
-			continue
-		}
-		var at time.Time
-		if err := framework.Eventually(context.Background(), 10*time.Second, func() error {
-			var ok bool
-			if at, ok = pr.FirstAfter(via, since); !ok {
-				return fmt.Errorf("prober %d: no answer via %s since the change", i, via)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-		last = max(last, at.Sub(since))
+	d, _, err := p.Switched(which, via, since, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return last
-}
-
-// lostBetween counts the probes of every prober sent in [from, to] that
-// got no answer.
-func (p *probers) lostBetween(from, to time.Time) int {
-	n := 0
-	for _, pr := range p.ps {
-		n += pr.LostBetween(from, to)
-	}
-	return n
-}
-
-// result stops the probers: how many were sent, leaked (answered by the
-// prober's own node's public address) and lost.
-func (p *probers) result() (sent, leaked, lost int) {
-	for i, pr := range p.ps {
-		s, by, l := pr.Result(500 * time.Millisecond)
-		sent += s
-		lost += l
-		node := i
-		if i == len(p.c.w.Nodes) {
-			node = 0 // the pod is behind node 0
-		}
-		leaked += by[own(node)]
-	}
-	return sent, leaked, lost
+	return d
 }
 
 func quantiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
@@ -131,7 +76,7 @@ func TestAutomaticFailover(t *testing.T) {
 	const reps = 20
 	for _, k := range kinds {
 		t.Run(k.name, func(t *testing.T) {
-			p := c.startProbers(t)
+			p := c.w.StartProbers(t, time.Millisecond)
 			var over, back []time.Duration
 			type window struct{ from, to time.Time }
 			var detecting, failingBack []window
@@ -147,7 +92,7 @@ func TestAutomaticFailover(t *testing.T) {
 				failed := time.Now()
 				k.fail()
 				broken = true
-				d := p.switched(t, nil, netlab.GwAPublic, failed)
+				d := switched(t, p, nil, netlab.GwAPublic, failed)
 				over = append(over, d)
 				if len(over) == 1 {
 					// The probe beyond B sees the failure; the probe of B
@@ -173,7 +118,7 @@ func TestAutomaticFailover(t *testing.T) {
 				repaired := time.Now()
 				k.repair()
 				broken = false
-				d = p.switched(t, nil, netlab.GwBPublic, repaired)
+				d = switched(t, p, nil, netlab.GwBPublic, repaired)
 				back = append(back, d)
 				failingBack = append(failingBack, window{repaired, repaired.Add(d + 200*time.Millisecond)})
 				time.Sleep(300 * time.Millisecond)
@@ -181,12 +126,12 @@ func TestAutomaticFailover(t *testing.T) {
 			time.Sleep(200 * time.Millisecond) // the last answers
 			inWindows, onFailback := 0, 0
 			for _, w := range detecting {
-				inWindows += p.lostBetween(w.from, w.to)
+				inWindows += p.LostBetween(w.from, w.to)
 			}
 			for _, w := range failingBack {
-				onFailback += p.lostBetween(w.from, w.to)
+				onFailback += p.LostBetween(w.from, w.to)
 			}
-			sent, leaked, lost := p.result()
+			sent, leaked, lost := p.Result()
 			o50, o99, omax := quantiles(over)
 			b50, b99, bmax := quantiles(back)
 			t.Logf("%d failures: failure → last of 3 nodes and the pod via A p50 %s p99 %s max %s; repair → back via B p50 %s p99 %s max %s; %d probes, %d leaked, %d lost: %d while detecting (%.0f ms per failure and prober), %d on failback, %d elsewhere",
@@ -207,21 +152,21 @@ func TestAutomaticFailover(t *testing.T) {
 	}
 
 	t.Run("gateway dead for one node only: only that node fails over", func(t *testing.T) {
-		p := c.startProbers(t)
+		p := c.w.StartProbers(t, time.Millisecond)
 		cut := fmt.Sprintf(`table ip cut { chain forward_cut { type filter hook forward priority 0; ip saddr %s drop; }; }`, netlab.NodeVPC(1))
 		failed := time.Now()
 		gwB.NFT(t, cut)
 		defer gwB.Exec(t, "nft", "delete", "table", "ip", "cut")
-		d := p.switched(t, []int{1}, netlab.GwAPublic, failed)
+		d := switched(t, p, []int{1}, netlab.GwAPublic, failed)
 		time.Sleep(2 * time.Second)
 		for _, i := range []int{0, 2, 3} { // node 0, node 2, the pod
-			if at, ok := p.ps[i].FirstAfter(netlab.GwAPublic, failed); ok {
+			if at, ok := p.At(i).FirstAfter(netlab.GwAPublic, failed); ok {
 				t.Errorf("prober %d moved to A at %s, though its node still reaches B", i, at.Sub(failed))
 			}
 		}
 		gwB.Exec(t, "nft", "flush", "table", "ip", "cut")
-		p.switched(t, []int{1}, netlab.GwBPublic, time.Now())
-		_, leaked, _ := p.result()
+		switched(t, p, []int{1}, netlab.GwBPublic, time.Now())
+		_, leaked, _ := p.Result()
 		t.Logf("node 1 cut off from B: it alone moved to A in %s; %d leaked", d.Round(time.Millisecond), leaked)
 		if leaked != 0 {
 			t.Errorf("%d leaked", leaked)
@@ -229,7 +174,7 @@ func TestAutomaticFailover(t *testing.T) {
 	})
 
 	t.Run("a gateway flapping every 300 ms for 30 s: switches bounded, nothing leaks", func(t *testing.T) {
-		p := c.startProbers(t)
+		p := c.w.StartProbers(t, time.Millisecond)
 		defer linksUp(t, gwA, gwB)
 		before := autoSwitches(c)
 		end := time.Now().Add(30 * time.Second)
@@ -243,7 +188,7 @@ func TestAutomaticFailover(t *testing.T) {
 		}
 		gwB.IP(t, "link", "set", "vpc", "up")
 		time.Sleep(2 * time.Second)
-		sent, leaked, lost := p.result()
+		sent, leaked, lost := p.Result()
 		switches := autoSwitches(c) - before
 		// Down takes 3 lost in a row and up 3 answered: a node switches at
 		// most once per 6 probes (1.2 s), 25 times in 30 s.
@@ -258,7 +203,7 @@ func TestAutomaticFailover(t *testing.T) {
 	})
 
 	t.Run("the API server unreachable, then the gateway dies: the nodes fail over; their states catch up once it is back", func(t *testing.T) {
-		p := c.startProbers(t)
+		p := c.w.StartProbers(t, time.Millisecond)
 		defer linksUp(t, gwA, gwB)
 		for _, a := range c.api {
 			a.Pause()
@@ -267,7 +212,7 @@ func TestAutomaticFailover(t *testing.T) {
 		time.Sleep(time.Second)
 		failed := time.Now()
 		gwB.IP(t, "link", "set", "vpc", "down")
-		d := p.switched(t, nil, netlab.GwAPublic, failed)
+		d := switched(t, p, nil, netlab.GwAPublic, failed)
 		for _, a := range c.api {
 			a.Resume()
 		}
@@ -288,8 +233,8 @@ func TestAutomaticFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 		gwB.IP(t, "link", "set", "vpc", "up")
-		p.switched(t, nil, netlab.GwBPublic, time.Now())
-		_, leaked, _ := p.result()
+		switched(t, p, nil, netlab.GwBPublic, time.Now())
+		_, leaked, _ := p.Result()
 		t.Logf("without the API server: failure → every node via A in %s; %d leaked", d.Round(time.Millisecond), leaked)
 		if d > time.Second || leaked != 0 {
 			t.Errorf("failover %s (want ≤ 1 s), %d leaked", d, leaked)
@@ -297,7 +242,7 @@ func TestAutomaticFailover(t *testing.T) {
 	})
 
 	t.Run("both gateways dead: traffic stays on the newest member, lost, never leaked", func(t *testing.T) {
-		p := c.startProbers(t)
+		p := c.w.StartProbers(t, time.Millisecond)
 		defer linksUp(t, gwA, gwB)
 		gwA.IP(t, "link", "set", "vpc", "down")
 		gwB.IP(t, "link", "set", "vpc", "down")
@@ -315,8 +260,8 @@ func TestAutomaticFailover(t *testing.T) {
 		}
 		gwA.IP(t, "link", "set", "vpc", "up")
 		gwB.IP(t, "link", "set", "vpc", "up")
-		p.switched(t, nil, netlab.GwBPublic, time.Now())
-		sent, leaked, lost := p.result()
+		switched(t, p, nil, netlab.GwBPublic, time.Now())
+		sent, leaked, lost := p.Result()
 		t.Logf("both dead for 3 s: %d probes, %d lost, %d leaked", sent, lost, leaked)
 		if leaked != 0 {
 			t.Errorf("%d leaked", leaked)

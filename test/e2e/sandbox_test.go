@@ -170,13 +170,13 @@ func TestSandboxedRouters(t *testing.T) {
 	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr, "198.19.0.0/16"))
 	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr, "198.19.0.0/16"))
 	time.Sleep(time.Second) // the probes start
-	p := c.startProbers(t)
+	p := c.w.StartProbers(t, time.Millisecond)
 	failed := time.Now()
 	c.w.GwB.IP(t, "link", "set", "vpc", "down")
-	d := p.switched(t, nil, netlab.GwAPublic, failed)
+	d := switched(t, p, nil, netlab.GwAPublic, failed)
 	c.w.GwB.IP(t, "link", "set", "vpc", "up")
-	back := p.switched(t, nil, netlab.GwBPublic, time.Now())
-	_, leaked, _ := p.result()
+	back := switched(t, p, nil, netlab.GwBPublic, time.Now())
+	_, leaked, _ := p.Result()
 	t.Logf("sandboxed routers: gateway B dies → every node via A by itself in %s, back in %s; %d leaked", d.Round(time.Millisecond), back.Round(time.Millisecond), leaked)
 	if leaked != 0 || d > time.Second {
 		t.Errorf("automatic failover in the sandbox: %s, %d leaked", d, leaked)

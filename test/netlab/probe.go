@@ -46,14 +46,13 @@ type Prober struct {
 	// in order; sentAt is when each probe went, by sequence number.
 	arrivals map[netip.Addr][]time.Time
 	sentAt   []time.Time
-	first    map[netip.Addr]time.Time
 	stop     chan struct{}
 	done     sync.WaitGroup
 	every    time.Duration
 }
 
 func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
-	p := &Prober{seen: map[uint64]netip.Addr{}, arrivals: map[netip.Addr][]time.Time{}, first: map[netip.Addr]time.Time{}, stop: make(chan struct{}), every: every}
+	p := &Prober{seen: map[uint64]netip.Addr{}, arrivals: map[netip.Addr][]time.Time{}, stop: make(chan struct{}), every: every}
 	InNS(t, n, func() (err error) {
 		p.conn, err = net.ListenPacket("udp4", ":0")
 		return err
@@ -77,9 +76,6 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 			p.mu.Lock()
 			p.seen[seq] = src
 			p.arrivals[src] = append(p.arrivals[src], time.Now())
-			if _, ok := p.first[src]; !ok {
-				p.first[src] = time.Now()
-			}
 			p.mu.Unlock()
 		}
 	}()
@@ -107,10 +103,7 @@ func StartProber(t tb.T, n *NS, every time.Duration) *Prober {
 
 // First is when the first answer naming src as the source came back.
 func (p *Prober) First(src string) (time.Time, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	t, ok := p.first[netip.MustParseAddr(src)]
-	return t, ok
+	return p.FirstAfter(src, time.Time{})
 }
 
 // FirstAfter is when the first answer naming src came back after t.

@@ -1,0 +1,83 @@
+package netlab
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/staticroute/staticroute/test/tb"
+)
+
+// Probers probe the echo from several namespaces at once: every node of a
+// world and its pod. An answer naming a prober's own node's public
+// address is a leak.
+type Probers struct {
+	ps  []*Prober
+	own []string // per prober: the address that means a leak
+}
+
+// StartProbers starts a prober, one probe every every, on each node and
+// the pod, and lets them settle.
+func (w *World) StartProbers(t tb.T, every time.Duration) *Probers {
+	p := &Probers{}
+	for i, ns := range w.Nodes {
+		p.ps = append(p.ps, StartProber(t, ns, every))
+		p.own = append(p.own, NodePublicAddr(i))
+	}
+	p.ps = append(p.ps, StartProber(t, w.Pod, every))
+	p.own = append(p.own, NodePublic) // the pod is behind node 0
+	time.Sleep(300 * time.Millisecond)
+	return p
+}
+
+// At is prober i: node i, or the pod after the nodes.
+func (p *Probers) At(i int) *Prober { return p.ps[i] }
+
+// Switched waits until every prober in which (nil: all) has had an answer
+// via since, and returns when the last of them first did, since since,
+// and which prober that was. It gives up after within.
+func (p *Probers) Switched(which []int, via string, since time.Time, within time.Duration) (time.Duration, int, error) {
+	var last time.Duration
+	slowest := -1
+	deadline := time.Now().Add(within)
+	for i, pr := range p.ps {
+		if which != nil && !slices.Contains(which, i) {
+			continue
+		}
+		for {
+			if at, ok := pr.FirstAfter(via, since); ok {
+				if d := at.Sub(since); d >= last {
+					last, slowest = d, i
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				return 0, i, fmt.Errorf("prober %d: no answer via %s within %s of the change", i, via, within)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return last, slowest, nil
+}
+
+// LostBetween counts the probes of every prober sent in [from, to] that
+// got no answer.
+func (p *Probers) LostBetween(from, to time.Time) int {
+	n := 0
+	for _, pr := range p.ps {
+		n += pr.LostBetween(from, to)
+	}
+	return n
+}
+
+// Result stops the probers and counts what they sent, what came back
+// naming their own node's address (leaked) and what never came back.
+func (p *Probers) Result() (sent, leaked, lost int) {
+	for i, pr := range p.ps {
+		s, by, l := pr.Result(500 * time.Millisecond)
+		sent += s
+		lost += l
+		leaked += by[p.own[i]]
+	}
+	return sent, leaked, lost
+}
