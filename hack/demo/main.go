@@ -141,7 +141,7 @@ func (d *demo) run(n int, hold bool, sig chan os.Signal) {
 	d.w = netlab.NewWorldN(r, n)
 	d.names = framework.StartRouters(r, d.cp, d.w, flags...).Names
 	for i, name := range d.names {
-		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN and CAP_NET_RAW", name, netlab.NodeVPC(i), netlab.NodePublicAddr(i))
+		say("%s: VPC %s, public %s, node-router running as nobody with CAP_NET_ADMIN and CAP_NET_RAW", name, d.w.NodeVPC(i), d.w.NodePublic(i))
 	}
 	d.show("Before any StaticRoute, each node reaches the destination with its own public address:", "")
 
@@ -287,7 +287,7 @@ func (d *demo) show(title, want string) {
 	say("%s", title)
 	for i, ns := range d.w.Nodes {
 		got := netlab.Answers(d.r, ns)
-		say("  %-7s $ curl ifconfig.me/ip   →  %s%s", d.names[i], got, mark(got, want, netlab.NodePublicAddr(i)))
+		say("  %-7s $ curl ifconfig.me/ip   →  %s%s", d.names[i], got, mark(got, want, d.w.NodePublic(i)))
 	}
 	got := netlab.Answers(d.r, d.w.Pod)
 	say("  %-7s $ curl ifconfig.me/ip   →  %s%s", "pod", got, mark(got, want, netlab.NodePublic))

@@ -18,7 +18,7 @@ import (
 // worldInput is what the router in the world's node would compute from.
 func worldInput(routes ...*v1.StaticRoute) Input {
 	in := testInput(routes...)
-	in.Node.VPCAddr = netip.MustParseAddr(netlab.NodeVPC(0))
+	in.Node.VPCAddr = netip.MustParseAddr(netlab.PlanFor(1).NodeVPC(0))
 	in.Node.Connected = []netip.Prefix{
 		netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26"), netip.MustParsePrefix("198.18.64.0/24"),
 	}

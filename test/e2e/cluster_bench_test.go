@@ -33,8 +33,8 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 		sizes = nil
 		for _, f := range strings.Split(s, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
-			if err != nil || n < 1 || n > netlab.MaxNodes {
-				b.Fatalf("NODES=%s: give sizes from 1 to %d, comma-separated", s, netlab.MaxNodes)
+			if err != nil || n < 1 || n > netlab.MaxLargeNodes {
+				b.Fatalf("NODES=%s: give sizes from 1 to %d, comma-separated", s, netlab.MaxLargeNodes)
 			}
 			sizes = append(sizes, n)
 		}
@@ -42,32 +42,37 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			c := startCluster(b, n)
+			w := c.w
 			apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
-			primary := routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr)
-			secondary := routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr)
+			primary := routeYAML("primary", "", w.GwAVPC, netlab.EchoAddr)
+			secondary := routeYAML("secondary", "primary", w.GwBVPC, netlab.EchoAddr)
 			apply(primary)
-			c.expect(b, all(netlab.GwAPublic))
+			c.expect(b, all(w.GwAPublic))
 			var times, kubectl []time.Duration
+			var slow []string             // failovers over 500 ms, logged last
+			var everyNode []time.Duration // each node's switch, every failover
 			leakedTotal, lostTotal := 0, 0
 			time.Sleep(2 * time.Second) // the first route's reports and Events settle
+			idle(b, c, 10*time.Second)
 			writesBefore := apiWrites(b, c)
 			cpuBefore, start := routersCPU(b, c), time.Now()
 			for i := range 20 {
-				via, f := netlab.GwBPublic, func() { apply(secondary) }
+				via, f := w.GwBPublic, func() { apply(secondary) }
 				if i%2 == 1 {
-					via, f = netlab.GwAPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "secondary") }
+					via, f = w.GwAPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "secondary") }
 				}
 				r := c.probe(b, via, f)
 				times = append(times, r.converged)
+				everyNode = append(everyNode, r.each...)
 				kubectl = append(kubectl, r.applied)
 				if r.converged > 500*time.Millisecond && r.slowest >= 0 {
-					// What the last node's router was doing meanwhile
-					// (benchmark logs are cut short: into a file).
+					// What the last node's router was doing meanwhile, in
+					// a file: benchmark logs are cut short.
 					path := filepath.Join(os.TempDir(), fmt.Sprintf("staticroute-slow-failover-%d-%s.log", i, c.names[r.slowest]))
 					if err := os.WriteFile(path, []byte(c.routers[r.slowest].Output()), 0o644); err != nil {
 						b.Log(err)
 					}
-					b.Logf("failover %d, begun %s, took %v (kubectl %v); the last node was %s; its router's log: %s", i, r.started.UTC().Format("15:04:05.000"), r.converged, r.applied, c.names[r.slowest], path)
+					slow = append(slow, fmt.Sprintf("failover %d, begun %s, took %v (kubectl %v); the last node was %s; its router's log: %s", i, r.started.UTC().Format("15:04:05.000"), r.converged, r.applied, c.names[r.slowest], path))
 				}
 				leakedTotal += r.leaked
 				lostTotal += r.lost
@@ -78,18 +83,23 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			writes := apiWrites(b, c)
 			per := func(r string) float64 { return (writes[r] - writesBefore[r]) / 20 }
 			b.Logf("API writes per failover, %d nodes: node states %.1f, Events %.1f, StaticRoutes (kubectl and status) %.1f", n, per("staticroutenodestates"), per("events"), per("staticroutes"))
+			b.Logf("watches the API server closed as too slow over the 20 failovers: %v", terminated(writesBefore, writes))
 			b.ReportMetric(per("staticroutenodestates")+per("events"), "node-writes/failover")
 			b.Logf("failovers in order (ms): %v", millis(times))
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
 			b.Logf("routers' CPU over the 20 failovers: %.2f s in %.0f s (%.1f%% of a core per router)", cpu.Seconds(), elapsed.Seconds(), 100*cpu.Seconds()/elapsed.Seconds()/float64(n))
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
-			b.Logf("ours, %d nodes, 20 failovers: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			b.Logf("ours, %d nodes, 20 failovers, apply → the last node switched: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			e50, e99, emax := quantiles(everyNode)
+			b.Logf("apply → each node (and the pod) switched, %d switches: p50 %s, p99 %s, max %s", len(everyNode), e50.Round(time.Millisecond), e99.Round(time.Millisecond), emax.Round(time.Millisecond))
+			b.ReportMetric(float64(e50.Milliseconds()), "each-p50-ms")
+			b.ReportMetric(float64(e99.Milliseconds()), "each-p99-ms")
 			if parts := switchTimes(c); len(parts["sinceEvent"]) > 0 {
 				line := fmt.Sprintf("event → kernel in each router (its own log, every switch of the run): %d switches", len(parts["sinceEvent"]))
 				for _, f := range []struct{ key, what string }{
 					{"sinceEvent", "in all"}, {"queued", "queued before the reconcile"}, {"readNode", "reading the node"},
-					{"compute", "computing"}, {"toSwitch", "apply to the switch"},
+					{"compute", "computing"}, {"toSwitch", "apply to the switch"}, {"cpu", "the router's CPU time in the reconcile"},
 				} {
 					p50, p99, mx := quantiles(parts[f.key])
 					line += fmt.Sprintf("; %s p50 %s, p99 %s, max %s", f.what, p50, p99, mx)
@@ -97,6 +107,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				b.Log(line)
 				_, e99, _ := quantiles(parts["sinceEvent"])
 				b.ReportMetric(float64(e99.Microseconds())/1000, "event-to-kernel-p99-ms")
+				_, c99, _ := quantiles(parts["cpu"])
+				b.ReportMetric(float64(c99.Microseconds())/1000, "reconcile-cpu-p99-ms")
+			}
+			if len(slow) > 0 {
+				b.Logf("%d failovers over 500 ms:\n%s", len(slow), strings.Join(slow, "\n"))
 			}
 			b.ReportMetric(p(.5), "p50-ms")
 			b.ReportMetric(p(.99), "p99-ms")
@@ -107,11 +122,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			var oldTimes []time.Duration
 			for i := range 3 {
 				apply(primary)
-				c.expect(b, all(netlab.GwAPublic))
-				r := c.probe(b, netlab.GwBPublic, func() {
+				c.expect(b, all(w.GwAPublic))
+				r := c.probe(b, w.GwBPublic, func() {
 					c.cp.MustKubectl(b, nil, "delete", "staticroute", "primary")
 					time.Sleep(2 * time.Second)
-					apply(routeYAML("secondary", "", netlab.GwBVPC, netlab.EchoAddr))
+					apply(routeYAML("secondary", "", w.GwBVPC, netlab.EchoAddr))
 				})
 				oldLeaked += r.leaked
 				oldTimes = append(oldTimes, r.converged)
@@ -143,7 +158,7 @@ func switchTimes(c *cluster) map[string][]time.Duration {
 			if d, ok := field(line, "sinceEvent"); !ok || d == 0 {
 				continue
 			}
-			for _, k := range []string{"sinceEvent", "queued", "readNode", "compute", "toSwitch"} {
+			for _, k := range []string{"sinceEvent", "queued", "readNode", "compute", "toSwitch", "cpu"} {
 				d, _ := field(line, k)
 				out[k] = append(out[k], d)
 			}
@@ -161,9 +176,40 @@ func routersCPU(b *testing.B, c *cluster) time.Duration {
 	return total
 }
 
+// idle measures the routers' CPU and memory while nothing changes.
+func idle(b *testing.B, c *cluster, d time.Duration) {
+	b.Helper()
+	before, start := routersCPU(b, c), time.Now()
+	time.Sleep(d)
+	cpu, elapsed := routersCPU(b, c)-before, time.Since(start)
+	var rss []float64
+	for _, r := range c.routers {
+		rss = append(rss, rssMB(b, r.Pid()))
+	}
+	slices.Sort(rss)
+	pct := 100 * cpu.Seconds() / elapsed.Seconds()
+	b.Logf("idle, %d routers over %.0f s: %.1f%% of a core in all, %.3f%% per router; RSS per router p50 %.1f MB, max %.1f MB",
+		len(c.routers), elapsed.Seconds(), pct, pct/float64(len(c.routers)), rss[len(rss)/2], rss[len(rss)-1])
+	b.ReportMetric(pct/float64(len(c.routers)), "idle-%core/router")
+}
+
+// terminated is the watches closed as too slow between two readings of
+// apiWrites, by resource (apiserver_terminated_watchers_total).
+func terminated(before, after map[string]float64) map[string]float64 {
+	out := map[string]float64{}
+	for k, v := range after {
+		if r, ok := strings.CutPrefix(k, "terminated/"); ok && v > before[k] {
+			out[r] = v - before[k]
+		}
+	}
+	return out
+}
+
 // apiWrites counts the writes the API server has taken so far, by
 // resource: node states and Events (apiserver_request_total, every
-// mutating verb, whatever the answer).
+// mutating verb, whatever the answer); and, as "terminated/<resource>",
+// the watches it closed because their client read too slowly
+// (apiserver_terminated_watchers_total).
 func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 	b.Helper()
 	raw := c.cp.MustKubectl(b, nil, "get", "--raw", "/metrics")
@@ -176,6 +222,13 @@ func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 	fam := fams["apiserver_request_total"]
 	if fam == nil {
 		b.Fatal("no apiserver_request_total in the API server's metrics")
+	}
+	for _, m := range fams["apiserver_terminated_watchers_total"].GetMetric() {
+		for _, p := range m.GetLabel() {
+			if p.GetName() == "resource" {
+				out["terminated/"+p.GetValue()] += m.GetCounter().GetValue()
+			}
+		}
 	}
 	for _, m := range fam.GetMetric() {
 		l := map[string]string{}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,10 +33,11 @@ func startCluster(t testing.TB, n int) *cluster {
 	certDir, ca := framework.NewWebhookCerts(t)
 	c.ca = ca
 	c.cp.Install(t, ca)
-	c.webhook = framework.StartWebhook(t, c.cp, certDir, worldFlags...)
+	layout := netlab.PlanFor(n).ClusterFlags()
+	c.webhook = framework.StartWebhook(t, c.cp, certDir, layout...)
 	c.w = netlab.NewWorldN(t, n)
 	// ROUTER_FLAGS adds flags to every router, e.g. -v=1 for benchmarks.
-	rs := framework.StartRouters(t, c.cp, c.w, append(slices.Clone(worldFlags), strings.Fields(os.Getenv("ROUTER_FLAGS"))...)...)
+	rs := framework.StartRouters(t, c.cp, c.w, append(layout, strings.Fields(os.Getenv("ROUTER_FLAGS"))...)...)
 	c.names, c.api, c.routers = rs.Names, rs.API, rs.Procs
 	return c
 }
@@ -60,7 +60,8 @@ func (c *cluster) expect(t testing.TB, want func(i int) string) {
 
 func all(addr string) func(int) string { return func(int) string { return addr } }
 
-func own(i int) string { return netlab.NodePublicAddr(i) }
+// own is what node i reaches the echo as without a route: its own address.
+func (c *cluster) own(i int) string { return c.w.NodePublic(i) }
 
 // probed is what the probers saw around one change.
 type probed struct {
@@ -68,15 +69,28 @@ type probed struct {
 	// converged is when the last prober first got an answer via the new
 	// gateway, after started; slowest is its node (-1: the pod's).
 	converged time.Duration
+	each      []time.Duration // every node's (and the pod's) own switch
 	started   time.Time
 	applied   time.Duration // f's own time: kubectl's, until its answer
 	slowest   int
 }
 
+// probeEvery is how often each prober sends: every millisecond up to 20
+// nodes; beyond, 5,000 probes a second in all, and at least 20 a second
+// per node (as many as 400 nodes), so that the probers and the test's own
+// network do not starve the routers and the API server of the two cores.
+func (c *cluster) probeEvery() time.Duration {
+	n := len(c.w.Nodes)
+	if n <= 20 {
+		return time.Millisecond
+	}
+	return min(50*time.Millisecond, time.Duration(n)*200*time.Microsecond)
+}
+
 // probe runs a prober on every node and the pod while f runs.
 func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 	t.Helper()
-	ps := c.w.StartProbers(t, time.Millisecond)
+	ps := c.w.StartProbers(t, c.probeEvery())
 	r := probed{started: time.Now()}
 	f()
 	r.applied = time.Since(r.started)
@@ -84,6 +98,7 @@ func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 	if r.converged, r.slowest, err = ps.Switched(nil, via, r.started, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+	r.each = ps.Each(via, r.started)
 	if r.slowest == len(c.w.Nodes) {
 		r.slowest = -1
 	}
@@ -95,7 +110,7 @@ func (c *cluster) probe(t testing.TB, via string, f func()) probed {
 func (c *cluster) reset(t testing.TB) {
 	t.Helper()
 	c.cp.MustKubectl(t, nil, "delete", "staticroutes", "--all", "--wait=true")
-	c.expect(t, own)
+	c.expect(t, c.own)
 }
 
 // TestCluster plays the tutorial's stories across ten nodes.
@@ -150,7 +165,7 @@ spec:
 			if in[i] {
 				return netlab.GwAPublic
 			}
-			return own(i)
+			return c.own(i)
 		}
 		c.expect(t, sel)
 		c.cp.MustKubectl(t, nil, "label", "node", c.names[3], "pool=egress")

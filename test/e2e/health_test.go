@@ -153,7 +153,7 @@ func TestAutomaticFailover(t *testing.T) {
 
 	t.Run("gateway dead for one node only: only that node fails over", func(t *testing.T) {
 		p := c.w.StartProbers(t, time.Millisecond)
-		cut := fmt.Sprintf(`table ip cut { chain forward_cut { type filter hook forward priority 0; ip saddr %s drop; }; }`, netlab.NodeVPC(1))
+		cut := fmt.Sprintf(`table ip cut { chain forward_cut { type filter hook forward priority 0; ip saddr %s drop; }; }`, c.w.NodeVPC(1))
 		failed := time.Now()
 		gwB.NFT(t, cut)
 		defer gwB.Exec(t, "nft", "delete", "table", "ip", "cut")

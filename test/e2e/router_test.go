@@ -24,12 +24,8 @@ import (
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
-// The world's cluster layout, for the webhook and the router alike.
-var worldFlags = []string{
-	"--vpc-cidr=198.51.100.0/24",
-	"--pod-cidr=198.18.64.0/18",
-	"--service-cidr=198.18.128.0/18",
-}
+// The tutorial world's cluster layout, for the webhook and the router alike.
+var worldFlags = netlab.PlanFor(1).ClusterFlags()
 
 func routeYAML(name, group, gw string, dests ...string) []byte {
 	g := ""
@@ -226,9 +222,9 @@ metadata: {name: node-b}
 		if err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2500 * time.Millisecond) // two resyncs
+		time.Sleep(2500 * time.Millisecond) // the reconciles that the switch's own kernel events cause
 		if got := events(); strings.Count(got, want) != 1 || strings.Contains(got, "staticroute-node-router") {
-			t.Fatalf("after two resyncs, want the summarizer's one Event and none from the node:\n%s", got)
+			t.Fatalf("2.5 s after the switch, want the summarizer's one Event and none from the node:\n%s", got)
 		}
 	})
 
@@ -392,6 +388,53 @@ webhooks:
 			t.Fatal(err)
 		}
 		waitAnswer(t, w.Node, netlab.GwAPublic)
+	})
+
+	t.Run("another program's edit of our nftables table and a deleted nexthop are repaired within 50 ms (median of 5), not at the resync", func(t *testing.T) {
+		p := netlab.StartProber(t, w.Node, time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
+		// repaired runs break and times, from its return, until ok holds.
+		repaired := func(what string, break_ func(), ok func() bool) []time.Duration {
+			t.Helper()
+			var took []time.Duration
+			for range 5 {
+				break_()
+				broken := time.Now()
+				for !ok() {
+					if time.Since(broken) > 5*time.Second {
+						t.Fatalf("%s: not repaired after 5 s", what)
+					}
+				}
+				took = append(took, time.Since(broken))
+				time.Sleep(200 * time.Millisecond)
+			}
+			slices.Sort(took)
+			if took[2] > 50*time.Millisecond {
+				t.Errorf("%s: median repair %s (%v), want ≤ 50 ms", what, took[2], took)
+			}
+			return took
+		}
+		table := func() string { return w.Node.Exec(t, "nft", "-s", "list", "table", "inet", "staticroute") }
+		want := table()
+		nft := repaired("our output chain flushed by nft", func() { w.Node.Exec(t, "nft", "flush", "chain", "inet", "staticroute", "output") },
+			func() bool { return table() == want })
+		// The active group's nexthop: deleting it deletes its routes, and
+		// the kernel sends no route event for them.
+		var id string
+		for _, l := range strings.Split(w.Node.IP(t, "nexthop", "show"), "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[0] == "id" && f[3] == netlab.GwAVPC {
+				id = f[1]
+			}
+		}
+		if id == "" {
+			t.Fatalf("no nexthop via %s:\n%s", netlab.GwAVPC, w.Node.IP(t, "nexthop", "show"))
+		}
+		steered := func() bool {
+			return strings.Contains(w.Node.IP(t, "route", "get", netlab.EchoAddr), "via "+netlab.GwAVPC)
+		}
+		nh := repaired("our nexthop deleted", func() { w.Node.IP(t, "nexthop", "del", "id", id) }, steered)
+		sent, by, lost := p.Result(300 * time.Millisecond)
+		t.Logf("table repaired after %v, nexthop after %v; %d probes, %d leaked, %d lost", nft, nh, sent, by[netlab.NodePublic], lost)
 	})
 
 	t.Run("the VPC link down fails closed and is reported; up again restores steering", func(t *testing.T) {

@@ -1,7 +1,11 @@
 package framework
 
 import (
+	"context"
 	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/staticroute/staticroute/test/netlab"
 	"github.com/staticroute/staticroute/test/tb"
@@ -24,7 +28,10 @@ func StartRouters(t tb.T, cp *ControlPlane, w *netlab.World, flags ...string) *R
 	for i, ns := range w.Nodes {
 		name := fmt.Sprintf("node-%d", i+1)
 		rs.Names = append(rs.Names, name)
-		cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if _, err := cp.Clientset(t).CoreV1().Nodes().Create(context.Background(), node, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("registering %s: %v", name, err)
+		}
 		kc, api := NodeAccess(t, cp, ns, name)
 		rs.API = append(rs.API, api)
 		rs.Procs = append(rs.Procs, StartRouter(t, kc, ns, append([]string{"--node-name", name}, flags...)...))

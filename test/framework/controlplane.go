@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +31,7 @@ type ControlPlane struct {
 	Kubeconfig string
 	Dir        string
 	kubectl    string
+	clientset  *kubernetes.Clientset // Clientset's, made once
 }
 
 // Flag is one command-line flag of kube-apiserver, without its dashes.
@@ -54,6 +56,17 @@ func StartControlPlane(t tb.T, apiServerFlags ...Flag) *ControlPlane {
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.255.0/24")
 	for _, f := range apiServerFlags {
 		env.ControlPlane.GetAPIServer().Configure().Set(f.Name, f.Value)
+	}
+	// APISERVER_LOG=<file>: the API server's log at -v=1 there (it says
+	// why it closes a watch, for one).
+	if path := os.Getenv("APISERVER_LOG"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		env.ControlPlane.GetAPIServer().Out, env.ControlPlane.GetAPIServer().Err = f, f
+		env.ControlPlane.GetAPIServer().Configure().Set("v", "1")
 	}
 	start := time.Now()
 	cfg, err := env.Start()
@@ -108,6 +121,23 @@ func (c *ControlPlane) UserKubeconfig(t tb.T, name string, groups ...string) str
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Clientset is an administrator's client without client-side rate limit,
+// for a harness that registers hundreds of nodes (kubectl would be three
+// processes per node).
+func (c *ControlPlane) Clientset(t tb.T) *kubernetes.Clientset {
+	t.Helper()
+	if c.clientset == nil {
+		cfg := rest.CopyConfig(c.Config)
+		cfg.QPS, cfg.Burst = -1, 0
+		cs, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatalf("a client of the API server: %v", err)
+		}
+		c.clientset = cs
+	}
+	return c.clientset
 }
 
 // KubectlResult is what one kubectl run printed.

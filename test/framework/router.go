@@ -11,7 +11,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/staticroute/staticroute/test/netlab"
 )
@@ -89,31 +94,47 @@ current-context: e2e
 // runs it) and a token bound to it, through the TokenRequest API.
 func RouterToken(t tb.T, cp *ControlPlane, nodeName string) string {
 	t.Helper()
-	pod := "staticroute-node-router-" + nodeName
-	cp.MustKubectl(t, []byte(fmt.Sprintf(`apiVersion: v1
-kind: Pod
-metadata: {name: %s, namespace: staticroute-system}
-spec:
-  nodeName: %s
-  serviceAccountName: staticroute-node-router
-  containers: [{name: node-router, image: node-router}]
-`, pod, nodeName)), "apply", "-f", "-")
-	r := cp.Kubectl(context.Background(), nil, "create", "token", "staticroute-node-router", "-n", "staticroute-system",
-		"--bound-object-kind", "Pod", "--bound-object-name", pod, "--duration", "2h")
-	if r.Err != nil {
-		t.Fatalf("token for %s: %v\n%s", nodeName, r.Err, r.Stderr)
+	cs := cp.Clientset(t)
+	ctx := context.Background()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "staticroute-node-router-" + nodeName, Namespace: "staticroute-system"},
+		Spec: corev1.PodSpec{
+			NodeName: nodeName, ServiceAccountName: "staticroute-node-router",
+			Containers: []corev1.Container{{Name: "node-router", Image: "node-router"}},
+		},
 	}
-	return strings.TrimSpace(r.Stdout)
+	if _, err := cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("the router pod of %s: %v", nodeName, err)
+	}
+	tr, err := cs.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, "staticroute-node-router", &authenticationv1.TokenRequest{
+		Spec: authenticationv1.TokenRequestSpec{
+			ExpirationSeconds: ptr.To[int64](2 * 3600),
+			BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("token for %s: %v", nodeName, err)
+	}
+	return tr.Status.Token
 }
 
 // RouterCommand is the command line that runs the node-router binary inside
 // a node's namespace as nobody with only CAP_NET_ADMIN and CAP_NET_RAW (the
 // DaemonSet's), for `ip`.
+//
+// ROUTER_NICE=n runs it at that niceness: on this machine hundreds of
+// routers share two cores with the API server, etcd and the webhook, which
+// in a cluster have machines of their own; a lower weight for the routers
+// is the nearest thing here.
 func RouterCommand(t tb.T, node *netlab.NS, args ...string) []string {
-	return append([]string{"netns", "exec", node.Name,
+	cmd := []string{"netns", "exec", node.Name}
+	if n := os.Getenv("ROUTER_NICE"); n != "" {
+		cmd = append(cmd, "nice", "-n", n)
+	}
+	return append(append(cmd,
 		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw",
-		Bin(t, "node-router")}, args...)
+		Bin(t, "node-router")), args...)
 }
 
 // StartRouter runs the real node-router inside a node's namespace with the

@@ -131,9 +131,15 @@ func (n *NS) Exec(t tb.T, args ...string) string {
 	return string(out)
 }
 
-func (n *NS) Sysctl(t tb.T, key, value string) {
+// Sysctl sets keys to values, given as key, value, key, value…, in one
+// command.
+func (n *NS) Sysctl(t tb.T, kv ...string) {
 	t.Helper()
-	n.Exec(t, "sysctl", "-q", "-w", key+"="+value)
+	args := []string{"sysctl", "-q", "-w"}
+	for i := 0; i+1 < len(kv); i += 2 {
+		args = append(args, kv[i]+"="+kv[i+1])
+	}
+	n.Exec(t, args...)
 }
 
 func (n *NS) NFT(t tb.T, ruleset string) {

@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // StartEcho answers every UDP probe with its payload and the source address
@@ -21,6 +23,20 @@ func StartEcho(t tb.T, n *NS) {
 		return err
 	})
 	t.Cleanup(func() { conn.Close() })
+	// Hundreds of probers send in bursts: a default-sized receive buffer
+	// overflows, and those losses would be the test network's own.
+	// SO_RCVBUFFORCE (we are root) passes net.core.rmem_max, a sysctl we
+	// leave alone.
+	raw, err := conn.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sockErr error
+	if err := raw.Control(func(fd uintptr) {
+		sockErr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 16<<20)
+	}); err != nil || sockErr != nil {
+		t.Fatalf("the echo's receive buffer: %v %v", err, sockErr)
+	}
 	go func() {
 		buf := make([]byte, 64)
 		for {
@@ -137,8 +153,16 @@ func (p *Prober) LostBetween(from, to time.Time) int {
 
 // Result stops sending, waits for the last answers and counts them.
 func (p *Prober) Result(settle time.Duration) (sent int, by map[string]int, lost int) {
-	close(p.stop)
+	p.stopSending()
 	time.Sleep(settle)
+	return p.count()
+}
+
+func (p *Prober) stopSending() { close(p.stop) }
+
+// count closes the socket, once sending stopped and the last answers had
+// their time, and counts them.
+func (p *Prober) count() (sent int, by map[string]int, lost int) {
 	p.conn.Close()
 	p.done.Wait()
 	p.mu.Lock()

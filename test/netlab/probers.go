@@ -22,10 +22,10 @@ func (w *World) StartProbers(t tb.T, every time.Duration) *Probers {
 	p := &Probers{}
 	for i, ns := range w.Nodes {
 		p.ps = append(p.ps, StartProber(t, ns, every))
-		p.own = append(p.own, NodePublicAddr(i))
+		p.own = append(p.own, w.NodePublic(i))
 	}
 	p.ps = append(p.ps, StartProber(t, w.Pod, every))
-	p.own = append(p.own, NodePublic) // the pod is behind node 0
+	p.own = append(p.own, w.NodePublic(0)) // the pod is behind node 0
 	time.Sleep(300 * time.Millisecond)
 	return p
 }
@@ -60,6 +60,18 @@ func (p *Probers) Switched(which []int, via string, since time.Time, within time
 	return last, slowest, nil
 }
 
+// Each is, for every prober that has had an answer via since, how long
+// after since its first one came.
+func (p *Probers) Each(via string, since time.Time) []time.Duration {
+	var out []time.Duration
+	for _, pr := range p.ps {
+		if at, ok := pr.FirstAfter(via, since); ok {
+			out = append(out, at.Sub(since))
+		}
+	}
+	return out
+}
+
 // LostBetween counts the probes of every prober sent in [from, to] that
 // got no answer.
 func (p *Probers) LostBetween(from, to time.Time) int {
@@ -73,8 +85,14 @@ func (p *Probers) LostBetween(from, to time.Time) int {
 // Result stops the probers and counts what they sent, what came back
 // naming their own node's address (leaked) and what never came back.
 func (p *Probers) Result() (sent, leaked, lost int) {
+	for _, pr := range p.ps {
+		pr.stopSending()
+	}
+	// The last answers, for all at once; on a 2-core machine with
+	// hundreds of nodes they take longer than the network does.
+	time.Sleep(min(2*time.Second, time.Duration(len(p.ps))*5*time.Millisecond+500*time.Millisecond))
 	for i, pr := range p.ps {
-		s, by, l := pr.Result(500 * time.Millisecond)
+		s, by, l := pr.count()
 		sent += s
 		lost += l
 		leaked += by[p.own[i]]
