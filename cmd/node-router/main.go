@@ -68,7 +68,7 @@ func main() {
 	flag.IntVar(&o.probePriority, "probe-rule-priority", def.ProbePriority, "priority of the rules that send health-check probes to their gateway (before --mark-rule-priority)")
 	flag.IntVar(&o.probeTableBase, "probe-table-base", def.ProbeTableBase, "health-check probes of slot n (1..63) look up table base+n")
 	flag.IntVar(&o.protocol, "route-protocol", def.Protocol, "route protocol number tagging our routes")
-	flag.DurationVar(&o.resync, "resync", time.Second, "full reconcile period: drift (a deleted rule, a flushed table) is repaired within it")
+	flag.DurationVar(&o.resync, "resync", 30*time.Second, "full reconcile period: a safety net; route, rule, link, nexthop and nftables events repair drift at once, this catches what no event reports (src_valid_mark turned off through /proc/sys)")
 	flag.BoolVar(&o.cleanup, "cleanup", false, "remove every rule, route and nftables table of ours, and exit")
 	flag.BoolVar(&o.adoptLegacy, "adopt-legacy-routes", false, "remove the main-table routes that the old k8s-staticroute-operator left behind: those whose destination and gateway are exactly a StaticRoute's (each is logged)")
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":9402", "Prometheus metrics address (0 disables)")
@@ -284,6 +284,12 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		}
 		poke()
 	})
+	// Our nftables table edited by another program (not only deleted):
+	// rewrite it at once.
+	go watchFirewall(ctx, log, popts.NFTable, func() {
+		fw.Invalidate()
+		poke()
+	})
 	log.Info("starting", "node", cfg.NodeName, "vpc", cfg.Cluster.VPC, "tables", popts.Tables, "mark", fmt.Sprintf("%#x", popts.Mark))
 	if !cache.WaitForCacheSync(ctx.Done(), hasSynced...) {
 		return nil // stopped before the first list
@@ -294,6 +300,14 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	clock.Take()
 	router.Loop(ctx, poked, cfg.Resync, r.Reconcile)
 	return nil
+}
+
+// watchFirewall turns another program's edits of our nftables table into
+// a rewrite.
+func watchFirewall(ctx context.Context, log logr.Logger, table string, changed func()) {
+	if err := policy.WatchFirewall(ctx, netns.None(), table, changed); err != nil {
+		log.Error(err, "no nftables events: another program's edit of our table (not its deletion) is repaired only at our next change")
+	}
 }
 
 // watchKernel turns route, rule and link changes into reconciles, so that

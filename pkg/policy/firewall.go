@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"strings"
 
 	"github.com/google/nftables"
@@ -32,6 +33,9 @@ type Firewall struct {
 	Opts Options
 
 	applied [sha256.Size]byte // the spec last written, to write only on change
+	// stale is set by Invalidate, from the nftables watcher's goroutine:
+	// the next Apply rewrites the table whatever it wrote last.
+	stale atomic.Bool
 	// marked are the links whose src_valid_mark the router turned on
 	// (ValidMarks), recorded in the table's markedSet.
 	marked []int
@@ -84,13 +88,17 @@ func (s spec) String() string {
 	return b.String()
 }
 
+// Invalidate makes the next Apply rewrite the table: call it when another
+// program changed it (WatchFirewall).
+func (f *Firewall) Invalidate() { f.stale.Store(true) }
+
 // Apply writes the table for d if it differs from what this Firewall last
-// wrote or the table is gone.
+// wrote, the table is gone, or it was invalidated.
 func (f *Firewall) Apply(d Desired) (changed bool, err error) {
 	s := firewallSpec(d)
 	s.marked = slices.Clone(f.marked)
 	key := sha256.Sum256([]byte(s.String()))
-	if f.applied == key {
+	if f.applied == key && !f.stale.Swap(false) {
 		if t, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err == nil && t != nil {
 			return false, nil
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -21,18 +22,65 @@ const Lost = -1
 const RuleChanged = -2
 
 // WatchKernel calls changed for every route change (with the route's
-// table), rule change (RuleChanged) and link change (Lost) in the network
-// namespace ns (netns.None(): the caller's) until ctx ends. It reads each
-// message's type and, of a route, its table alone (parseRoute stops at
-// nothing more costly): a swap of 10,000 prefixes is 40,000 route events,
-// which vishvananda/netlink's subscription would decode into as many
-// Route values.
+// table), rule change (RuleChanged), link or nexthop change (Lost) in the
+// network namespace ns (netns.None(): the caller's) until ctx ends. It
+// reads each message's type and, of a route, its table alone (parseRoute
+// stops at nothing more costly): a swap of 10,000 prefixes is 40,000 route
+// events, which vishvananda/netlink's subscription would decode into as
+// many Route values. Nexthops matter because deleting one deletes every
+// route through it without a route event.
 func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)) error {
-	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_LINK)
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_LINK, unix.RTNLGRP_NEXTHOP)
 	if err != nil {
 		return fmt.Errorf("netlink subscribe: %w", err)
 	}
 	defer sock.Close()
+	return receive(ctx, sock, func(buf []byte) {
+		if buf == nil {
+			changed(Lost)
+			return
+		}
+		eachEvent(buf, changed)
+	})
+}
+
+// WatchFirewall calls changed when another program changes the nftables
+// table named table in the network namespace ns (netns.None(): the
+// caller's), or when events were lost, until ctx ends. A change is ours
+// when the transaction that made it was committed by a process with our
+// command name (the kernel names it in the transaction's generation
+// message): the process id it gives is the host's, which a process in a
+// container cannot compare with its own.
+func WatchFirewall(ctx context.Context, ns netns.NsHandle, table string, changed func()) error {
+	self, err := commandName()
+	if err != nil {
+		return err
+	}
+	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_NETFILTER, unix.NFNLGRP_NFTABLES)
+	if err != nil {
+		return fmt.Errorf("nftables subscribe: %w", err)
+	}
+	defer sock.Close()
+	ev := &nftEvents{table: table, self: self}
+	return receive(ctx, sock, func(buf []byte) {
+		if buf == nil || ev.foreign(buf) {
+			changed()
+		}
+	})
+}
+
+// commandName is this process's name as the kernel has it (comm).
+func commandName() (string, error) {
+	var b [16]byte
+	if err := unix.Prctl(unix.PR_GET_NAME, uintptr(unsafe.Pointer(&b[0])), 0, 0, 0); err != nil {
+		return "", fmt.Errorf("reading our command name: %w", err)
+	}
+	return unix.ByteSliceToString(b[:]), nil
+}
+
+// receive hands every datagram of the subscription sock to each until ctx
+// ends, and nil when events were lost (the socket overflowed).
+func receive(ctx context.Context, sock *nl.NetlinkSocket, each func(buf []byte)) error {
 	fd := sock.GetFd()
 	// vishvananda's subscription socket is non-blocking: read it blocking,
 	// with a timeout, or this loop spins.
@@ -51,14 +99,70 @@ func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)
 		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
 			continue
 		case errors.Is(err, unix.ENOBUFS):
-			changed(Lost)
+			each(nil)
 			continue
 		case err != nil:
 			return fmt.Errorf("netlink events: %w", err)
 		}
-		eachEvent(buf[:n], changed)
+		each(buf[:n])
 	}
 	return nil
+}
+
+// nftEvents follows the nftables event stream: the changes of one
+// transaction come first, then its generation message naming who
+// committed it.
+type nftEvents struct {
+	table, self string
+	touched     bool // a change of this transaction so far was to table
+}
+
+// foreign reads one datagram and says whether a transaction that ended in
+// it changed our table and was not ours. A message it cannot read counts
+// as touching our table: a needless rewrite is cheap, a missed edit is not.
+func (e *nftEvents) foreign(buf []byte) bool {
+	found := false
+	err := eachMessage(buf, func(typ uint16, _ uint32, data []byte) bool {
+		if typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(data) < 4 {
+			return true
+		}
+		// data: struct nfgenmsg (family, version, resource id), attributes.
+		switch msg := typ & 0xff; msg {
+		case unix.NFT_MSG_NEWGEN:
+			by := ""
+			if err := eachAttr(data[4:], func(t uint16, v []byte) {
+				if t == unix.NFTA_GEN_PROC_NAME {
+					by = unix.ByteSliceToString(v)
+				}
+			}); err != nil {
+				by = ""
+			}
+			if e.touched && by != e.self {
+				found = true
+			}
+			e.touched = false
+		case unix.NFT_MSG_NEWTABLE, unix.NFT_MSG_DELTABLE, unix.NFT_MSG_NEWCHAIN, unix.NFT_MSG_DELCHAIN,
+			unix.NFT_MSG_NEWRULE, unix.NFT_MSG_DELRULE, unix.NFT_MSG_NEWSET, unix.NFT_MSG_DELSET,
+			unix.NFT_MSG_NEWSETELEM, unix.NFT_MSG_DELSETELEM, unix.NFT_MSG_NEWOBJ, unix.NFT_MSG_DELOBJ,
+			unix.NFT_MSG_NEWFLOWTABLE, unix.NFT_MSG_DELFLOWTABLE:
+			// Each names its table in attribute 1 (NFTA_TABLE_NAME,
+			// NFTA_CHAIN_TABLE, NFTA_RULE_TABLE, NFTA_SET_TABLE, …).
+			name, named := "", false
+			err := eachAttr(data[4:], func(t uint16, v []byte) {
+				if t == 1 && !named {
+					name, named = unix.ByteSliceToString(v), true
+				}
+			})
+			if err != nil || !named || name == e.table && data[0] == unix.NFPROTO_INET {
+				e.touched = true
+			}
+		}
+		return true
+	})
+	if err != nil {
+		e.touched = true
+	}
+	return found
 }
 
 // eachEvent reports the route, rule and link messages in one datagram.
@@ -71,7 +175,7 @@ func eachEvent(buf []byte, changed func(table int)) {
 			}
 		case unix.RTM_NEWRULE, unix.RTM_DELRULE:
 			changed(RuleChanged)
-		case unix.RTM_NEWLINK, unix.RTM_DELLINK:
+		case unix.RTM_NEWLINK, unix.RTM_DELLINK, unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP:
 			changed(Lost)
 		}
 		return true
