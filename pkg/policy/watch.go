@@ -63,7 +63,12 @@ func WatchFirewall(ctx context.Context, ns netns.NsHandle, table string, changed
 	defer sock.Close()
 	ev := &nftEvents{table: table, self: self}
 	return receive(ctx, sock, func(buf []byte) {
-		if buf == nil || ev.foreign(buf) {
+		if buf == nil { // lost: whoever made the next generation, start afresh
+			ev.touched = false
+			changed()
+			return
+		}
+		if ev.foreign(buf) {
 			changed()
 		}
 	})

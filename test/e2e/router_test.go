@@ -429,8 +429,11 @@ webhooks:
 		if id == "" {
 			t.Fatalf("no nexthop via %s:\n%s", netlab.GwAVPC, w.Node.IP(t, "nexthop", "show"))
 		}
+		// Meanwhile the lookup meets our unreachable guard (fail closed):
+		// an error, not a route.
 		steered := func() bool {
-			return strings.Contains(w.Node.IP(t, "route", "get", netlab.EchoAddr), "via "+netlab.GwAVPC)
+			rs, err := w.Node.NL.RouteGet(net.ParseIP(netlab.EchoAddr))
+			return err == nil && len(rs) > 0 && rs[0].Gw.String() == netlab.GwAVPC
 		}
 		nh := repaired("our nexthop deleted", func() { w.Node.IP(t, "nexthop", "del", "id", id) }, steered)
 		sent, by, lost := p.Result(300 * time.Millisecond)

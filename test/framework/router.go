@@ -121,20 +121,11 @@ func RouterToken(t tb.T, cp *ControlPlane, nodeName string) string {
 // RouterCommand is the command line that runs the node-router binary inside
 // a node's namespace as nobody with only CAP_NET_ADMIN and CAP_NET_RAW (the
 // DaemonSet's), for `ip`.
-//
-// ROUTER_NICE=n runs it at that niceness: on this machine hundreds of
-// routers share two cores with the API server, etcd and the webhook, which
-// in a cluster have machines of their own; a lower weight for the routers
-// is the nearest thing here.
 func RouterCommand(t tb.T, node *netlab.NS, args ...string) []string {
-	cmd := []string{"netns", "exec", node.Name}
-	if n := os.Getenv("ROUTER_NICE"); n != "" {
-		cmd = append(cmd, "nice", "-n", n)
-	}
-	return append(append(cmd,
+	return append([]string{"netns", "exec", node.Name,
 		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 		"--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw",
-		Bin(t, "node-router")), args...)
+		Bin(t, "node-router")}, args...)
 }
 
 // StartRouter runs the real node-router inside a node's namespace with the
