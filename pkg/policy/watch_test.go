@@ -72,6 +72,13 @@ func TestWatchKernel(t *testing.T) {
 	if used := time.Duration(after.Utime.Nano() + after.Stime.Nano() - before.Utime.Nano() - before.Stime.Nano()); used > 500*time.Millisecond {
 		t.Errorf("idle for 1.5 s, the process used %v of CPU", used)
 	}
+	returns(t, "WatchKernel", cancel, done)
+}
+
+// returns ends a watcher's context and waits for it to return, without an
+// error.
+func returns(t *testing.T, what string, cancel func(), done <-chan error) {
+	t.Helper()
 	cancel()
 	select {
 	case err := <-done:
@@ -79,7 +86,7 @@ func TestWatchKernel(t *testing.T) {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("WatchKernel did not return after its context ended")
+		t.Fatalf("%s did not return after its context ended", what)
 	}
 }
 
@@ -207,13 +214,5 @@ func TestWatchFirewall(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("nft flushing a chain of ours: not reported")
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("WatchFirewall did not return after its context ended")
-	}
+	returns(t, "WatchFirewall", cancel, done)
 }

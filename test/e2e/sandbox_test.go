@@ -142,6 +142,21 @@ func TestSandboxedRouters(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the old operator's route for primary, and only it, should go: %v", err)
 	}
+	// The kernel's and nftables' events reach the router in its sandbox
+	// (seccomp, capabilities): another program's edit of our table is
+	// undone long before the 30 s resync.
+	table := func() string { return c.w.Node.Exec(t, "nft", "-s", "list", "table", "inet", "staticroute") }
+	want := table()
+	c.w.Node.Exec(t, "nft", "flush", "chain", "inet", "staticroute", "output")
+	err = framework.Eventually(context.Background(), 5*time.Second, func() error {
+		if table() != want {
+			return fmt.Errorf("our table is still edited")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the sandboxed router did not undo nft's edit of its table: %v\n%s", err, c.routers[0].Output())
+	}
 
 	r := c.probe(t, netlab.GwBPublic, func() { apply(routeYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, "198.19.0.0/16")) })
 	t.Logf("sandboxed routers: apply → last of 3 nodes (and a pod) via B in %s; %d probes, %d leaked, %d lost", r.converged.Round(time.Millisecond), r.sent, r.leaked, r.lost)
