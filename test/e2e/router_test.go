@@ -27,6 +27,11 @@ import (
 // The tutorial world's cluster layout, for the webhook and the router alike.
 var worldFlags = netlab.PlanFor(1).ClusterFlags()
 
+// ourRuleset is the router's nftables table without its counters' values.
+func ourRuleset(t testing.TB, ns *netlab.NS) string {
+	return ns.Exec(t, "nft", "-s", "list", "table", "inet", "staticroute")
+}
+
 func routeYAML(name, group, gw string, dests ...string) []byte {
 	g := ""
 	if group != "" {
@@ -404,6 +409,7 @@ webhooks:
 					if time.Since(broken) > 5*time.Second {
 						t.Fatalf("%s: not repaired after 5 s", what)
 					}
+					time.Sleep(100 * time.Microsecond) // leave the router a core
 				}
 				took = append(took, time.Since(broken))
 				time.Sleep(200 * time.Millisecond)
@@ -414,10 +420,9 @@ webhooks:
 			}
 			return took
 		}
-		table := func() string { return w.Node.Exec(t, "nft", "-s", "list", "table", "inet", "staticroute") }
-		want := table()
+		want := ourRuleset(t, w.Node)
 		nft := repaired("our output chain flushed by nft", func() { w.Node.Exec(t, "nft", "flush", "chain", "inet", "staticroute", "output") },
-			func() bool { return table() == want })
+			func() bool { return ourRuleset(t, w.Node) == want })
 		// The active group's nexthop: deleting it deletes its routes, and
 		// the kernel sends no route event for them.
 		var id string

@@ -145,11 +145,10 @@ func TestSandboxedRouters(t *testing.T) {
 	// The kernel's and nftables' events reach the router in its sandbox
 	// (seccomp, capabilities): another program's edit of our table is
 	// undone long before the 30 s resync.
-	table := func() string { return c.w.Node.Exec(t, "nft", "-s", "list", "table", "inet", "staticroute") }
-	want := table()
+	want := ourRuleset(t, c.w.Node)
 	c.w.Node.Exec(t, "nft", "flush", "chain", "inet", "staticroute", "output")
 	err = framework.Eventually(context.Background(), 5*time.Second, func() error {
-		if table() != want {
+		if ourRuleset(t, c.w.Node) != want {
 			return fmt.Errorf("our table is still edited")
 		}
 		return nil

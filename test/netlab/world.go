@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"sync/atomic"
 
@@ -145,7 +146,9 @@ func NewWorldN(t tb.T, n int) *World {
 		if !w.Large {
 			return
 		}
-		nb := neighbour{host: host, link: ifname, addr: netip.MustParseAddr(addr)}
+		l, err := host.NL.LinkByName(ifname)
+		host.Must(t, err)
+		nb := neighbour{host: host, index: l.Attrs().Index, mac: l.Attrs().HardwareAddr, addr: netip.MustParseAddr(addr)}
 		if pfx == w.VPC {
 			vpcSide = append(vpcSide, nb)
 		} else {
@@ -209,23 +212,20 @@ func NewWorldN(t tb.T, n int) *World {
 	return w
 }
 
-// neighbour is one host's interface on a subnet.
+// neighbour is one host's interface on a subnet, read once when plugged.
 type neighbour struct {
-	host *NS
-	link string
-	addr netip.Addr
+	host  *NS
+	index int // the interface's, in host
+	mac   net.HardwareAddr
+	addr  netip.Addr
 }
 
 // know makes a permanent neighbour entry for to on from's link.
 func (from neighbour) know(t tb.T, to neighbour) {
 	t.Helper()
-	l, err := from.host.NL.LinkByName(from.link)
-	from.host.Must(t, err)
-	tl, err := to.host.NL.LinkByName(to.link)
-	to.host.Must(t, err)
 	from.host.Must(t, from.host.NL.NeighSet(&netlink.Neigh{
-		LinkIndex: l.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
-		IP: to.addr.AsSlice(), HardwareAddr: tl.Attrs().HardwareAddr,
+		LinkIndex: from.index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT,
+		IP: to.addr.AsSlice(), HardwareAddr: to.mac,
 	}))
 }
 
