@@ -76,7 +76,10 @@ func TestMonitorFollowsProbesAndPokesOnChange(t *testing.T) {
 		t.Fatal("the prober was not opened with the slot's mark 0x45")
 	}
 	up.Store(false)
-	waitFor("down", func() bool { return m.Health()[path].Down })
+	// The health is stored first and the poke follows it: wait for both,
+	// then make sure it was one poke.
+	waitFor("down", func() bool { return m.Health()[path].Down && pokes.Load() >= 1 })
+	time.Sleep(30 * time.Millisecond) // three periods: time for a second poke, if any
 	if pokes.Load() != 1 {
 		t.Fatalf("pokes %d after going down, want 1", pokes.Load())
 	}
@@ -90,7 +93,8 @@ func TestMonitorFollowsProbesAndPokesOnChange(t *testing.T) {
 		t.Fatalf("after tuning: opened %d, closed %d, health %+v", open.Load(), closed.Load(), m.Health()[path])
 	}
 	up.Store(true)
-	waitFor("up", func() bool { return !m.Health()[path].Down })
+	waitFor("up", func() bool { return !m.Health()[path].Down && pokes.Load() >= 2 })
+	time.Sleep(60 * time.Millisecond) // three periods of the tuned check
 	if pokes.Load() != 2 {
 		t.Fatalf("pokes %d after coming back, want 2", pokes.Load())
 	}
