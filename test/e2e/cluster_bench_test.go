@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +48,15 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			c := startCluster(b, n)
 			w := c.w
+			control := map[string]int{"kube-apiserver": childPid(b, "kube-apiserver"), "etcd": childPid(b, "etcd"), "webhook": c.webhook.Pid()}
+			if os.Getenv("CPU_GROUPS") != "" {
+				var nodes []int
+				for _, r := range c.routers {
+					nodes = append(nodes, r.Pid())
+				}
+				cpuGroups(b, map[string][]int{"control-plane": slices.Collect(maps.Values(control)), "nodes": nodes})
+				b.Log("CPU_GROUPS: the control plane and the routers in two CPU cgroups of equal weight")
+			}
 			apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
 			primary := routeYAML("primary", "", w.GwAVPC, netlab.EchoAddr)
 			secondary := routeYAML("secondary", "primary", w.GwBVPC, netlab.EchoAddr)
@@ -56,6 +70,12 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			idle(b, c, 10*time.Second)
 			writesBefore := apiWrites(b, c)
 			cpuBefore, start := routersCPU(b, c), time.Now()
+			controlBefore := cpuOf(b, control)
+			if dir := os.Getenv("PROFILE_DIR"); dir != "" {
+				// Where a router's time goes over the failovers: run with
+				// ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404.
+				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", filepath.Join(dir, fmt.Sprintf("failover-router-%d-cpu.pprof", n)), 60*time.Second)
+			}
 			for i := range 20 {
 				via, f := w.GwBPublic, func() { apply(secondary) }
 				if i%2 == 1 {
@@ -79,6 +99,7 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
 			}
 			cpu, elapsed := routersCPU(b, c)-cpuBefore, time.Since(start)
+			controlCPU := cpuOf(b, control)
 			time.Sleep(2 * time.Second) // the last failover's reports and Events
 			writes := apiWrites(b, c)
 			per := func(r string) float64 { return (writes[r] - writesBefore[r]) / 20 }
@@ -87,7 +108,8 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.ReportMetric(per("staticroutenodestates")+per("events"), "node-writes/failover")
 			b.Logf("failovers in order (ms): %v", millis(times))
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
-			b.Logf("routers' CPU over the 20 failovers: %.2f s in %.0f s (%.1f%% of a core per router)", cpu.Seconds(), elapsed.Seconds(), 100*cpu.Seconds()/elapsed.Seconds()/float64(n))
+			b.Logf("CPU over the 20 failovers (%.0f s): routers %.2f s (%.1f ms per router and failover), %s", elapsed.Seconds(), cpu.Seconds(),
+				float64(cpu.Milliseconds())/20/float64(n), perProcess(controlBefore, controlCPU))
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers, apply → the last node switched: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
@@ -174,6 +196,26 @@ func routersCPU(b *testing.B, c *cluster) time.Duration {
 		total += processCPU(b, r.Pid())
 	}
 	return total
+}
+
+// cpuOf reads the CPU time each named process has used so far, and this
+// test process's own (the probers, the echo and the world's forwarding it
+// pays for).
+func cpuOf(b *testing.B, pids map[string]int) map[string]time.Duration {
+	out := map[string]time.Duration{"the benchmark": processCPU(b, os.Getpid())}
+	for name, pid := range pids {
+		out[name] = processCPU(b, pid)
+	}
+	return out
+}
+
+// perProcess says what each process of two cpuOf readings used between.
+func perProcess(before, after map[string]time.Duration) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(after)) {
+		parts = append(parts, fmt.Sprintf("%s %.2f s", name, (after[name]-before[name]).Seconds()))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // idle measures the routers' CPU and memory while nothing changes.
@@ -305,4 +347,33 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 	b.ReportMetric(float64(m50.Milliseconds()), "manual-p50-ms")
 	b.ReportMetric(float64(m99.Milliseconds()), "manual-p99-ms")
 	b.ReportMetric(float64(leaked), "leaked")
+}
+
+// routerProfile writes a CPU profile of the router listening on addr
+// inside node's namespace over the next d to path, in the background.
+// The connection is dialled here, on a thread inside the namespace
+// (net/http dials on goroutines of its own, so it is handed the
+// connection ready).
+func routerProfile(b *testing.B, node *netlab.NS, addr, path string, d time.Duration) {
+	var conn net.Conn
+	netlab.InNS(b, node, func() (err error) {
+		conn, err = net.Dial("tcp", addr)
+		return err
+	})
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil }}
+	go func() {
+		resp, err := (&http.Client{Transport: tr}).Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+		if err != nil {
+			b.Logf("the router's profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(path, body, 0o644)
+		}
+		if err != nil {
+			b.Logf("the router's profile: %v", err)
+		}
+	}()
 }
