@@ -278,7 +278,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 	// Any link change, or a route change in our tables, may have taken
 	// routes of ours away: compare with the kernel at the next apply.
-	go watchKernel(ctx, log, func(table int) {
+	go watchKernel(ctx, log, kernel.Ours, func(table int) {
 		if router.Invalidates(table, popts) {
 			kernel.Invalidate()
 		}
@@ -310,11 +310,12 @@ func watchFirewall(ctx context.Context, log logr.Logger, table string, changed f
 	}
 }
 
-// watchKernel turns route, rule and link changes into reconciles, so that
-// drift is repaired at once, and tells the kernel applier when routes of
-// our tables (or links: policy.Lost) changed behind its back.
-func watchKernel(ctx context.Context, log logr.Logger, changed func(table int)) {
-	if err := policy.WatchKernel(ctx, netns.None(), changed); err != nil {
+// watchKernel turns route, rule and link changes that are not our own
+// writes into reconciles, so that drift is repaired at once, and tells the
+// kernel applier when routes of our tables (or links: policy.Lost) changed
+// behind its back.
+func watchKernel(ctx context.Context, log logr.Logger, ours func(port uint32) bool, changed func(table int)) {
+	if err := policy.WatchKernel(ctx, netns.None(), ours, changed); err != nil {
 		log.Error(err, "no route and link events: drift waits for the resync")
 	}
 }

@@ -132,7 +132,7 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 			return fmt.Errorf("sending %d netlink messages: %w", last-i+1, err)
 		}
 		for done := false; !done; {
-			err := b.receive(func(typ uint16, seq uint32, data []byte) bool {
+			err := b.receive(func(typ uint16, seq, _ uint32, data []byte) bool {
 				if typ != unix.NLMSG_ERROR || len(data) < 4 {
 					return true
 				}
@@ -155,7 +155,7 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 
 // receive reads one datagram and hands each message in it to each (see
 // eachMessage).
-func (b *batcher) receive(each func(typ uint16, seq uint32, data []byte) bool) error {
+func (b *batcher) receive(each func(typ uint16, seq, port uint32, data []byte) bool) error {
 	n, _, flags, _, err := unix.Recvmsg(b.sock.GetFd(), b.in, nil, 0)
 	if err != nil {
 		return err
@@ -168,13 +168,13 @@ func (b *batcher) receive(each func(typ uint16, seq uint32, data []byte) bool) e
 
 // eachMessage hands each netlink message in buf (a datagram) to each,
 // until each returns false.
-func eachMessage(buf []byte, each func(typ uint16, seq uint32, data []byte) bool) error {
+func eachMessage(buf []byte, each func(typ uint16, seq, port uint32, data []byte) bool) error {
 	for len(buf) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(buf))
 		if l < unix.NLMSG_HDRLEN || l > len(buf) {
 			return fmt.Errorf("malformed netlink message (length %d of %d)", l, len(buf))
 		}
-		if !each(binary.NativeEndian.Uint16(buf[4:]), binary.NativeEndian.Uint32(buf[8:]), buf[unix.NLMSG_HDRLEN:l]) {
+		if !each(binary.NativeEndian.Uint16(buf[4:]), binary.NativeEndian.Uint32(buf[8:]), binary.NativeEndian.Uint32(buf[12:]), buf[unix.NLMSG_HDRLEN:l]) {
 			return nil
 		}
 		buf = buf[min(len(buf), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
@@ -192,7 +192,7 @@ func (b *batcher) dump(each func(data []byte) error) error {
 	}
 	var failed error
 	for done := false; !done; {
-		err := b.receive(func(typ uint16, s uint32, data []byte) bool {
+		err := b.receive(func(typ uint16, s, _ uint32, data []byte) bool {
 			if s != seq {
 				return true
 			}

@@ -1,12 +1,10 @@
 package policy
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,11 +113,11 @@ func (k *Kernel) do(op Op) error {
 	case opDeleteRoutes:
 		return k.delete(op.table, op.routes)
 	case opAddRule:
-		if err := k.NL.RuleAdd(k.ruleOf(op)); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := k.batch.rules(unix.RTM_NEWRULE, k.ruleOf(op)); err != nil {
 			return fmt.Errorf("adding %s: %w", ruleName(op), err)
 		}
 	case opDeleteRule:
-		if err := k.NL.RuleDel(k.ruleOf(op)); err != nil && !isGone(err) {
+		if err := k.batch.rules(unix.RTM_DELRULE, k.ruleOf(op)); err != nil {
 			return fmt.Errorf("deleting %s: %w", ruleName(op), err)
 		}
 	case opDeleteNexthops:
@@ -127,7 +125,7 @@ func (k *Kernel) do(op Op) error {
 			return fmt.Errorf("deleting unused nexthops: %w", err)
 		}
 	case opAddMarkRule:
-		if err := k.NL.RuleAdd(k.markRule()); err != nil && !errors.Is(err, unix.EEXIST) {
+		if err := k.batch.rules(unix.RTM_NEWRULE, k.markRule()); err != nil {
 			return fmt.Errorf("adding the mark rule: %w", err)
 		}
 	default:
@@ -138,7 +136,7 @@ func (k *Kernel) do(op Op) error {
 
 // ruleOf is the rule an operation adds or deletes: a probe slot's, or the
 // steering rule of a table.
-func (k *Kernel) ruleOf(op Op) *netlink.Rule {
+func (k *Kernel) ruleOf(op Op) ruleSpec {
 	if op.slot > 0 {
 		return k.probeRule(op.slot)
 	}

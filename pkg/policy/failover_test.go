@@ -104,7 +104,7 @@ func ours(t *testing.T, k *Kernel, d Desired) {
 // a millisecond per 100 routes here; the pause stands for that.
 func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 	if act, _ := k.Active(); act != 0 {
-		_ = k.NL.RuleDel(k.rule(act))
+		_ = k.batch.rules(unix.RTM_DELRULE, k.rule(act))
 		_ = k.flush(act)
 	}
 	time.Sleep(time.Millisecond)
@@ -117,7 +117,7 @@ func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 		t.Error(err)
 	}
 	_ = k.batch.routes(unix.RTM_NEWROUTE, k.Opts.Tables[0], want)
-	_ = k.NL.RuleAdd(k.rule(k.Opts.Tables[0]))
+	_ = k.batch.rules(unix.RTM_NEWRULE, k.rule(k.Opts.Tables[0]))
 }
 
 // oldTool is the old operator's failover: routes in the main table, the

@@ -20,6 +20,9 @@ type Kernel struct {
 	NL    *netlink.Handle
 	Opts  Options
 	batch *batcher
+	// port is the batcher's socket's netlink port: every change Apply
+	// makes goes through it (see Ours).
+	port uint32
 
 	// FullCheck bounds how long Apply trusts its memory of what it wrote:
 	// past it, the routes are dumped and compared again even if nothing
@@ -83,8 +86,21 @@ func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
 		h.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	return &Kernel{NL: h, Opts: opts, batch: newBatcher(sock), FullCheck: 10 * time.Second}, nil
+	port, err := sock.GetPid()
+	if err != nil {
+		h.Close()
+		sock.Close()
+		return nil, fmt.Errorf("netlink: our socket's port: %w", err)
+	}
+	return &Kernel{NL: h, Opts: opts, batch: newBatcher(sock), port: port, FullCheck: 10 * time.Second}, nil
 }
+
+// Ours says whether a kernel event with this netlink port is the echo of
+// a change Apply made (WatchKernel's ours): every rule, route and nexthop
+// it writes or deletes goes through one socket. The rules and links it
+// reads through NL, and the old operator's routes it deletes through NL,
+// are not counted as its own.
+func (k *Kernel) Ours(port uint32) bool { return port != 0 && port == k.port }
 
 // Close releases the netlink sockets.
 func (k *Kernel) Close() {
@@ -203,21 +219,20 @@ func (k *Kernel) Cleanup() error {
 	var errs []error
 	rules, err := k.steeringRules()
 	errs = append(errs, err)
+	ours := []ruleSpec{k.markRule()}
 	for _, r := range rules {
-		if err := k.NL.RuleDel(k.rule(r.Table)); err != nil && !isGone(err) {
-			errs = append(errs, fmt.Errorf("deleting the rule for table %d: %w", r.Table, err))
-		}
+		ours = append(ours, k.rule(r.Table))
 	}
-	if err := k.NL.RuleDel(k.markRule()); err != nil && !isGone(err) {
-		errs = append(errs, fmt.Errorf("deleting the mark rule: %w", err))
+	for slot := 1; slot <= MaxProbes; slot++ {
+		ours = append(ours, k.probeRule(slot))
+	}
+	if err := k.batch.rules(unix.RTM_DELRULE, ours...); err != nil {
+		errs = append(errs, fmt.Errorf("deleting our rules: %w", err))
 	}
 	for _, t := range k.Opts.Tables {
 		errs = append(errs, k.flush(t))
 	}
 	for slot := 1; slot <= MaxProbes; slot++ {
-		if err := k.NL.RuleDel(k.probeRule(slot)); err != nil && !isGone(err) {
-			errs = append(errs, fmt.Errorf("deleting the probe rule of slot %d: %w", slot, err))
-		}
 		errs = append(errs, k.flush(k.Opts.ProbeTable(slot)))
 	}
 	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
@@ -230,34 +245,18 @@ func (k *Kernel) Cleanup() error {
 	return errors.Join(errs...)
 }
 
-func (k *Kernel) rule(table int) *netlink.Rule {
-	r := netlink.NewRule()
-	r.Family = unix.AF_INET
-	r.Priority = k.Opts.Priority
-	r.Table = table
-	return r
+func (k *Kernel) rule(table int) ruleSpec {
+	return ruleSpec{priority: k.Opts.Priority, table: table}
 }
 
-func (k *Kernel) probeRule(slot int) *netlink.Rule {
-	r := netlink.NewRule()
-	r.Family = unix.AF_INET
-	r.Priority = k.Opts.ProbePriority
-	r.Table = k.Opts.ProbeTable(slot)
-	r.Mark = k.Opts.ProbeMark(slot)
+func (k *Kernel) probeRule(slot int) ruleSpec {
 	mask := k.Opts.ProbeMask()
-	r.Mask = &mask
-	return r
+	return ruleSpec{priority: k.Opts.ProbePriority, table: k.Opts.ProbeTable(slot), mark: k.Opts.ProbeMark(slot), mask: &mask}
 }
 
-func (k *Kernel) markRule() *netlink.Rule {
-	r := netlink.NewRule()
-	r.Family = unix.AF_INET
-	r.Priority = k.Opts.MarkPriority
-	r.Table = unix.RT_TABLE_MAIN
-	r.Mark = k.Opts.Mark
+func (k *Kernel) markRule() ruleSpec {
 	mask := k.Opts.Mark
-	r.Mask = &mask
-	return r
+	return ruleSpec{priority: k.Opts.MarkPriority, table: unix.RT_TABLE_MAIN, mark: k.Opts.Mark, mask: &mask}
 }
 
 // steeringRules lists our steering rules in the kernel's order.

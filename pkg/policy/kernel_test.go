@@ -168,7 +168,7 @@ func TestKernelAdoptsAHalfDoneSwap(t *testing.T) {
 	other := k.other(a.Table)
 	n.Must(t, k.batch.replaceNexthops(nhs, k.Opts.Protocol))
 	n.Must(t, k.batch.routes(unix.RTM_NEWROUTE, other, want))
-	if err := n.NL.RuleAdd(k.rule(other)); err != nil {
+	if err := n.NL.RuleAdd(k.rule(other).netlinkRule()); err != nil {
 		t.Fatal(err)
 	}
 	if act, _ := k.Active(); act != a.Table {
@@ -327,4 +327,12 @@ func TestInvalidateDuringApplyIsKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "everything", dump(t, n, k))
+}
+
+// netlinkRule is r as vishvananda/netlink has it, for a test that changes
+// the kernel as another program would.
+func (r ruleSpec) netlinkRule() *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Family, nr.Priority, nr.Table, nr.Mark, nr.Mask = unix.AF_INET, r.priority, r.table, r.mark, r.mask
+	return nr
 }

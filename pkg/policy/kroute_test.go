@@ -149,6 +149,6 @@ func FuzzEachEvent(f *testing.F) {
 	f.Add(b.out)
 	f.Add([]byte{0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		eachEvent(data, func(int) {})
+		eachEvent(data, func(uint32) bool { return false }, func(int) {})
 	})
 }

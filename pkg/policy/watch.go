@@ -23,13 +23,22 @@ const RuleChanged = -2
 
 // WatchKernel calls changed for every route change (with the route's
 // table), rule change (RuleChanged), link or nexthop change (Lost) in the
-// network namespace ns (netns.None(): the caller's) until ctx ends. It
-// reads each message's type and, of a route, its table alone (parseRoute
-// stops at nothing more costly): a swap of 10,000 prefixes is 40,000 route
-// events, which vishvananda/netlink's subscription would decode into as
-// many Route values. Nexthops matter because deleting one deletes every
-// route through it without a route event.
-func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)) error {
+// network namespace ns (netns.None(): the caller's) until ctx ends, except
+// the changes made through a netlink socket whose port ours recognises
+// (nil: none). It reads each message's type and, of a route, its table
+// alone (parseRoute stops at nothing more costly): a swap of 10,000
+// prefixes is 40,000 route events, which vishvananda/netlink's
+// subscription would decode into as many Route values. Nexthops matter
+// because deleting one deletes every route through it without a route
+// event.
+//
+// The kernel sends each change to the subscribers with the port of the
+// socket that asked for it (0 for its own changes, such as routes going
+// with their link), so a change that Kernel.Apply made itself, and
+// already remembers, is told apart from drift without decoding it: after
+// a switch, its echo no longer costs another reconcile and a fresh read
+// of every table.
+func WatchKernel(ctx context.Context, ns netns.NsHandle, ours func(port uint32) bool, changed func(table int)) error {
 	sock, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_LINK, unix.RTNLGRP_NEXTHOP)
 	if err != nil {
 		return fmt.Errorf("netlink subscribe: %w", err)
@@ -40,7 +49,7 @@ func WatchKernel(ctx context.Context, ns netns.NsHandle, changed func(table int)
 			changed(Lost)
 			return
 		}
-		eachEvent(buf, changed)
+		eachEvent(buf, ours, changed)
 	})
 }
 
@@ -127,7 +136,7 @@ type nftEvents struct {
 // as touching our table: a needless rewrite is cheap, a missed edit is not.
 func (e *nftEvents) foreign(buf []byte) bool {
 	found := false
-	err := eachMessage(buf, func(typ uint16, _ uint32, data []byte) bool {
+	err := eachMessage(buf, func(typ uint16, _, _ uint32, data []byte) bool {
 		if typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(data) < 4 {
 			return true
 		}
@@ -171,8 +180,11 @@ func (e *nftEvents) foreign(buf []byte) bool {
 }
 
 // eachEvent reports the route, rule and link messages in one datagram.
-func eachEvent(buf []byte, changed func(table int)) {
-	err := eachMessage(buf, func(typ uint16, _ uint32, data []byte) bool {
+func eachEvent(buf []byte, ours func(port uint32) bool, changed func(table int)) {
+	err := eachMessage(buf, func(typ uint16, _, port uint32, data []byte) bool {
+		if ours != nil && port != 0 && ours(port) {
+			return true // our own write, echoed: the applier knows it
+		}
 		switch typ {
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 			if _, table, err := parseRoute(data); err == nil {

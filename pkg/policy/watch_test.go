@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestWatchKernel(t *testing.T) {
 	events := make(chan int, 4096)
 	done := make(chan error, 1)
 	go func() {
-		done <- WatchKernel(ctx, n.NS, func(table int) {
+		done <- WatchKernel(ctx, n.NS, nil, func(table int) {
 			select {
 			case events <- table:
 			default:
@@ -73,6 +74,91 @@ func TestWatchKernel(t *testing.T) {
 		t.Errorf("idle for 1.5 s, the process used %v of CPU", used)
 	}
 	returns(t, "WatchKernel", cancel, done)
+}
+
+// The changes Kernel.Apply makes (routes, nexthops and rules, a switch of
+// tables among them) come back from the kernel with the port of its own
+// socket: given Kernel.Ours, WatchKernel drops them, so a switch is not
+// followed by a reconcile and a fresh read of every table for its own
+// echo. A watcher given nil sees the same changes, as drift.
+func TestWatchKernelTellsOurWritesApart(t *testing.T) {
+	n := nodeWorld(t)
+	k := newKernel(t, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	watch := func(ours func(uint32) bool) chan int {
+		events := make(chan int, 4096)
+		go func() {
+			_ = WatchKernel(ctx, n.NS, ours, func(table int) {
+				select {
+				case events <- table:
+				default:
+				}
+			})
+		}()
+		return events
+	}
+	filtered, all := watch(k.Ours), watch(nil)
+	// A foreign route in a table from 100 up marks a point in both
+	// streams (events come in the kernel's order); each mark has a table
+	// of its own, so a late one is not taken for the next.
+	next := 100
+	mark := func() int {
+		next++
+		n.IP(t, "route", "replace", "unreachable", "192.0.2.1/32", "table", strconv.Itoa(next))
+		return next
+	}
+	isMark := func(table int) bool { return table > 100 && table < 1000 }
+	// until reads events up to the mark's and returns the others.
+	until := func(events chan int, mark int) []int {
+		t.Helper()
+		var got []int
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case e := <-events:
+				if e == mark {
+					return got
+				}
+				if !isMark(e) {
+					got = append(got, e)
+				}
+			case <-deadline:
+				t.Fatalf("no event for table %d after 5 s; before it: %v", mark, got)
+			}
+		}
+	}
+	// Both subscriptions are open once a mark reaches both.
+	for ready := false; !ready; {
+		m := mark()
+		select {
+		case e := <-filtered:
+			ready = e == m
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	m := mark()
+	until(filtered, m)
+	until(all, m)
+
+	s := states()
+	for _, name := range []string{"primary", "failover", "everything", "primary"} {
+		if _, err := k.Apply(s[name]); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	m = mark()
+	if got := until(filtered, m); len(got) > 0 {
+		t.Errorf("our own applies came back as kernel events (tables): %v", got)
+	}
+	if got := until(all, m); !slices.Contains(got, k.Opts.Tables[0]) || !slices.Contains(got, RuleChanged) {
+		t.Errorf("a watcher that takes every change saw %v from four applies: want routes of our tables and rule changes", got)
+	}
+	// Another program's change to our table is still drift.
+	n.IP(t, "route", "add", "unreachable", "192.0.2.77/32", "table", strconv.Itoa(k.Opts.Tables[0]))
+	if got := until(filtered, mark()); !slices.Contains(got, k.Opts.Tables[0]) {
+		t.Errorf("ip's route in our table: events %v, want one for table %d", got, k.Opts.Tables[0])
+	}
 }
 
 // returns ends a watcher's context and waits for it to return, without an
