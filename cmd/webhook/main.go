@@ -30,6 +30,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/summary"
 	"github.com/staticroute/staticroute/internal/webhook"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -95,6 +96,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}
+	restCfg = kube.Uncompressed(restCfg)
 	if err := checkAccess(ctx, restCfg); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 	"unsafe"
 
@@ -94,33 +95,56 @@ func commandName() (string, error) {
 
 // receive hands every datagram of the subscription sock to each until ctx
 // ends, and nil when events were lost (the socket overflowed).
+//
+// It waits in Go's network poller, not in a blocking read: a goroutine in
+// a blocking system call holds a thread, and each return from it (the
+// read had a timeout, to notice ctx) woke the runtime's monitor thread,
+// which then polled every 20 µs and slower for a while. With two such
+// watchers that was a third of a router's CPU under bench-scale.
 func receive(ctx context.Context, sock *nl.NetlinkSocket, each func(buf []byte)) error {
-	fd := sock.GetFd()
-	// vishvananda's subscription socket is non-blocking: read it blocking,
-	// with a timeout, or this loop spins.
-	if err := unix.SetNonblock(fd, false); err != nil {
+	// The poller gets a copy of the descriptor (vishvananda's socket is
+	// non-blocking, as the poller needs): the caller closes sock, and the
+	// copy is closed here, so neither is closed twice.
+	fd, err := unix.Dup(sock.GetFd())
+	if err != nil {
 		return fmt.Errorf("netlink socket: %w", err)
 	}
-	// Wake up now and then to notice that ctx ended.
-	tv := unix.NsecToTimeval(time.Second.Nanoseconds())
-	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
-		return fmt.Errorf("netlink socket timeout: %w", err)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("netlink socket: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), "netlink")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("netlink socket: %w", err)
+	}
+	// ctx ending makes the waiting read return at once.
+	stop := context.AfterFunc(ctx, func() { _ = f.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
 	buf := make([]byte, 64<<10)
-	for ctx.Err() == nil {
-		n, _, err := unix.Recvfrom(fd, buf, 0)
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			return !errors.Is(rerr, unix.EAGAIN) // nothing yet: wait in the poller
+		})
 		switch {
-		case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR):
-			continue
-		case errors.Is(err, unix.ENOBUFS):
-			each(nil)
-			continue
+		case ctx.Err() != nil:
+			return nil
 		case err != nil:
 			return fmt.Errorf("netlink events: %w", err)
+		case errors.Is(rerr, unix.EINTR):
+			continue
+		case errors.Is(rerr, unix.ENOBUFS):
+			each(nil)
+			continue
+		case rerr != nil:
+			return fmt.Errorf("netlink events: %w", rerr)
 		}
 		each(buf[:n])
 	}
-	return nil
 }
 
 // nftEvents follows the nftables event stream: the changes of one
