@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -157,12 +159,44 @@ func TestNodeRouterRunsWithNetAdminOnly(t *testing.T) {
 	}
 }
 
+// The routers' node-state writes (server-side apply: PATCH) fall in the
+// flow schema of their own priority level, which lends and borrows no
+// seats and queues what it cannot take at once.
+func TestNodeStateWritesHaveTheirOwnPriorityLevel(t *testing.T) {
+	docs := render(t, "default")
+	var ds appsv1.DaemonSet
+	strict(t, docs["DaemonSet/staticroute-node-router"], &ds)
+	var fs flowcontrolv1.FlowSchema
+	strict(t, docs["FlowSchema/staticroute-node-state"], &fs)
+	var pl flowcontrolv1.PriorityLevelConfiguration
+	strict(t, docs["PriorityLevelConfiguration/staticroute-node-state"], &pl)
+	if fs.Spec.PriorityLevelConfiguration.Name != pl.Name {
+		t.Errorf("the flow schema names priority level %q, not %q", fs.Spec.PriorityLevelConfiguration.Name, pl.Name)
+	}
+	if len(fs.Spec.Rules) != 1 || len(fs.Spec.Rules[0].Subjects) != 1 || len(fs.Spec.Rules[0].ResourceRules) != 1 {
+		t.Fatalf("want one rule, one subject, one resource rule: %+v", fs.Spec.Rules)
+	}
+	sa := fs.Spec.Rules[0].Subjects[0].ServiceAccount
+	if sa == nil || sa.Name != ds.Spec.Template.Spec.ServiceAccountName || sa.Namespace != ds.Namespace {
+		t.Errorf("the flow schema's subject is %+v, want the DaemonSet's service account %s/%s", sa, ds.Namespace, ds.Spec.Template.Spec.ServiceAccountName)
+	}
+	rr := fs.Spec.Rules[0].ResourceRules[0]
+	if !slices.Contains(rr.Verbs, "patch") || !slices.Equal(rr.Resources, []string{"staticroutenodestates"}) || !rr.ClusterScope {
+		t.Errorf("resource rule %+v: want the cluster-scoped staticroutenodestates, patch among the verbs (server-side apply)", rr)
+	}
+	l := pl.Spec.Limited
+	if l == nil || l.LimitResponse.Type != flowcontrolv1.LimitResponseTypeQueue || l.BorrowingLimitPercent == nil || *l.BorrowingLimitPercent != 0 {
+		t.Errorf("priority level %+v: want a limited level that queues and borrows nothing", l)
+	}
+}
+
 func TestTestOverlayHasNoCertManagerAndPointsAtALocalWebhook(t *testing.T) {
 	docs := render(t, "test")
 	for k := range docs {
 		kind, _, _ := strings.Cut(k, "/")
 		switch kind {
-		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+		case "CustomResourceDefinition", "ValidatingWebhookConfiguration", "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+			"FlowSchema", "PriorityLevelConfiguration":
 		default:
 			t.Errorf("the test overlay installs %s; want no workloads and no cert-manager kinds", k)
 		}

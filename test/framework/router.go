@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -121,11 +122,17 @@ func RouterToken(t tb.T, cp *ControlPlane, nodeName string) string {
 // RouterCommand is the command line that runs the node-router binary inside
 // a node's namespace as nobody with only CAP_NET_ADMIN and CAP_NET_RAW (the
 // DaemonSet's), for `ip`.
+//
+// ROUTER_ENV (e.g. ROUTER_ENV=GOMAXPROCS=1) sets environment variables of
+// every router, for experiments.
 func RouterCommand(t tb.T, node *netlab.NS, args ...string) []string {
-	return append([]string{"netns", "exec", node.Name,
+	cmd := []string{"netns", "exec", node.Name,
 		"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-		"--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw",
-		Bin(t, "node-router")}, args...)
+		"--inh-caps=-all,+net_admin,+net_raw", "--ambient-caps=-all,+net_admin,+net_raw", "--bounding-set=-all,+net_admin,+net_raw"}
+	if env := strings.Fields(os.Getenv("ROUTER_ENV")); len(env) > 0 {
+		cmd = append(append(cmd, "env"), env...)
+	}
+	return append(append(cmd, Bin(t, "node-router")), args...)
 }
 
 // StartRouter runs the real node-router inside a node's namespace with the
