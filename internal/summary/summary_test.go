@@ -1,6 +1,7 @@
 package summary
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -161,5 +162,43 @@ func TestStatusWithNodesOnAFallback(t *testing.T) {
 		if c.Type == "GatewayReachable" {
 			t.Errorf("a GatewayReachable condition without health checks: %+v", c)
 		}
+	}
+}
+
+// A status that only progresses (counts, names, messages) waits for
+// ProgressInterval; a new state, or a condition that changes status or
+// reason, for MinInterval only.
+func TestWriteAfter(t *testing.T) {
+	status := func(state, nodes, reason string) v1.StaticRouteStatus {
+		return v1.StaticRouteStatus{Group: "g", State: state, Nodes: nodes, Conditions: []metav1.Condition{
+			{Type: "Active", Status: metav1.ConditionTrue, Reason: "NewestMember"},
+			{Type: "Applied", Status: metav1.ConditionFalse, Reason: reason, Message: "nodes " + nodes},
+		}}
+	}
+	failing := status(v1.StateActive, "10/400", "NodesFailing")
+	for name, tc := range map[string]struct {
+		want v1.StaticRouteStatus
+		wait time.Duration
+	}{
+		"more nodes applied": {status(v1.StateActive, "200/400", "NodesFailing"), ProgressInterval},
+		"all applied": {func() v1.StaticRouteStatus {
+			s := status(v1.StateActive, "400/400", "AllNodes")
+			s.Conditions[1].Status = metav1.ConditionTrue
+			return s
+		}(), MinInterval},
+		"a new state": {status(v1.StateConflicted, "10/400", "NodesFailing"), MinInterval},
+		"a condition more": {func() v1.StaticRouteStatus {
+			s := failing
+			s.Conditions = append(slices.Clone(s.Conditions), metav1.Condition{Type: "GatewayReachable"})
+			return s
+		}(), MinInterval},
+		"a new generation": {func() v1.StaticRouteStatus { s := failing; s.ObservedGeneration = 2; return s }(), MinInterval},
+	} {
+		if got := writeAfter(failing, tc.want); got != tc.wait {
+			t.Errorf("%s: wait %v, want %v", name, got, tc.wait)
+		}
+	}
+	if got := writeAfter(v1.StaticRouteStatus{}, failing); got != MinInterval {
+		t.Errorf("a first status: wait %v, want %v", got, MinInterval)
 	}
 }
