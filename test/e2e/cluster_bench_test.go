@@ -33,7 +33,15 @@ import (
 // NODES (e.g. NODES=20,40; `make bench-scale NODES=…`) picks the sizes.
 // Each size also reports the API writes per failover: node states, Events
 // and the routes' own (the summarizer's status writes), from the API
-// server's request counter.
+// server's request counter; and the CPU every process used over the
+// failovers.
+//
+// Experiments: OWN_CORE=1 runs node 1's router at real-time priority and
+// reports its event → kernel alone; CPU_GROUPS=1 puts the control plane
+// and the routers in two CPU cgroups of equal weight; PROFILE_DIR=dir
+// saves a 60 s CPU profile of node 1's router (with
+// ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404); ROUTER_ENV sets the
+// routers' environment (e.g. GOMAXPROCS=2).
 func BenchmarkFailoverConvergence(b *testing.B) {
 	sizes := []int{5, 10, 20}
 	if s := os.Getenv("NODES"); s != "" {
@@ -132,6 +140,14 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.Logf("apply → each node (and the pod) switched, %d switches: p50 %s, p99 %s, max %s", len(everyNode), e50.Round(time.Millisecond), e99.Round(time.Millisecond), emax.Round(time.Millisecond))
 			b.ReportMetric(float64(e50.Milliseconds()), "each-p50-ms")
 			b.ReportMetric(float64(e99.Milliseconds()), "each-p99-ms")
+			// Before the long line below: benchmark logs are cut short.
+			if parts := switchTimes(c.routers[:1]); os.Getenv("OWN_CORE") != "" && len(parts["sinceEvent"]) > 0 {
+				p50, p99, mx := quantiles(parts["sinceEvent"])
+				c50, c99, cmx := quantiles(parts["cpu"])
+				b.Logf("node 1's router at real-time priority (OWN_CORE), %d switches: event → kernel p50 %s, p99 %s, max %s; its CPU time in the reconcile p50 %s, p99 %s, max %s",
+					len(parts["sinceEvent"]), p50, p99, mx, c50, c99, cmx)
+				b.ReportMetric(float64(p99.Microseconds())/1000, "own-core-event-to-kernel-p99-ms")
+			}
 			if parts := switchTimes(c.routers); len(parts["sinceEvent"]) > 0 {
 				line := fmt.Sprintf("event → kernel in each router (its own log, every switch of the run): %d switches", len(parts["sinceEvent"]))
 				for _, f := range []struct{ key, what string }{
@@ -146,13 +162,6 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				b.ReportMetric(float64(e99.Microseconds())/1000, "event-to-kernel-p99-ms")
 				_, c99, _ := quantiles(parts["cpu"])
 				b.ReportMetric(float64(c99.Microseconds())/1000, "reconcile-cpu-p99-ms")
-			}
-			if parts := switchTimes(c.routers[:1]); os.Getenv("OWN_CORE") != "" && len(parts["sinceEvent"]) > 0 {
-				p50, p99, mx := quantiles(parts["sinceEvent"])
-				c50, c99, cmx := quantiles(parts["cpu"])
-				b.Logf("node 1's router at real-time priority (OWN_CORE), %d switches: event → kernel p50 %s, p99 %s, max %s; its CPU time in the reconcile p50 %s, p99 %s, max %s",
-					len(parts["sinceEvent"]), p50, p99, mx, c50, c99, cmx)
-				b.ReportMetric(float64(p99.Microseconds())/1000, "own-core-event-to-kernel-p99-ms")
 			}
 			if len(slow) > 0 {
 				b.Logf("%d failovers over 500 ms:\n%s", len(slow), strings.Join(slow, "\n"))
