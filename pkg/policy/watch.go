@@ -100,7 +100,7 @@ func commandName() (string, error) {
 // a blocking system call holds a thread, and each return from it (the
 // read had a timeout, to notice ctx) woke the runtime's monitor thread,
 // which then polled every 20 µs and slower for a while. With two such
-// watchers that was a third of a router's CPU under bench-scale.
+// watchers that was about a quarter of a router's CPU under bench-scale.
 func receive(ctx context.Context, sock *nl.NetlinkSocket, each func(buf []byte)) error {
 	// The poller gets a copy of the descriptor (vishvananda's socket is
 	// non-blocking, as the poller needs): the caller closes sock, and the
