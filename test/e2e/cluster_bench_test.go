@@ -140,12 +140,15 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.Logf("apply → each node (and the pod) switched, %d switches: p50 %s, p99 %s, max %s", len(everyNode), e50.Round(time.Millisecond), e99.Round(time.Millisecond), emax.Round(time.Millisecond))
 			b.ReportMetric(float64(e50.Milliseconds()), "each-p50-ms")
 			b.ReportMetric(float64(e99.Milliseconds()), "each-p99-ms")
-			// Before the long line below: benchmark logs are cut short.
-			if parts := switchTimes(c.routers[:1]); os.Getenv("OWN_CORE") != "" && len(parts["sinceEvent"]) > 0 {
-				p50, p99, mx := quantiles(parts["sinceEvent"])
-				c50, c99, cmx := quantiles(parts["cpu"])
-				b.Logf("node 1's router at real-time priority (OWN_CORE), %d switches: event → kernel p50 %s, p99 %s, max %s; its CPU time in the reconcile p50 %s, p99 %s, max %s",
-					len(parts["sinceEvent"]), p50, p99, mx, c50, c99, cmx)
+			// Before the long line below: benchmark logs are cut short. The
+			// first switch installs the tables, rules and nftables: not a
+			// failover, and left out.
+			if parts := switchTimes(c.routers[:1]); os.Getenv("OWN_CORE") != "" && len(parts["sinceEvent"]) > 1 {
+				first, firstCPU := parts["sinceEvent"][0], parts["cpu"][0]
+				p50, p99, mx := quantiles(parts["sinceEvent"][1:])
+				c50, c99, cmx := quantiles(parts["cpu"][1:])
+				b.Logf("node 1's router at real-time priority (OWN_CORE), %d failovers: event → kernel p50 %s, p99 %s, max %s; its CPU time in the reconcile p50 %s, p99 %s, max %s; the install before them %s (CPU %s)",
+					len(parts["sinceEvent"])-1, p50, p99, mx, c50, c99, cmx, first, firstCPU)
 				b.ReportMetric(float64(p99.Microseconds())/1000, "own-core-event-to-kernel-p99-ms")
 			}
 			if parts := switchTimes(c.routers); len(parts["sinceEvent"]) > 0 {
