@@ -104,7 +104,7 @@ func (b *batcher) routes(msgType uint16, table int, rs []kroute) error {
 		b.route(msgType, table, r)
 	}
 	return b.exchange(func(e unix.Errno) bool {
-		return msgType == unix.RTM_DELROUTE && (e == unix.ESRCH || e == unix.ENOENT)
+		return msgType == unix.RTM_DELROUTE && isGone(e)
 	})
 }
 

@@ -285,6 +285,8 @@ func (k *Kernel) flush(table int) error {
 	return nil
 }
 
+// isGone says a delete found nothing to delete (a rule, route or nexthop
+// that is already gone), which counts as done.
 func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)
 }

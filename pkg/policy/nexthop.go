@@ -71,7 +71,7 @@ func (b *batcher) deleteNexthops(ids []uint32) error {
 		b.attrU32(unix.NHA_ID, id)
 		b.end(start)
 	}
-	return b.exchange(func(e unix.Errno) bool { return e == unix.ENOENT || e == unix.ESRCH })
+	return b.exchange(func(e unix.Errno) bool { return isGone(e) })
 }
 
 // listNexthops dumps the IPv4 nexthops tagged with protocol.

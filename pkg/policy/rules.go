@@ -41,6 +41,6 @@ func (b *batcher) rules(msgType uint16, rs ...ruleSpec) error {
 		if msgType == unix.RTM_NEWRULE {
 			return e == unix.EEXIST
 		}
-		return e == unix.ENOENT || e == unix.ESRCH
+		return isGone(e)
 	})
 }

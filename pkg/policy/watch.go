@@ -206,7 +206,7 @@ func (e *nftEvents) foreign(buf []byte) bool {
 // eachEvent reports the route, rule and link messages in one datagram.
 func eachEvent(buf []byte, ours func(port uint32) bool, changed func(table int)) {
 	err := eachMessage(buf, func(typ uint16, _, port uint32, data []byte) bool {
-		if ours != nil && port != 0 && ours(port) {
+		if ours != nil && ours(port) {
 			return true // our own write, echoed: the applier knows it
 		}
 		switch typ {

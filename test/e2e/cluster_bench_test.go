@@ -89,8 +89,8 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			time.Sleep(2 * time.Second) // the first route's reports and Events settle
 			idle(b, c, 10*time.Second)
 			writesBefore := apiWrites(b, c)
-			userBefore, sysBefore := routersTimes(b, c)
-			cpuBefore, start := routersCPU(b, c), time.Now()
+			cpuBefore, userBefore, sysBefore := routersCPU(b, c)
+			start := time.Now()
 			controlBefore := cpuOf(b, control)
 			if dir := os.Getenv("PROFILE_DIR"); dir != "" {
 				// Where a router's time goes over the failovers: run with
@@ -119,9 +119,9 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				lostTotal += r.lost
 				time.Sleep(1100 * time.Millisecond) // members are ordered by creationTimestamp, in seconds
 			}
-			user, sys := routersTimes(b, c)
-			cpu, elapsed := routersCPU(b, c)-cpuBefore, time.Since(start)
-			kernelShare := 100 * (sys - sysBefore).Seconds() / (user + sys - userBefore - sysBefore).Seconds()
+			cpuAfter, user, sys := routersCPU(b, c)
+			cpu, elapsed := cpuAfter-cpuBefore, time.Since(start)
+			user, sys = user-userBefore, sys-sysBefore
 			controlCPU := cpuOf(b, control)
 			time.Sleep(2 * time.Second) // the last failover's reports and Events
 			writes := apiWrites(b, c)
@@ -132,7 +132,7 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			b.Logf("failovers in order (ms): %v", millis(times))
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
 			b.Logf("CPU over the 20 failovers (%.0f s): routers %.2f s (%.1f ms per router and failover; in clock ticks %.2f s, %.0f%% of them in the kernel), %s", elapsed.Seconds(), cpu.Seconds(),
-				float64(cpu.Microseconds())/1000/20/float64(n), (user + sys - userBefore - sysBefore).Seconds(), kernelShare, perProcess(controlBefore, controlCPU))
+				float64(cpu.Microseconds())/1000/20/float64(n), (user + sys).Seconds(), 100*sys.Seconds()/(user+sys).Seconds(), perProcess(controlBefore, controlCPU))
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
 			b.Logf("ours, %d nodes, 20 failovers, apply → the last node switched: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
@@ -223,23 +223,15 @@ func switchTimes(routers []*framework.Process) map[string][]time.Duration {
 	return out
 }
 
-// routersCPU is the CPU time all of c's routers have used so far.
-func routersCPU(b *testing.B, c *cluster) time.Duration {
-	var total time.Duration
-	for _, r := range c.routers {
-		total += processCPU(b, r.Pid())
-	}
-	return total
-}
-
-// routersTimes is the routers' CPU time in user space and in the kernel,
-// in clock ticks (see processTimes).
-func routersTimes(b *testing.B, c *cluster) (user, sys time.Duration) {
+// routersCPU is the CPU time all of c's routers have used so far (see
+// processCPU) and, in clock ticks (see processTimes), in user space and in
+// the kernel, read in one pass.
+func routersCPU(b *testing.B, c *cluster) (total, user, sys time.Duration) {
 	for _, r := range c.routers {
 		u, s := processTimes(b, r.Pid())
-		user, sys = user+u, sys+s
+		total, user, sys = total+processCPU(b, r.Pid()), user+u, sys+s
 	}
-	return user, sys
+	return total, user, sys
 }
 
 // cpuOf reads the CPU time each named process has used so far, and this
@@ -265,9 +257,11 @@ func perProcess(before, after map[string]time.Duration) string {
 // idle measures the routers' CPU and memory while nothing changes.
 func idle(b *testing.B, c *cluster, d time.Duration) {
 	b.Helper()
-	before, start := routersCPU(b, c), time.Now()
+	before, _, _ := routersCPU(b, c)
+	start := time.Now()
 	time.Sleep(d)
-	cpu, elapsed := routersCPU(b, c)-before, time.Since(start)
+	after, _, _ := routersCPU(b, c)
+	cpu, elapsed := after-before, time.Since(start)
 	var rss []float64
 	for _, r := range c.routers {
 		rss = append(rss, rssMB(b, r.Pid()))

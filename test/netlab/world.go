@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -90,10 +91,9 @@ func (p Plan) NodeVPC(i int) string    { return nth(p.firstVPC, i).String() }
 func (p Plan) NodePublic(i int) string { return nth(p.firstPublic, i).String() }
 
 func nth(a netip.Addr, i int) netip.Addr {
-	for range i {
-		a = a.Next()
-	}
-	return a
+	b := a.As4()
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(b[:])+uint32(i))
+	return netip.AddrFrom4(b)
 }
 
 // ClusterFlags is the cluster's layout for the webhook and the router:
