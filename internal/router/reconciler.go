@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"net/netip"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"time"
@@ -113,6 +114,9 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 // Reconcile recomputes and applies the whole node, whatever changed.
 func (r *Reconciler) Reconcile(ctx context.Context) error {
 	start := time.Now()
+	// A region in an execution trace (pprof's /debug/pprof/trace): what
+	// else ran while a switch waited.
+	defer trace.StartRegion(ctx, "reconcile").End()
 	err := r.reconcile(ctx)
 	r.Metrics.observe(time.Since(start), err)
 	return err
@@ -180,7 +184,9 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	// A switch is counted and logged even if a later step failed: the
 	// traffic took the new path.
 	applyStart := time.Now()
+	region := trace.StartRegion(ctx, "kernel apply")
 	applied, applyErr := r.Kernel.Apply(d)
+	region.End()
 	// The process's CPU time over the reconcile up to the end of Apply: on
 	// a shared, busy machine sinceEvent includes time spent waiting for a
 	// core, and this is what the router itself spent.

@@ -95,7 +95,11 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			if dir := os.Getenv("PROFILE_DIR"); dir != "" {
 				// Where a router's time goes over the failovers: run with
 				// ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404.
-				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", filepath.Join(dir, fmt.Sprintf("failover-router-%d-cpu.pprof", n)), 60*time.Second)
+				// And an execution trace over most of the 20 (regions
+				// "reconcile" and "kernel apply"): what ran while a switch
+				// waited. Both end before the failovers do.
+				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", "profile", filepath.Join(dir, fmt.Sprintf("failover-router-%d-cpu.pprof", n)), 60*time.Second)
+				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", "trace", filepath.Join(dir, fmt.Sprintf("failover-router-%d.trace", n)), 100*time.Second)
 			}
 			for i := range 20 {
 				via, f := w.GwBPublic, func() { apply(secondary) }
@@ -387,12 +391,13 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 	b.ReportMetric(float64(leaked), "leaked")
 }
 
-// routerProfile writes a CPU profile of the router listening on addr
-// inside node's namespace over the next d to path, in the background.
+// routerProfile writes a profile of kind ("profile": CPU, "trace": an
+// execution trace) of the router listening on addr inside node's namespace
+// over the next d to path, in the background.
 // The connection is dialled here, on a thread inside the namespace
 // (net/http dials on goroutines of its own, so it is handed the
 // connection ready).
-func routerProfile(b *testing.B, node *netlab.NS, addr, path string, d time.Duration) {
+func routerProfile(b *testing.B, node *netlab.NS, addr, kind, path string, d time.Duration) {
 	var conn net.Conn
 	netlab.InNS(b, node, func() (err error) {
 		conn, err = net.Dial("tcp", addr)
@@ -400,7 +405,7 @@ func routerProfile(b *testing.B, node *netlab.NS, addr, path string, d time.Dura
 	})
 	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) { return conn, nil }}
 	go func() {
-		resp, err := (&http.Client{Transport: tr}).Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())))
+		resp, err := (&http.Client{Transport: tr}).Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", addr, kind, int(d.Seconds())))
 		if err != nil {
 			b.Logf("the router's profile: %v", err)
 			return
