@@ -1,9 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"testing"
@@ -256,5 +259,28 @@ func TestReconcileObservesEventToKernel(t *testing.T) {
 	}
 	if _, pending := r.Clock.Take(); pending {
 		t.Fatal("the clock still holds a change that a reconcile took up")
+	}
+}
+
+// An execution trace of a reconcile has its regions, by the names the
+// README gives: what an operator looks for in `go tool trace`.
+func TestReconcileMarksTraceRegions(t *testing.T) {
+	r := newTestReconciler(t, &parts{fail: map[string]error{}}, true)
+	var buf bytes.Buffer
+	if err := trace.Start(&buf); err != nil {
+		t.Fatal(err)
+	}
+	err := r.Reconcile(context.Background())
+	trace.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, region := range []string{"reconcile", "kernel apply"} {
+		// A string of the trace's dictionary: its length, then itself.
+		// (Function names hold "reconcile" too, in longer strings.)
+		entry := append(binary.AppendUvarint(nil, uint64(len(region))), region...)
+		if !bytes.Contains(buf.Bytes(), entry) {
+			t.Errorf("no region %q in the execution trace of a reconcile", region)
+		}
 	}
 }
