@@ -95,8 +95,8 @@ bench: prereqs tools build bench-e2e ## Every benchmark (see BENCHMARKS.md; root
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/... ./internal/...
 
 .PHONY: bench-scale
-bench-scale: prereqs tools build ## The failover benchmark at NODES=n[,n…] nodes (up to 3,000): convergence, leaks, router CPU, API writes per failover.
-	NODES=$(NODES) $(GO) test -run '^$$' -bench FailoverConvergence -benchtime 1x -timeout 240m ./test/e2e/
+bench-scale: prereqs tools build ## The failover benchmark at NODES=n[,n…] nodes (up to 3,000), FAILOVERS (20) each: convergence, leaks, router CPU, API writes per failover.
+	NODES=$(NODES) FAILOVERS=$(FAILOVERS) $(GO) test -run '^$$' -bench FailoverConvergence -benchtime 1x -timeout 240m ./test/e2e/
 
 .PHONY: bench-auto
 bench-auto: prereqs tools build ## Automatic failover: gateway death → the last of NODES (20) nodes switched, beside manual kubectl failovers.

@@ -39,10 +39,19 @@ import (
 // Experiments: OWN_CORE=1 runs node 1's router at real-time priority and
 // reports its event → kernel alone; CPU_GROUPS=1 puts the control plane
 // and the routers in two CPU cgroups of equal weight; PROFILE_DIR=dir
-// saves a 60 s CPU profile of node 1's router (with
+// saves a 60 s CPU profile and a 100 s execution trace of node 1's router (with
 // ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404); ROUTER_ENV sets the
-// routers' environment (e.g. GOMAXPROCS=2).
+// routers' environment (e.g. GOMAXPROCS=2); FAILOVERS=n makes n failovers
+// instead of 20 (a p99 of 20 is their largest).
 func BenchmarkFailoverConvergence(b *testing.B) {
+	failovers := 20
+	if s := os.Getenv("FAILOVERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 {
+			b.Fatalf("FAILOVERS=%q: give a number of failovers, 2 or more", s)
+		}
+		failovers = n
+	}
 	sizes := []int{5, 10, 20}
 	if s := os.Getenv("NODES"); s != "" {
 		sizes = nil
@@ -101,7 +110,7 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", "profile", filepath.Join(dir, fmt.Sprintf("failover-router-%d-cpu.pprof", n)), 60*time.Second)
 				routerProfile(b, c.w.Nodes[0], "127.0.0.1:9404", "trace", filepath.Join(dir, fmt.Sprintf("failover-router-%d.trace", n)), 100*time.Second)
 			}
-			for i := range 20 {
+			for i := range failovers {
 				via, f := w.GwBPublic, func() { apply(secondary) }
 				if i%2 == 1 {
 					via, f = w.GwAPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "secondary") }
@@ -129,17 +138,17 @@ func BenchmarkFailoverConvergence(b *testing.B) {
 			controlCPU := cpuOf(b, control)
 			time.Sleep(2 * time.Second) // the last failover's reports and Events
 			writes := apiWrites(b, c)
-			per := func(r string) float64 { return (writes[r] - writesBefore[r]) / 20 }
+			per := func(r string) float64 { return (writes[r] - writesBefore[r]) / float64(failovers) }
 			b.Logf("API writes per failover, %d nodes: node states %.1f, Events %.1f, StaticRoutes (kubectl and status) %.1f", n, per("staticroutenodestates"), per("events"), per("staticroutes"))
-			b.Logf("watches the API server closed as too slow over the 20 failovers: %v", terminated(writesBefore, writes))
+			b.Logf("watches the API server closed as too slow over the %d failovers: %v; node-state events to the summarizer's watch: %s", failovers, terminated(writesBefore, writes), dispatched(writesBefore, writes))
 			b.ReportMetric(per("staticroutenodestates")+per("events"), "node-writes/failover")
 			b.Logf("failovers in order (ms): %v", millis(times))
 			b.Logf("kubectl's own time in each (ms): %v", millis(kubectl))
-			b.Logf("CPU over the 20 failovers (%.0f s): routers %.2f s (%.1f ms per router and failover; in clock ticks %.2f s, %.0f%% of them in the kernel), %s", elapsed.Seconds(), cpu.Seconds(),
-				float64(cpu.Microseconds())/1000/20/float64(n), (user + sys).Seconds(), 100*sys.Seconds()/(user+sys).Seconds(), perProcess(controlBefore, controlCPU))
+			b.Logf("CPU over the %d failovers (%.0f s): routers %.2f s (%.1f ms per router and failover; in clock ticks %.2f s, %.0f%% of them in the kernel), %s", failovers, elapsed.Seconds(), cpu.Seconds(),
+				float64(cpu.Microseconds())/1000/float64(failovers)/float64(n), (user + sys).Seconds(), 100*sys.Seconds()/(user+sys).Seconds(), perProcess(controlBefore, controlCPU))
 			slices.Sort(times)
 			p := func(q float64) float64 { return quantileMs(times, q) }
-			b.Logf("ours, %d nodes, 20 failovers, apply → the last node switched: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, p(.5), p(.99), p(1), leakedTotal, lostTotal)
+			b.Logf("ours, %d nodes, %d failovers, apply → the last node switched: p50 %.0f ms, p99 %.0f ms, max %.0f ms; leaked %d, lost %d", n, failovers, p(.5), p(.99), p(1), leakedTotal, lostTotal)
 			e50, e99, emax := quantiles(everyNode)
 			b.Logf("apply → each node (and the pod) switched, %d switches: p50 %s, p99 %s, max %s", len(everyNode), e50.Round(time.Millisecond), e99.Round(time.Millisecond), emax.Round(time.Millisecond))
 			b.ReportMetric(float64(e50.Milliseconds()), "each-p50-ms")
@@ -277,6 +286,25 @@ func idle(b *testing.B, c *cluster, d time.Duration) {
 	b.ReportMetric(pct/float64(len(c.routers)), "idle-%core/router")
 }
 
+// dispatched says how long node-state events took between two readings of
+// apiWrites, from etcd to the summarizer's watch ("total") and the part
+// spent waiting for the watch's sender ("cache_to_watcher"): the mean and
+// how many took over 100 ms and over 1 s. Events that wait long here are
+// what fills a watch's queue until the API server closes it as too slow.
+func dispatched(before, after map[string]float64) string {
+	var parts []string
+	for _, stage := range []string{"total", "cache_to_watcher"} {
+		at := func(k string) float64 { return after["dispatch/"+stage+"/"+k] - before["dispatch/"+stage+"/"+k] }
+		n := at("count")
+		if n == 0 {
+			parts = append(parts, stage+": none")
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %.0f events, mean %.1f ms, %.1f%% over 100 ms, %.1f%% over 1 s", stage, n, 1000*at("sum")/n, 100*(n-at("0.1"))/n, 100*(n-at("1"))/n))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // terminated is the watches closed as too slow between two readings of
 // apiWrites, by resource (apiserver_terminated_watchers_total).
 func terminated(before, after map[string]float64) map[string]float64 {
@@ -293,7 +321,10 @@ func terminated(before, after map[string]float64) map[string]float64 {
 // resource: node states and Events (apiserver_request_total, every
 // mutating verb, whatever the answer); and, as "terminated/<resource>",
 // the watches it closed because their client read too slowly
-// (apiserver_terminated_watchers_total).
+// (apiserver_terminated_watchers_total); and, as "dispatch/<stage>/<le>",
+// the histogram of how long node-state events took to reach the watchers'
+// result queues (apiserver_watch_events_dispatch_duration_seconds: only
+// the summarizer watches node states here).
 func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 	b.Helper()
 	raw := c.cp.MustKubectl(b, nil, "get", "--raw", "/metrics")
@@ -312,6 +343,21 @@ func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 			if p.GetName() == "resource" {
 				out["terminated/"+p.GetValue()] += m.GetCounter().GetValue()
 			}
+		}
+	}
+	for _, m := range fams["apiserver_watch_events_dispatch_duration_seconds"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.GetLabel() {
+			l[p.GetName()] = p.GetValue()
+		}
+		if l["resource"] != "staticroutenodestates" {
+			continue
+		}
+		h := m.GetHistogram()
+		out["dispatch/"+l["stage"]+"/count"] += float64(h.GetSampleCount())
+		out["dispatch/"+l["stage"]+"/sum"] += h.GetSampleSum()
+		for _, bk := range h.GetBucket() {
+			out[fmt.Sprintf("dispatch/%s/%g", l["stage"], bk.GetUpperBound())] += float64(bk.GetCumulativeCount())
 		}
 	}
 	for _, m := range fam.GetMetric() {
