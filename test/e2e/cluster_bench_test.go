@@ -39,10 +39,11 @@ import (
 // Experiments: OWN_CORE=1 runs node 1's router at real-time priority and
 // reports its event → kernel alone; CPU_GROUPS=1 puts the control plane
 // and the routers in two CPU cgroups of equal weight; PROFILE_DIR=dir
-// saves a 60 s CPU profile and a 100 s execution trace of node 1's router (with
-// ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404); ROUTER_ENV sets the
-// routers' environment (e.g. GOMAXPROCS=2); FAILOVERS=n makes n failovers
-// instead of 20 (a p99 of 20 is their largest).
+// saves a 60 s CPU profile and a 100 s execution trace of node 1's
+// router (with ROUTER_FLAGS=--pprof-bind-address=127.0.0.1:9404);
+// ROUTER_ENV sets the routers' environment (e.g. GOMAXPROCS=2);
+// FAILOVERS=n makes n failovers instead of 20 (a p99 of 20 is their
+// largest).
 func BenchmarkFailoverConvergence(b *testing.B) {
 	failovers := 20
 	if s := os.Getenv("FAILOVERS"); s != "" {

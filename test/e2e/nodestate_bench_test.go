@@ -33,22 +33,11 @@ func BenchmarkNodeStateWrites(b *testing.B) {
 	ctx := context.Background()
 	apiserver := childPid(b, "kube-apiserver")
 	const nodes, rounds = 400, 5
-	state := func(i, round int) *v1.StaticRouteNodeState {
-		gw := []string{"198.51.100.4", "198.51.100.12"}[round%2]
-		return &v1.StaticRouteNodeState{
-			TypeMeta:   metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRouteNodeState"},
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)},
-			Status: v1.StaticRouteNodeStateStatus{GroupCount: 1, AppliedCount: 1, Groups: []v1.NodeGroupState{{
-				Group: "primary", ActiveMember: fmt.Sprintf("member-%d", round), Gateway: gw,
-				Prefixes: []string{"192.0.2.7/32"}, State: v1.NodeGroupApplied, Selection: "Newest",
-			}}},
-		}
-	}
 	apply := func(s *v1.StaticRouteNodeState) error {
 		return cl.Patch(ctx, s, client.Apply, client.FieldOwner("staticroute-node-router"), client.ForceOwnership)
 	}
 	for i := range nodes { // created, as the router does, by apply
-		if err := apply(state(i, 0)); err != nil {
+		if err := apply(benchNodeState(i, 0)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -75,7 +64,7 @@ func BenchmarkNodeStateWrites(b *testing.B) {
 		way := &ways[round%2]
 		cpu, start := processCPU(b, apiserver), time.Now()
 		for i := range nodes {
-			if err := way.write(state(i, round)); err != nil {
+			if err := way.write(benchNodeState(i, round)); err != nil {
 				b.Fatalf("%s: %v", way.name, err)
 			}
 		}
@@ -100,5 +89,18 @@ func saveAPIServerProfile(b *testing.B, cp *framework.ControlPlane, path string,
 	}
 	if err := os.WriteFile(path, body, 0o644); err != nil {
 		b.Logf("the API server's profile: %v", err)
+	}
+}
+
+// benchNodeState is node i's state as its router writes it after failover
+// round: one group, its member and gateway changing with the round.
+func benchNodeState(i, round int) *v1.StaticRouteNodeState {
+	return &v1.StaticRouteNodeState{
+		TypeMeta:   metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRouteNodeState"},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)},
+		Status: v1.StaticRouteNodeStateStatus{GroupCount: 1, AppliedCount: 1, Groups: []v1.NodeGroupState{{
+			Group: "primary", ActiveMember: fmt.Sprintf("member-%d", round), Gateway: []string{"198.51.100.4", "198.51.100.12"}[round%2],
+			Prefixes: []string{"192.0.2.7/32"}, State: v1.NodeGroupApplied, Selection: "Newest",
+		}}},
 	}
 }

@@ -116,14 +116,7 @@ func BenchmarkNodeStateWatch(b *testing.B) {
 		var wg sync.WaitGroup
 		for i, writer := range writers {
 			wg.Go(func() {
-				st := &v1.StaticRouteNodeState{
-					TypeMeta:   metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRouteNodeState"},
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("node-%d", i)},
-					Status: v1.StaticRouteNodeStateStatus{GroupCount: 1, AppliedCount: 1, Groups: []v1.NodeGroupState{{
-						Group: "primary", ActiveMember: fmt.Sprintf("member-%d", burst), Gateway: []string{"198.51.100.4", "198.51.100.12"}[burst%2],
-						Prefixes: []string{"192.0.2.7/32"}, State: v1.NodeGroupApplied, Selection: "Newest",
-					}}},
-				}
+				st := benchNodeState(i, burst)
 				// As the router's writer: tried again after a refusal.
 				for try := 0; ; try++ {
 					err := writer.Patch(ctx, st, client.Apply, client.FieldOwner("staticroute-node-router"), client.ForceOwnership)
