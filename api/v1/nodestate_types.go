@@ -71,8 +71,8 @@ type NodeGroupState struct {
 	// +optional
 	Message string `json:"message,omitempty"`
 	// Selection is why ActiveMember carries the group on this node:
-	// Newest; NewerDown (the gateways of newer members are down as this
-	// node's health checks see them); AllDown (every member's is: the
+	// Newest; NewerDown (the gateways of newer members are down, damped
+	// or not proven yet as this node's health checks see them); AllDown (every member's is: the
 	// newest carries the group, failing closed); Held (health asks for
 	// another member, but the group switched less than a probe period ago:
 	// it switches when the period is over).
@@ -91,6 +91,14 @@ type NodeGroupState struct {
 const (
 	GatewayUp   = "Up"
 	GatewayDown = "Down"
+	// GatewayPending: no probe through it has been answered yet. Its
+	// member takes no traffic over until one is; it keeps what it
+	// carries already.
+	GatewayPending = "Pending"
+	// GatewayDamped: up, but it went down and up too often of late (flap
+	// damping): its member carries the group only if no other member is
+	// up, until DampedUntil.
+	GatewayDamped = "Damped"
 )
 
 // NodeGatewayHealth is one member's gateway as one node's probes see it.
@@ -100,8 +108,15 @@ type NodeGatewayHealth struct {
 	// Probe is what is probed, e.g. "icmp 192.0.2.7 via 198.51.100.4".
 	// +optional
 	Probe string `json:"probe,omitempty"`
-	// +kubebuilder:validation:Enum=Up;Down
+	// +kubebuilder:validation:Enum=Up;Down;Pending;Damped
 	Health string `json:"health"`
+	// Message says why a gateway is Pending or Damped.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// DampedUntil is when a damped gateway is released if it does not
+	// change again.
+	// +optional
+	DampedUntil *metav1.Time `json:"dampedUntil,omitempty"`
 	// LastChange is when the health last changed; empty: never, since the
 	// router started.
 	// +optional

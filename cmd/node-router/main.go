@@ -33,6 +33,7 @@ import (
 	"github.com/staticroute/staticroute/internal/health"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -48,6 +49,7 @@ type options struct {
 	metricsAddr, probeAddr, pprofAddr    string
 	kubeconfig                           string
 	verbosity                            int
+	damping                              group.Damping
 }
 
 func main() {
@@ -75,6 +77,11 @@ func main() {
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":9403", "/healthz and /readyz address")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:9404)")
 	flag.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the pod's service account)")
+	dd := group.DefaultDamping()
+	flag.DurationVar(&o.damping.HalfLife, "flap-half-life", dd.HalfLife, "flap damping of health-checked gateways: every change of a gateway's health costs 1000, halving every this long; 0 turns damping off")
+	flag.Float64Var(&o.damping.Suppress, "flap-suppress", dd.Suppress, "a gateway whose flap penalty rises above this is damped: it carries its group only if no other member is up")
+	flag.Float64Var(&o.damping.Reuse, "flap-reuse", dd.Reuse, "a damped gateway is released once its penalty has decayed below this")
+	flag.DurationVar(&o.damping.MaxSuppress, "flap-max-suppress", dd.MaxSuppress, "the longest a gateway stays damped after its last change")
 	flag.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 logs changes and errors, 1 also every reconcile and how long it took")
 	flag.Parse()
 	log := newLogger(o.verbosity)
@@ -177,6 +184,7 @@ func routerConfig(o options) (router.Config, error) {
 	if c.NodeName == "" {
 		add(errors.New("--node-name (or $NODE_NAME from the downward API) is required"))
 	}
+	add(o.damping.Validate())
 	return c, errors.Join(errs...)
 }
 
@@ -261,7 +269,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: changed, Log: log.WithName("health"), Metrics: healthMetrics}
+	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: changed, Log: log.WithName("health"), Metrics: healthMetrics, Damping: o.damping}
 	r := &router.Reconciler{
 		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
 		Reporter: &router.Reporter{Writer: writer, Events: events}, Health: monitor,

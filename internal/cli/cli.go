@@ -161,63 +161,65 @@ func (c *CLI) Status(ctx context.Context, only string) error {
 	w := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
 	for _, g := range groups {
 		ms := members(routes.Items, g)
+		var reports []v1.NodeGroupState
+		var nodes []string
+		for _, s := range states.Items {
+			for _, gs := range s.Status.Groups {
+				if gs.Group == g {
+					reports, nodes = append(reports, gs), append(nodes, s.Name)
+				}
+			}
+		}
 		fmt.Fprintf(w, "GROUP %s\n", g)
+		// The roles follow the group rule; the counts are the node
+		// reports printed below (not the summary in the StaticRoutes'
+		// status, which may be older).
 		fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES\tON FALLBACK\tHEALTH CHECK")
-		for i, m := range ms {
-			// The group rule says which member is active; the status,
-			// which the summarizer may not have rewritten yet, only adds
-			// that an older one carries the group on some nodes.
-			role := "Standby"
-			switch {
-			case i == len(ms)-1:
-				role = "Active"
-			case m.Status.State == v1.StateFallback:
-				role = v1.StateFallback
-			}
-			nodes := m.Status.Nodes
-			if nodes == "" {
-				nodes = "-"
-			}
+		for i, row := range memberRows(ms, reports) {
+			m := ms[i]
 			check := "-"
 			if p, ok := group.ProbeOf(m); ok {
 				check = p.String()
 			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), role, nodes, m.Status.NodesOnFallback, check)
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), row.Role, row.Nodes, row.OnFallback, check)
 		}
 		// The members' table and the nodes' are aligned apart.
 		if err := w.Flush(); err != nil {
 			return err
 		}
 		fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tWHY\tGATEWAYS AS THE NODE SEES THEM\tMESSAGE")
-		for _, s := range states.Items {
-			for _, gs := range s.Status.Groups {
-				if gs.Group != g {
-					continue
-				}
-				why := gs.Selection
-				if why == "" {
-					why = "Newest"
-				}
-				health := make([]string, 0, len(gs.Gateways))
-				for _, h := range gs.Gateways {
-					e := fmt.Sprintf("%s %s", h.Gateway, h.Health)
-					if h.RTT != "" && h.Health == v1.GatewayUp {
-						e += " rtt " + h.RTT
-					}
-					if h.LastChange != nil {
-						e += " since " + h.LastChange.UTC().Format(time.RFC3339)
-					}
-					health = append(health, e)
-				}
-				seen := "-"
-				if len(health) > 0 {
-					seen = strings.Join(health, "; ")
-				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Name, gs.ActiveMember, gs.Gateway, gs.State, why, seen, gs.Message)
+		for i, gs := range reports {
+			why := gs.Selection
+			if why == "" {
+				why = "Newest"
 			}
+			seen := "-"
+			if len(gs.Gateways) > 0 {
+				seen = strings.Join(gatewaysSeen(gs.Gateways), "; ")
+			}
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", nodes[i], gs.ActiveMember, gs.Gateway, gs.State, why, seen, gs.Message)
 		}
 	}
 	return w.Flush()
+}
+
+// gatewaysSeen is how a node sees each member's gateway, one entry each.
+func gatewaysSeen(hs []v1.NodeGatewayHealth) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		e := fmt.Sprintf("%s %s", h.Gateway, h.Health)
+		if h.RTT != "" && h.Health == v1.GatewayUp {
+			e += " rtt " + h.RTT
+		}
+		if h.DampedUntil != nil {
+			e += " until " + h.DampedUntil.UTC().Format(time.RFC3339)
+		}
+		if h.LastChange != nil {
+			e += " since " + h.LastChange.UTC().Format(time.RFC3339)
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func (c *CLI) members(ctx context.Context, group string) ([]*v1.StaticRoute, error) {

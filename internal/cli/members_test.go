@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -65,5 +66,38 @@ func TestSelectedAndRoutes(t *testing.T) {
 	s.Status.Groups[0].State = v1.NodeGroupGatewayNotOnLink
 	if routes(s, "primary", "secondary") {
 		t.Fatal("a node whose gateway is not on-link does not route it")
+	}
+}
+
+// The member rows count the node reports printed under them: the demo's
+// step 7 once printed primary "Fallback 1/3" (a summary written before
+// the last two nodes moved) above three nodes that all carried primary.
+func TestMemberRowsAgreeWithTheNodeRows(t *testing.T) {
+	primary, secondary := route("primary", "", 0, nil), route("secondary", "primary", time.Minute, nil)
+	secondary.Status.State, secondary.Status.Nodes = v1.StateActive, "2/3" // stale: ignored
+	primary.Status.State, primary.Status.Nodes, primary.Status.NodesOnFallback = v1.StateFallback, "1/3", 1
+	ms := []*v1.StaticRoute{&primary, &secondary}
+	on := func(member, state string) v1.NodeGroupState {
+		return v1.NodeGroupState{Group: "primary", ActiveMember: member, State: state}
+	}
+	for name, tc := range map[string]struct {
+		reports []v1.NodeGroupState
+		want    string
+	}{
+		"every node on the older member": {[]v1.NodeGroupState{on("primary", v1.NodeGroupApplied), on("primary", v1.NodeGroupApplied), on("primary", v1.NodeGroupApplied)},
+			"primary Fallback 3/3 0; secondary Active 0/3 3"},
+		"every node on the newest": {[]v1.NodeGroupState{on("secondary", v1.NodeGroupApplied), on("secondary", v1.NodeGroupApplied), on("secondary", v1.NodeGroupApplied)},
+			"primary Standby - 0; secondary Active 3/3 0"},
+		"one node on the older, one failing": {[]v1.NodeGroupState{on("primary", v1.NodeGroupApplied), on("secondary", v1.NodeGroupApplied), on("secondary", v1.NodeGroupError)},
+			"primary Fallback 1/3 0; secondary Active 1/3 1"},
+		"no reports": {nil, "primary Standby - 0; secondary Active 0/0 0"},
+	} {
+		var got []string
+		for i, r := range memberRows(ms, tc.reports) {
+			got = append(got, fmt.Sprintf("%s %s %s %d", ms[i].Name, r.Role, r.Nodes, r.OnFallback))
+		}
+		if strings.Join(got, "; ") != tc.want {
+			t.Errorf("%s: %s, want %s", name, strings.Join(got, "; "), tc.want)
+		}
 	}
 }

@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, labels),
 		Up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "staticroute_gateway_up",
-			Help: "1 if the path through the gateway is up as this node's probes see it, 0 if down.",
+			Help: "1 if the path through the gateway is up as this node's probes see it (damped or not), 0 if down or no probe was answered yet.",
 		}, labels),
 		Probes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "staticroute_probes_total",
@@ -51,9 +51,9 @@ func (m *Metrics) observe(p group.Path, h group.Health, r Result) {
 		return
 	}
 	l := pathLabels(p)
-	up := 1.0
-	if h.Down {
-		up = 0
+	up := 0.0
+	if h.Answered && !h.Down {
+		up = 1
 	}
 	m.Up.With(l).Set(up)
 	if h.Results == 0 {

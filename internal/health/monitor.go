@@ -7,6 +7,7 @@ package health
 import (
 	"context"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,8 @@ type Monitor struct {
 	Changed func()
 	Log     logr.Logger
 	Metrics *Metrics
+	// Damping is the flap damping of every path (zero: none).
+	Damping group.Damping
 	// open opens a prober (tests replace it).
 	open func(p group.Path, mark uint32, id int) (prober, error)
 
@@ -86,7 +89,7 @@ func (m *Monitor) Set(ctx context.Context, ps []policy.Probe) {
 	}
 }
 
-// Health is every path's health now: what decides (policy.Input.Down)
+// Health is every path's health now: what decides (policy.Input.Health)
 // and what is reported.
 func (m *Monitor) Health() map[group.Path]group.Health {
 	m.mu.Lock()
@@ -113,6 +116,8 @@ func (m *Monitor) run(ctx context.Context, p policy.Probe, done chan struct{}) {
 		return
 	}
 	defer pr.close()
+	log.V(1).Info("probing", "every", p.Period.String(), "timeout", p.Timeout.String())
+	defer log.V(1).Info("stopped probing")
 	tick := time.NewTicker(p.Period)
 	defer tick.Stop()
 	var complained bool
@@ -125,20 +130,23 @@ func (m *Monitor) run(ctx context.Context, p policy.Probe, done chan struct{}) {
 			log.Error(r.Err, "probe not sent: counted as lost")
 			complained = true
 		}
+		now := time.Now()
 		m.mu.Lock()
 		h, ok := m.health[p.Path]
 		changed := false
+		var seen group.Health
 		if ok {
-			changed = h.Observe(p.Probe, r.Answered, r.RTT, time.Now())
-			m.Metrics.observe(p.Path, *h, r)
+			changed = h.Observe(p.Probe, m.Damping, r.Answered, r.RTT, now)
+			seen = *h
+			m.Metrics.observe(p.Path, seen, r)
 		}
 		m.mu.Unlock()
 		if changed {
-			state := "up"
-			if h.Down {
-				state = "down"
+			kv := []any{"gateway", p.Gateway.String(), "target", p.Target.String(), "changes", seen.Flaps}
+			if now.Before(seen.DampedUntil) {
+				kv = append(kv, "dampedUntil", seen.DampedUntil.UTC().Format(time.RFC3339))
 			}
-			log.Info("gateway "+state, "gateway", p.Gateway.String(), "target", p.Target.String())
+			log.Info("gateway "+strings.ToLower(seen.State(now).String()), kv...)
 			if m.Changed != nil {
 				m.Changed()
 			}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 )
 
@@ -22,7 +23,9 @@ type Metrics struct {
 	// EventToKernel is the time from the change a reconcile took up (a
 	// watch event, a gateway's health) to the kernel's switch.
 	EventToKernel prometheus.Histogram
-	traffic       *traffic
+	// DampedGateways counts the probe paths held down by flap damping.
+	DampedGateways prometheus.Gauge
+	traffic        *traffic
 }
 
 // NewMetrics registers the router's metrics with reg.
@@ -41,14 +44,27 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		AutoSwitches: prometheus.NewCounter(prometheus.CounterOpts{Name: "staticroute_automatic_switches_total", Help: "Groups switched to another member by health checks (failover or failback)."}),
 		LastSuccess:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_last_successful_apply_timestamp_seconds", Help: "When the kernel last matched the desired state."}),
-		traffic:      newTraffic(),
+		DampedGateways: prometheus.NewGauge(prometheus.GaugeOpts{Name: "staticroute_damped_gateways",
+			Help: "Health-check paths (gateway, target, protocol, port) held down by flap damping on this node: up, but used only when no other member of their group is."}),
+		traffic: newTraffic(),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.AutoSwitches, m.LastSuccess, m.EventToKernel, m.traffic} {
+	for _, c := range []prometheus.Collector{m.Duration, m.Errors, m.Swaps, m.Moves, m.AutoSwitches, m.LastSuccess, m.EventToKernel, m.DampedGateways, m.traffic} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// dampedGateways counts the damped paths of states.
+func (m *Metrics) dampedGateways(states map[group.Path]group.State) {
+	n := 0
+	for _, s := range states {
+		if s == group.Damped {
+			n++
+		}
+	}
+	m.DampedGateways.Set(float64(n))
 }
 
 func (m *Metrics) observe(d time.Duration, err error) {

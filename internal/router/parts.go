@@ -22,6 +22,8 @@ type Steering interface {
 	ReadNode(vpcLink string, vpc []netip.Prefix) (policy.Node, error)
 	Apply(policy.Desired) (policy.Applied, error)
 	RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error)
+	// Carried is the gateway each group's nexthop names in the kernel.
+	Carried(groups []string) (map[string]netip.Addr, error)
 }
 
 // Firewall marks what must not be steered: *policy.Firewall.

@@ -75,6 +75,10 @@ type Reconciler struct {
 	// damper keeps each group from switching more than once per probe
 	// period.
 	damper group.Damper
+	// carried is, per group, the gateway the last successful apply sent
+	// its traffic to; nil until the first, when it is read off the kernel
+	// (a restart keeps what the router before it chose).
+	carried map[string]netip.Addr
 }
 
 // compute is policy.Compute, skipped when the input is the last one.
@@ -97,17 +101,20 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 	for _, sr := range in.Routes {
 		fmt.Fprintf(h, "%s %s %d %t\n", sr.Name, sr.UID, sr.Generation, sr.DeletionTimestamp != nil)
 	}
-	down := make([]string, 0, len(in.Down))
-	for p := range in.Down {
-		down = append(down, p.String())
+	health := make([]string, 0, len(in.Health))
+	for p, s := range in.Health {
+		health = append(health, p.String()+"="+s.String())
 	}
-	slices.Sort(down)
-	holds := make([]string, 0, len(in.Hold))
+	slices.Sort(health)
+	holds := make([]string, 0, len(in.Hold)+len(in.Carried))
 	for g, m := range in.Hold {
 		holds = append(holds, g+"="+m)
 	}
+	for g, gw := range in.Carried {
+		holds = append(holds, g+" via "+gw.String())
+	}
 	slices.Sort(holds)
-	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, down, holds)
+	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, health, holds)
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
@@ -156,28 +163,26 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	}
 	readNode := time.Since(readStart)
 	facts.Labels = node.Labels
-	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes}
-	var health map[group.Path]group.Health
-	if r.Health != nil {
-		health = r.Health.Health()
-		for p, h := range health {
-			if h.Down {
-				if in.Down == nil {
-					in.Down = map[group.Path]bool{}
-				}
-				in.Down[p] = true
-			}
-		}
-	}
+	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes)}
 	now := time.Now()
 	if r.now != nil {
 		now = r.now()
 	}
-	wake := r.holds(&in, now)
+	var health map[group.Path]group.Health
+	if r.Health != nil {
+		health = r.Health.Health()
+	}
+	var wake time.Duration // when a damped gateway is released
+	in.Health, wake = healthStates(health, now)
+	r.Metrics.dampedGateways(in.Health)
+	hold := r.holds(&in, now)
 	computeStart := time.Now()
 	d := r.compute(in)
 	computed := time.Since(computeStart)
-	if r.Wake != nil && wake > 0 && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == policy.Holding }) {
+	if hold > 0 && (wake == 0 || hold < wake) && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == policy.Holding }) {
+		wake = hold
+	}
+	if r.Wake != nil && wake > 0 {
 		r.Wake(wake)
 	}
 
@@ -211,8 +216,12 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			"readNode", readNode.String(), "compute", computed.String(), "cpu", cpu.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
+		r.carried = make(map[string]netip.Addr, len(d.Groups))
 		for _, g := range d.Groups {
 			r.damper.Record(g.Name, g.Active, now)
+			if g.Gateway.IsValid() {
+				r.carried[g.Name] = g.Gateway
+			}
 		}
 		r.damper.Forget(func(name string) bool {
 			return slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Name == name })

@@ -36,6 +36,8 @@ type parts struct {
 	reported error
 	// desired is what the last apply was given.
 	desired policy.Desired
+	// carried is what the kernel's nexthops name.
+	carried map[string]netip.Addr
 }
 
 func (p *parts) call(name string) error {
@@ -55,6 +57,10 @@ func (p *parts) Apply(d policy.Desired) (policy.Applied, error) {
 
 func (p *parts) RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error) {
 	return nil, p.call("remove legacy routes")
+}
+
+func (p *parts) Carried([]string) (map[string]netip.Addr, error) {
+	return p.carried, p.call("read carried")
 }
 
 type fakeFirewall struct{ *parts }
@@ -102,7 +108,7 @@ func newTestReconciler(t *testing.T, p *parts, withNode bool) *Reconciler {
 // routes go only once ours are.
 func TestReconcileOrder(t *testing.T) {
 	boom := errors.New("boom")
-	full := "read node, apply routes, read counters, record links, apply firewall, turn on links, report"
+	full := "read node, read carried, apply routes, read counters, record links, apply firewall, turn on links, report"
 	tests := map[string]struct {
 		withNode bool
 		mainVia  []netip.Prefix
@@ -113,18 +119,19 @@ func TestReconcileOrder(t *testing.T) {
 		"no Node: nothing":       {withNode: false, want: ""},
 		"reading the node fails": {withNode: true, fail: "read node", want: "read node"},
 		"the routes fail: no firewall, no links, a report": {withNode: true, fail: "apply routes",
-			want: "read node, apply routes, read counters, report"},
+			want: "read node, read carried, apply routes, read counters, report"},
 		"the firewall fails: the links stay as they are": {withNode: true, fail: "apply firewall",
-			want: "read node, apply routes, read counters, record links, apply firewall, report"},
+			want: "read node, read carried, apply routes, read counters, record links, apply firewall, report"},
 		"the record of the links fails: they stay as they are": {withNode: true, fail: "record links",
-			want: "read node, apply routes, read counters, record links, apply firewall, report"},
-		"turning the links on fails":                        {withNode: true, fail: "turn on links", want: full},
-		"the counters fail: only metrics miss them":         {withNode: true, fail: "read counters", want: full},
-		"the report fails: logged, the reconcile succeeded": {withNode: true, fail: "report", want: full},
+			want: "read node, read carried, apply routes, read counters, record links, apply firewall, report"},
+		"the kernel's choice cannot be read: pending members are unproven": {withNode: true, fail: "read carried", want: full},
+		"turning the links on fails":                                       {withNode: true, fail: "turn on links", want: full},
+		"the counters fail: only metrics miss them":                        {withNode: true, fail: "read counters", want: full},
+		"the report fails: logged, the reconcile succeeded":                {withNode: true, fail: "report", want: full},
 		"old routes in main go after ours are in": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")},
-			want: "read node, apply routes, read counters, remove legacy routes, record links, apply firewall, turn on links, report"},
+			want: "read node, read carried, apply routes, read counters, remove legacy routes, record links, apply firewall, turn on links, report"},
 		"old routes stay if ours failed": {withNode: true, mainVia: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, fail: "apply routes",
-			want: "read node, apply routes, read counters, report"},
+			want: "read node, read carried, apply routes, read counters, report"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -163,13 +170,17 @@ func TestReconcileCountsASwitchFollowedByAFailure(t *testing.T) {
 	}
 }
 
-// fakeHealth reports the paths it is told are down.
-type fakeHealth struct{ down map[group.Path]bool }
+// fakeHealth reports its paths: down where down says so, otherwise up
+// (answered), damped until a time where damped says so.
+type fakeHealth struct {
+	down   map[group.Path]bool
+	damped map[group.Path]time.Time
+}
 
 func (f *fakeHealth) Health() map[group.Path]group.Health {
 	out := map[group.Path]group.Health{}
 	for p, d := range f.down {
-		out[p] = group.Health{Down: d}
+		out[p] = group.Health{Down: d, Answered: true, DampedUntil: f.damped[p]}
 	}
 	return out
 }
@@ -198,7 +209,7 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 		pr, _ := group.ProbeOf(sr)
 		paths = append(paths, pr.Path)
 	}
-	h := &fakeHealth{down: map[group.Path]bool{}}
+	h := &fakeHealth{down: map[group.Path]bool{paths[0]: false, paths[1]: false, paths[2]: false}}
 	r.Health = h
 	var woken []time.Duration
 	r.Wake = func(d time.Duration) { woken = append(woken, d) }
@@ -226,7 +237,7 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 	}
 	step(150, "b", policy.Holding)
 	step(210, "a", policy.NewerDown) // the period is over
-	h.down = map[group.Path]bool{}
+	h.down = map[group.Path]bool{paths[0]: false, paths[1]: false, paths[2]: false}
 	step(300, "a", policy.Holding) // back up within a period: held on a
 	step(410, "c", policy.Newest)
 }
@@ -282,5 +293,103 @@ func TestReconcileMarksTraceRegions(t *testing.T) {
 		if !bytes.Contains(buf.Bytes(), entry) {
 			t.Errorf("no region %q in the execution trace of a reconcile", region)
 		}
+	}
+}
+
+// checkedMembers replaces r's routes with members of group "egress", one
+// a minute, via gws, each probed; it returns their paths.
+func checkedMembers(t *testing.T, r *Reconciler, gws ...string) []group.Path {
+	t.Helper()
+	routes := r.Cache.Routes
+	for _, o := range routes.List() {
+		_ = routes.Delete(o)
+	}
+	var paths []group.Path
+	for i, gw := range gws {
+		sr := &v1.StaticRoute{
+			ObjectMeta: metav1.ObjectMeta{Name: string(rune('a' + i)), CreationTimestamp: metav1.NewTime(time.Unix(1_800_000_000+int64(i)*60, 0))},
+			Spec: v1.StaticRouteSpec{Group: "egress", Destinations: []string{"192.0.2.0/24"}, Gateway: gw,
+				HealthCheck: &v1.HealthCheck{Target: "192.0.2.7"}},
+		}
+		if err := routes.Add(sr); err != nil {
+			t.Fatal(err)
+		}
+		pr, _ := group.ProbeOf(sr)
+		paths = append(paths, pr.Path)
+	}
+	return paths
+}
+
+// A restarted router reads which gateway the kernel uses, once, and keeps
+// it while its probes have not answered: the newer member's gateway may be
+// dead. The probes then decide. A member added on an unproven gateway
+// takes nothing over until its first answer.
+func TestReconcileKeepsTheKernelsChoiceUntilProbesDecide(t *testing.T) {
+	p := &parts{fail: map[string]error{}, carried: map[string]netip.Addr{"egress": netip.MustParseAddr("198.51.100.4")}}
+	r := newTestReconciler(t, p, true)
+	paths := checkedMembers(t, r, "198.51.100.4", "198.51.100.5")
+	h := &fakeHealth{down: map[group.Path]bool{}}
+	r.Health = h
+	at := time.Unix(1_900_000_000, 0)
+	r.now = func() time.Time { return at }
+	step := func(what, want string, sel policy.Selection) {
+		t.Helper()
+		at = at.Add(time.Second) // no damper's hold between steps
+		if err := r.Reconcile(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if g := p.desired.Groups[0]; g.Active != want || g.Selection != sel {
+			t.Fatalf("%s: %s (%s), want %s (%s)", what, g.Active, g.Selection, want, sel)
+		}
+	}
+	step("restarted, nothing answered yet", "a", policy.NewerDown)
+	h.down[paths[0]] = false
+	step("a answers", "a", policy.NewerDown)
+	h.down[paths[1]] = true
+	step("b's probes are lost", "a", policy.NewerDown)
+	if n := strings.Count(strings.Join(p.calls, ","), "read carried"); n != 1 {
+		t.Errorf("the kernel's choice was read %d times, want once", n)
+	}
+	h.down[paths[1]] = false
+	step("b answers", "b", policy.Newest)
+
+	// A third member, on a gateway nobody has probed: pending, not
+	// carrying. It waits for its first answer.
+	paths = checkedMembers(t, r, "198.51.100.4", "198.51.100.5", "198.51.100.6")
+	step("c added", "b", policy.NewerDown)
+	h.down[paths[2]] = false
+	step("c answers", "c", policy.Newest)
+}
+
+// A damped gateway yields to one that is up, and the router asks to be
+// woken when it is released.
+func TestReconcileWakesWhenADampedGatewayIsReleased(t *testing.T) {
+	p := &parts{fail: map[string]error{}}
+	r := newTestReconciler(t, p, true)
+	paths := checkedMembers(t, r, "198.51.100.4", "198.51.100.5")
+	t0 := time.Unix(1_900_000_000, 0)
+	at := t0
+	r.now = func() time.Time { return at }
+	var woken []time.Duration
+	r.Wake = func(d time.Duration) { woken = append(woken, d) }
+	r.Health = &fakeHealth{down: map[group.Path]bool{paths[0]: false, paths[1]: false}, damped: map[group.Path]time.Time{paths[1]: t0.Add(20 * time.Second)}}
+	if err := r.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := p.desired.Groups[0]; g.Active != "a" || g.Selection != policy.NewerDown {
+		t.Fatalf("b damped: %s (%s), want a (NewerDown)", g.Active, g.Selection)
+	}
+	if len(woken) != 1 || woken[0] != 20*time.Second {
+		t.Fatalf("woken %v, want once after 20 s", woken)
+	}
+	if got := testutil.ToFloat64(r.Metrics.DampedGateways); got != 1 {
+		t.Errorf("staticroute_damped_gateways = %v, want 1", got)
+	}
+	at = t0.Add(20 * time.Second)
+	if err := r.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if g := p.desired.Groups[0]; g.Active != "b" {
+		t.Fatalf("released: %s, want b", g.Active)
 	}
 }

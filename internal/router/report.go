@@ -179,17 +179,32 @@ func gatewayHealth(ms []policy.Member, health map[group.Path]group.Health) []v1.
 		if !m.Checked {
 			continue
 		}
-		gh := v1.NodeGatewayHealth{Member: m.Name, Gateway: m.Gateway.String(), Probe: m.Probe.Path.String(), Health: v1.GatewayUp}
-		if m.Down {
-			gh.Health = v1.GatewayDown
+		gh := v1.NodeGatewayHealth{Member: m.Name, Gateway: m.Gateway.String(), Probe: m.Probe.Path.String(), Health: m.State.String()}
+		h, probed := health[m.Probe.Path]
+		switch m.State {
+		case group.Pending:
+			gh.Message = "no probe answered yet: it takes no traffic over until one is"
+			if m.Carrying {
+				gh.Message = "no probe answered yet since the router started: it keeps the traffic it carries until its probes decide"
+			}
+		case group.Damped:
+			gh.Message = fmt.Sprintf("its health changed %d times of late (flap damping): it carries the group only if no other member is up", h.Flaps)
+		case group.Down:
+			if !probed {
+				gh.Message = "its gateway is not on-link: it cannot be probed"
+			}
 		}
-		if h, ok := health[m.Probe.Path]; ok {
+		if probed {
 			if !h.Since.IsZero() {
 				t := metav1.NewTime(h.Since)
 				gh.LastChange = &t
 			}
 			if h.RTT > 0 {
 				gh.RTT = h.RTT.Round(time.Microsecond).String()
+			}
+			if m.State == group.Damped || m.State == group.Down && h.DampedUntil.After(h.Since) {
+				t := metav1.NewTime(h.DampedUntil.Truncate(time.Second))
+				gh.DampedUntil = &t
 			}
 		}
 		out = append(out, gh)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -150,6 +152,43 @@ func TestEventsOnlyOnFailuresTransitionsAndBounded(t *testing.T) {
 		p.last = &step.s
 		if !slices.Equal(rec.reasons, step.wants) {
 			t.Errorf("%s: Events %v, want %v", step.name, rec.reasons, step.wants)
+		}
+	}
+}
+
+// A node state says why a gateway is Pending or Damped, and until when it
+// is damped.
+func TestGatewayHealthSaysWhy(t *testing.T) {
+	gw := netip.MustParseAddr("198.51.100.12")
+	path := group.Path{Gateway: gw, Target: gw, Protocol: v1.ProbeICMP}
+	probe := group.Probe{Path: path}
+	until := time.Date(2026, 12, 7, 8, 0, 7, 0, time.UTC)
+	since := until.Add(-7 * time.Second)
+	for name, tc := range map[string]struct {
+		m      policy.Member
+		h      map[group.Path]group.Health
+		health string
+		msg    string
+		damped bool
+	}{
+		"pending, new":                {policy.Member{State: group.Pending}, nil, v1.GatewayPending, "takes no traffic over until one is", false},
+		"pending, carrying":           {policy.Member{State: group.Pending, Carrying: true}, nil, v1.GatewayPending, "keeps the traffic it carries", false},
+		"damped":                      {policy.Member{State: group.Damped}, map[group.Path]group.Health{path: {Answered: true, Flaps: 4, Since: since, DampedUntil: until}}, v1.GatewayDamped, "changed 4 times", true},
+		"down and damped":             {policy.Member{State: group.Down}, map[group.Path]group.Health{path: {Down: true, Answered: true, Flaps: 3, Since: since, DampedUntil: until}}, v1.GatewayDown, "", true},
+		"down, not damped":            {policy.Member{State: group.Down}, map[group.Path]group.Health{path: {Down: true, Answered: true, Flaps: 1, Since: since}}, v1.GatewayDown, "", false},
+		"down, not on-link: no probe": {policy.Member{State: group.Down}, nil, v1.GatewayDown, "not on-link", false},
+	} {
+		tc.m.Name, tc.m.Gateway, tc.m.Probe, tc.m.Checked = "b", gw, probe, true
+		got := gatewayHealth([]policy.Member{tc.m}, tc.h)
+		if len(got) != 1 {
+			t.Fatalf("%s: %+v", name, got)
+		}
+		g := got[0]
+		if g.Health != tc.health || !strings.Contains(g.Message, tc.msg) || tc.msg == "" && g.Message != "" || (g.DampedUntil != nil) != tc.damped {
+			t.Errorf("%s: %s %q until %v, want %s %q damped %t", name, g.Health, g.Message, g.DampedUntil, tc.health, tc.msg, tc.damped)
+		}
+		if tc.damped && !g.DampedUntil.Time.Equal(until) {
+			t.Errorf("%s: damped until %v, want %v", name, g.DampedUntil, until)
 		}
 	}
 }

@@ -38,25 +38,41 @@ func Newer(a, b Key) bool {
 func Live(sr *v1.StaticRoute) bool { return sr.DeletionTimestamp == nil }
 
 // Active is the index of the member of ms that carries the group: the
-// newest member that is up; if none is, the newest (its gateway may be
-// dead, but traffic never falls back to the node's own address: fail
-// closed). up nil means every member is up: the webhook and the
-// summarizer, which see no probes, and nodes without health checks.
-// -1 if ms is empty.
-func Active[T any](ms []T, key func(T) Key, up func(T) bool) int {
-	best, bestUp := -1, -1
+// newest of those with the highest rank (Rank: up before damped before
+// pending before down); if every member is down, the newest (its gateway
+// may be dead, but traffic never falls back to the node's own address:
+// fail closed). rank nil ranks every member alike: the webhook and the
+// summarizer, which see no probes. -1 if ms is empty.
+func Active[T any](ms []T, key func(T) Key, rank func(T) int) int {
+	best, bestRank := -1, 0
 	for i, m := range ms {
-		if best < 0 || Newer(key(m), key(ms[best])) {
-			best = i
+		r := 0
+		if rank != nil {
+			r = rank(m)
 		}
-		if (up == nil || up(m)) && (bestUp < 0 || Newer(key(m), key(ms[bestUp]))) {
-			bestUp = i
+		if best < 0 || r > bestRank || r == bestRank && Newer(key(m), key(ms[best])) {
+			best, bestRank = i, r
 		}
-	}
-	if bestUp >= 0 {
-		return bestUp
 	}
 	return best
+}
+
+// Rank is how much a member is preferred to carry its group, from its
+// gateway's state on this node: a member without a health check is
+// Up. A Pending member (no probe answered yet) ranks as Up only when its
+// gateway carries the group already, so that a new member on a dead
+// gateway takes nothing over, and a restarted router keeps the kernel's
+// choice until its probes decide; otherwise it ranks above Down alone.
+func Rank(s State, carrying bool) int {
+	switch {
+	case s == Up, s == Pending && carrying:
+		return 3
+	case s == Damped:
+		return 2
+	case s == Pending:
+		return 1
+	}
+	return 0
 }
 
 // Oldest is the index of the oldest member of ms, whose age is the

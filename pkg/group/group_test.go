@@ -51,9 +51,51 @@ func TestActiveSkipsMembersThatAreDown(t *testing.T) {
 	}{
 		{"", "c"}, {"c", "b"}, {"bc", "a"}, {"b", "c"}, {"abc", "c"}, {"a", "c"},
 	} {
-		up := func(k Key) bool { return !strings.Contains(tc.down, k.Name) }
-		if got := ms[Active(ms, id, up)].Name; got != tc.want {
+		rank := func(k Key) int {
+			if strings.Contains(tc.down, k.Name) {
+				return Rank(Down, true)
+			}
+			return Rank(Up, false)
+		}
+		if got := ms[Active(ms, id, rank)].Name; got != tc.want {
 			t.Errorf("down %q: active %s, want %s", tc.down, got, tc.want)
+		}
+	}
+}
+
+// Each member's state as a letter (U up, D down, P pending, d damped) and
+// whether its gateway carries the group now (upper case P: pending and
+// carrying): which member carries the group.
+func TestActiveRanksPendingAndDampedMembers(t *testing.T) {
+	ms := []Key{{t0, "a"}, {t0.Add(time.Minute), "b"}, {t0.Add(2 * time.Minute), "c"}}
+	id := func(k Key) Key { return k }
+	for states, want := range map[string]string{
+		"UUP": "b", // a new member on an unproven gateway takes nothing over
+		"UUU": "c",
+		"PPP": "c", // nothing carried yet (a new group): the newest
+		"pDP": "a", // a restart: the kernel's choice (a) is kept while pending
+		"DDp": "c", // all down but a pending one: it may answer; it loses nothing more
+		"DUd": "b", // a damped member yields to one that is up
+		"DDd": "c", // and carries when nothing else is up
+		"dPD": "a", // damped beats pending beats down
+		"DDD": "c", // fail closed on the newest
+		"PUD": "b",
+	} {
+		rank := func(k Key) int {
+			switch states[k.Name[0]-'a'] {
+			case 'U':
+				return Rank(Up, false)
+			case 'D':
+				return Rank(Down, false)
+			case 'd':
+				return Rank(Damped, false)
+			case 'p':
+				return Rank(Pending, true)
+			}
+			return Rank(Pending, false)
+		}
+		if got := ms[Active(ms, id, rank)].Name; got != want {
+			t.Errorf("%s: active %s, want %s", states, got, want)
 		}
 	}
 }

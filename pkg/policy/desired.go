@@ -73,7 +73,8 @@ type Selection string
 const (
 	// Newest: the newest member, and it is up (or has no health check).
 	Newest Selection = "Newest"
-	// NewerDown: newer members' gateways are down as this node sees them.
+	// NewerDown: newer members' gateways are down, damped or not proven
+	// yet (pending) as this node sees them.
 	NewerDown Selection = "NewerDown"
 	// AllDown: every member's gateway is down; the newest carries the
 	// group (fail closed: never the node's own address).
@@ -91,7 +92,11 @@ type Member struct {
 	// whose gateway is not on-link cannot be probed and counts as down.
 	Probe   group.Probe
 	Checked bool
-	Down    bool
+	// State is its gateway's health as this node sees it (Up for a member
+	// without a check); Carrying says its gateway carried the group when
+	// this state was computed (what keeps a Pending member on).
+	State    group.State
+	Carrying bool
 }
 
 // Node is what the router reads off its node.
@@ -121,9 +126,13 @@ type Input struct {
 	Cluster validate.Config
 	// NeverRoute are extra CIDRs never steered (--never-route).
 	NeverRoute []netip.Prefix
-	// Down are the paths this node's health checks find down; a path not
-	// in it is up.
-	Down map[group.Path]bool
+	// Health is each probed path's state as this node's checks see it; a
+	// checked member whose path is not in it is Pending.
+	Health map[group.Path]group.State
+	// Carried is, per group, the gateway its traffic takes now: the last
+	// applied state's, or after a restart the kernel's. A Pending member
+	// on it keeps the group until its probes decide.
+	Carried map[string]netip.Addr
 	// Hold names, per group, the member it must keep for now: a switch
 	// within a period of its last one waits (group.Damper).
 	Hold map[string]string
@@ -180,12 +189,14 @@ func (d Desired) String() string {
 
 // member is a live StaticRoute with what the computation needs.
 type member struct {
-	obj     *v1.StaticRoute
-	route   validate.Route
-	probe   group.Probe
-	checked bool // it has a health check
-	probed  bool // and this node can run it
-	up      bool
+	obj      *v1.StaticRoute
+	route    validate.Route
+	probe    group.Probe
+	checked  bool // it has a health check
+	probed   bool // and this node can run it
+	state    group.State
+	carrying bool // its gateway carries the group now
+	rank     int  // group.Rank
 }
 
 // Compute returns the desired state of one node. It depends only on the
@@ -198,13 +209,19 @@ func Compute(in Input) Desired {
 			continue
 		}
 		r := validate.RouteOf(sr)
-		m := member{obj: sr, route: r, up: true}
+		m := member{obj: sr, route: r, state: group.Up}
 		m.probe, m.checked = group.ProbeOf(sr)
 		// A gateway this node cannot probe (not on-link) is down.
 		m.probed = m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway)
-		if m.checked {
-			m.up = m.probed && !in.Down[m.probe.Path]
+		switch {
+		case m.probed:
+			m.state = in.Health[m.probe.Path]
+		case m.checked:
+			m.state = group.Down
 		}
+		carried, ok := in.Carried[r.Group]
+		m.carrying = ok && carried == r.Gateway
+		m.rank = group.Rank(m.state, m.carrying)
 		groups[r.Group] = append(groups[r.Group], m)
 	}
 
@@ -218,12 +235,12 @@ func Compute(in Input) Desired {
 		members   []Member
 	}
 	key := func(m member) group.Key { return m.route.Key() }
-	up := func(m member) bool { return m.up }
+	rank := func(m member) int { return m.rank }
 	var order []aged
 	for name, ms := range groups {
-		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, up)], selection: Newest}
+		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, rank)], selection: Newest}
 		switch newest := ms[group.Active(ms, key, nil)]; {
-		case !a.active.up:
+		case a.active.state == group.Down:
 			a.selection = AllDown
 		case a.active.obj != newest.obj:
 			a.selection = NewerDown
@@ -235,7 +252,8 @@ func Compute(in Input) Desired {
 		}
 		group.Sort(ms, key)
 		for _, m := range ms {
-			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked, Down: !m.up})
+			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked,
+				State: m.state, Carrying: m.carrying})
 		}
 		order = append(order, a)
 	}

@@ -244,20 +244,29 @@ func TestComputeFollowsHealth(t *testing.T) {
 	pathOf := func(r *v1.StaticRoute) group.Path { p, _ := group.ProbeOf(r); return p.Path }
 	for _, tc := range []struct {
 		name      string
-		down      []*v1.StaticRoute
+		states    string // a's and b's: U up, D down, P pending, d damped
+		carried   string // the gateway the group takes now ("" none)
 		active    string
 		selection Selection
 	}{
-		{"all up: the newest", nil, "b", Newest},
-		{"the newest down: the next", []*v1.StaticRoute{b}, "a", NewerDown},
-		{"an older one down: still the newest", []*v1.StaticRoute{a}, "b", Newest},
-		{"all down: the newest, failing closed", []*v1.StaticRoute{a, b}, "b", AllDown},
+		{"all up: the newest", "UU", "", "b", Newest},
+		{"the newest down: the next", "UD", "", "a", NewerDown},
+		{"an older one down: still the newest", "DU", "", "b", Newest},
+		{"all down: the newest, failing closed", "DD", "", "b", AllDown},
+		{"a new member not proven yet takes nothing over", "UP", a.Spec.Gateway, "a", NewerDown},
+		{"a restart keeps the kernel's choice while both are pending", "PP", a.Spec.Gateway, "a", NewerDown},
+		{"and the newest when the kernel carries it", "PP", b.Spec.Gateway, "b", Newest},
+		{"a damped member yields to one that is up", "Ud", b.Spec.Gateway, "a", NewerDown},
+		{"and carries when nothing else is up", "Dd", a.Spec.Gateway, "b", Newest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := testInput(a, b, unchecked)
-			in.Down = map[group.Path]bool{}
-			for _, r := range tc.down {
-				in.Down[pathOf(r)] = true
+			in.Health = map[group.Path]group.State{}
+			for i, r := range []*v1.StaticRoute{a, b} {
+				in.Health[pathOf(r)] = map[byte]group.State{'U': group.Up, 'D': group.Down, 'P': group.Pending, 'd': group.Damped}[tc.states[i]]
+			}
+			if tc.carried != "" {
+				in.Carried = map[string]netip.Addr{"egress": netip.MustParseAddr(tc.carried)}
 			}
 			d := Compute(in)
 			g := d.Groups[0]

@@ -58,6 +58,15 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 				t.Errorf("%s: %s reached the echo as %s, want %s", s.name, name, got, s.want)
 			}
 		}
+		// What a restarted router reads back: the gateway each group
+		// takes now.
+		carried, err := k.Carried([]string{"primary", "other"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gw := s.d.Groups[0].Gateway; len(carried) != 1 || carried["primary"] != gw {
+			t.Errorf("%s: the kernel carries %v, want primary via %s", s.name, carried, gw)
+		}
 	}
 	// Everything via gateway A: the VPC, the public side, the pod and the
 	// API server stay direct.

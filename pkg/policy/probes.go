@@ -18,8 +18,9 @@ const MaxProbes = 63
 // collision takes the next free slot in the probes' order. A probe whose
 // slot changed would leave, for the instant between the kernel's change
 // and its prober's, through another probe's table: stable slots keep that
-// to collisions. Probes past MaxProbes are not run (their members count as
-// up: the webhook refuses what would need more).
+// to collisions. Probes past MaxProbes are not run: their members stay
+// Pending (carrying only what they carry already); the webhook refuses
+// what would need more.
 func probeSlots(ps []group.Probe) []Probe {
 	// One probe per path: the most frequent (then the first in order).
 	slices.SortFunc(ps, func(a, b group.Probe) int {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,10 +24,13 @@ type cluster struct {
 	names   []string
 	api     []*netlab.Forwarder
 	routers []*framework.Process
+	rs      *framework.Routers
 	webhook *framework.Webhook
 }
 
-func startCluster(t testing.TB, n int) *cluster {
+// startCluster starts a control plane, the webhook and a world of n nodes,
+// each with its router, given flags beside the layout's.
+func startCluster(t testing.TB, n int, flags ...string) *cluster {
 	t.Helper()
 	framework.RequireRoot(t)
 	c := &cluster{cp: framework.StartControlPlane(t)}
@@ -37,8 +41,8 @@ func startCluster(t testing.TB, n int) *cluster {
 	c.webhook = framework.StartWebhook(t, c.cp, certDir, layout...)
 	c.w = netlab.NewWorldN(t, n)
 	// ROUTER_FLAGS adds flags to every router, e.g. -v=1 for benchmarks.
-	rs := framework.StartRouters(t, c.cp, c.w, append(layout, strings.Fields(os.Getenv("ROUTER_FLAGS"))...)...)
-	c.names, c.api, c.routers = rs.Names, rs.API, rs.Procs
+	rs := framework.StartRouters(t, c.cp, c.w, slices.Concat(layout, flags, strings.Fields(os.Getenv("ROUTER_FLAGS")))...)
+	c.names, c.api, c.routers, c.rs = rs.Names, rs.API, rs.Procs, rs
 	return c
 }
 

@@ -40,8 +40,12 @@ func quantiles(ds []time.Duration) (p50, p99, maxd time.Duration) {
 // themselves and fails over by itself, in under a second, without the API
 // server, never leaking. Three nodes and the pod probe the echo at
 // 1,000/s each throughout.
+//
+// Flap damping is off here: 20 failures a second or two apart are what
+// damping holds down (TestHealthChecksKeepTraffic), and this test
+// measures each failure's detection and failback.
 func TestAutomaticFailover(t *testing.T) {
-	c := startCluster(t, 3)
+	c := startCluster(t, 3, "--flap-half-life=0")
 	apply := func(yaml []byte) { c.cp.MustKubectl(t, yaml, "apply", "-f", "-") }
 	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr))
 	time.Sleep(1100 * time.Millisecond) // creationTimestamp has one-second resolution

@@ -18,13 +18,17 @@ type Routers struct {
 	Names []string
 	API   []*netlab.Forwarder
 	Procs []*Process
+	// how each was started, for Restart
+	kubeconfigs []string
+	nodes       []*netlab.NS
+	flags       []string
 }
 
 // StartRouters registers every node of w (node-1, node-2, …) and starts its
 // router with the given flags.
 func StartRouters(t tb.T, cp *ControlPlane, w *netlab.World, flags ...string) *Routers {
 	t.Helper()
-	rs := &Routers{}
+	rs := &Routers{nodes: w.Nodes, flags: flags}
 	for i, ns := range w.Nodes {
 		name := fmt.Sprintf("node-%d", i+1)
 		rs.Names = append(rs.Names, name)
@@ -34,7 +38,19 @@ func StartRouters(t tb.T, cp *ControlPlane, w *netlab.World, flags ...string) *R
 		}
 		kc, api := NodeAccess(t, cp, ns, name)
 		rs.API = append(rs.API, api)
+		rs.kubeconfigs = append(rs.kubeconfigs, kc)
 		rs.Procs = append(rs.Procs, StartRouter(t, kc, ns, append([]string{"--node-name", name}, flags...)...))
 	}
 	return rs
+}
+
+// Restart stops router i with SIGTERM, as a rolling update or the
+// kubelet does, waits for it to end, and starts it again with the same
+// flags, as a new process. The new process is stopped when t ends: give
+// the test that owns the cluster, not a subtest.
+func (rs *Routers) Restart(t tb.T, i int) *Process {
+	t.Helper()
+	rs.Procs[i].Stop()
+	rs.Procs[i] = StartRouter(t, rs.kubeconfigs[i], rs.nodes[i], append([]string{"--node-name", rs.Names[i]}, rs.flags...)...)
+	return rs.Procs[i]
 }

@@ -288,3 +288,27 @@ func Ask(t tb.T, from *NS, src, dst string, n int) int {
 	}
 	return got
 }
+
+// SourceChanges counts how often the source the echo saw changed from one
+// answered probe to the next, among the probes sent from from to to: how
+// often this prober's traffic moved between gateways.
+func (p *Prober) SourceChanges(from, to time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changes := 0
+	var last netip.Addr
+	for seq, at := range p.sentAt {
+		if at.Before(from) || at.After(to) {
+			continue
+		}
+		src, ok := p.seen[uint64(seq)]
+		if !ok {
+			continue
+		}
+		if last.IsValid() && src != last {
+			changes++
+		}
+		last = src
+	}
+	return changes
+}

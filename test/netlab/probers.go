@@ -99,3 +99,13 @@ func (p *Probers) Result() (sent, leaked, lost int) {
 	}
 	return sent, leaked, lost
 }
+
+// SourceChanges is, for every prober, how often its answers' source
+// changed among the probes sent from from to to (Prober.SourceChanges).
+func (p *Probers) SourceChanges(from, to time.Time) []int {
+	out := make([]int, len(p.ps))
+	for i, pr := range p.ps {
+		out[i] = pr.SourceChanges(from, to)
+	}
+	return out
+}
