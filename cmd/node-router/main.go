@@ -277,13 +277,22 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 
 	var synced atomic.Bool
-	if err := serve(ctx, log, o.metricsAddr, metricsHandler(reg)); err != nil {
+	// The node's VPC address, where the kubelet's probes and an in-cluster
+	// scraper reach a hostNetwork pod; a port alone is served there and on
+	// loopback, never on the node's public address.
+	var vpcAddr netip.Addr
+	if n, err := kernel.ReadNode(cfg.VPCLink, cfg.Cluster.VPC); err == nil {
+		vpcAddr = n.VPCAddr
+	} else {
+		log.Error(err, "no VPC address yet: metrics and probes are served on loopback only")
+	}
+	if err := serve(ctx, log, o.metricsAddr, vpcAddr, metricsHandler(reg)); err != nil {
 		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
-	if err := serve(ctx, log, o.probeAddr, probesHandler(&synced)); err != nil {
+	if err := serve(ctx, log, o.probeAddr, vpcAddr, probesHandler(&synced)); err != nil {
 		return fmt.Errorf("--health-probe-bind-address: %w", err)
 	}
-	if err := serve(ctx, log, o.pprofAddr, pprofHandler()); err != nil {
+	if err := serve(ctx, log, o.pprofAddr, vpcAddr, pprofHandler()); err != nil {
 		return fmt.Errorf("--pprof-bind-address: %w", err)
 	}
 	go events.Run(ctx)

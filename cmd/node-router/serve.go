@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -14,22 +16,38 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// serve serves h on addr until ctx ends; "0" or "" serves nothing. The
-// address is bound before it returns, so a taken port fails the start.
-func serve(ctx context.Context, log logr.Logger, addr string, h http.Handler) error {
-	if addr == "0" || addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
+// serve serves h on addr until ctx ends; "0" or "" serves nothing. An
+// address without a host (":9402") is served on the node's VPC address
+// and on loopback only (listenAddrs): the router runs on the host's
+// network, and its metrics name every gateway and probe target. The
+// addresses are bound before it returns, so a taken port fails the start.
+func serve(ctx context.Context, log logr.Logger, addr string, vpcAddr netip.Addr, h http.Handler) error {
+	addrs, err := listenAddrs(addr, vpcAddr)
+	if err != nil || len(addrs) == 0 {
 		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error(err, "serving stopped", "address", addr)
+	// Every timeout bounded: a client that opens connections and sends
+	// nothing, or sends slowly, holds none for long. No WriteTimeout: a
+	// CPU profile or trace (pprof) streams for as long as it was asked.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 1 << 16}
+	var lns []net.Listener
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return err
 		}
-	}()
+		lns = append(lns, ln)
+	}
+	for _, ln := range lns {
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error(err, "serving stopped", "address", ln.Addr().String())
+			}
+		}()
+	}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -37,6 +55,28 @@ func serve(ctx context.Context, log logr.Logger, addr string, h http.Handler) er
 		_ = srv.Shutdown(shutdown) // exiting anyway
 	}()
 	return nil
+}
+
+// listenAddrs are the addresses addr stands for: none for "0" or "";
+// for a port alone (":9402"), the node's VPC address (if known) and
+// 127.0.0.1; any other address as it is ("0.0.0.0:9402" listens on every
+// address of the node).
+func listenAddrs(addr string, vpcAddr netip.Addr) ([]string, error) {
+	if addr == "0" || addr == "" {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%q: want HOST:PORT, :PORT or 0: %w", addr, err)
+	}
+	if host != "" {
+		return []string{addr}, nil
+	}
+	out := []string{net.JoinHostPort("127.0.0.1", port)}
+	if vpcAddr.IsValid() {
+		out = append(out, net.JoinHostPort(vpcAddr.String(), port))
+	}
+	return out, nil
 }
 
 func metricsHandler(reg *prometheus.Registry) http.Handler {

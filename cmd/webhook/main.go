@@ -28,6 +28,8 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/internal/kube"
@@ -41,7 +43,8 @@ type options struct {
 	certDir, host                     string
 	port                              int
 	metricsAddr, probeAddr, pprofAddr string
-	reservationTTL                    time.Duration
+	reservationTTL, reservationGrace  time.Duration
+	maxReservations                   int
 	summarize, leaderElect            bool
 	summaryQPS                        float64
 	http2                             bool
@@ -61,6 +64,8 @@ func main() {
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "address of net/http/pprof, for profiling (0, the default, disables it; e.g. 127.0.0.1:8082)")
 	flag.DurationVar(&o.reservationTTL, "reservation-ttl", 30*time.Second, "how long an admitted route that the cache has not shown yet still blocks overlapping ones")
+	flag.DurationVar(&o.reservationGrace, "reservation-grace", 2*time.Second, "how long an admitted route blocks overlapping ones when the API server does not show it: the time its create takes to be committed (a forged review blocks no longer)")
+	flag.IntVar(&o.maxReservations, "max-reservations", 1000, "admitted routes held at most while the cache has not shown them; past it, the oldest gives way")
 	flag.BoolVar(&o.summarize, "summarize", true, "write each StaticRoute's status from the nodes' reports (on the elected leader only)")
 	flag.BoolVar(&o.http2, "enable-http2", false, "serve admission over HTTP/2 too (off: HTTP/1.1 only)")
 	flag.Float64Var(&o.summaryQPS, "summary-qps", 20, "status writes per second at most (bursts of twice as many): a thousand routes created at once must not crowd out admission")
@@ -134,19 +139,40 @@ func run(ctx context.Context, o options) error {
 	}
 
 	store := webhook.NewStore(o.reservationTTL)
-	informer, err := mgr.GetCache().GetInformer(ctx, &v1.StaticRoute{})
+	store.Grace, store.MaxReserved = o.reservationGrace, o.maxReservations
+	// Admission's own informer, with the routers' capped backoff
+	// (kube.Backoff): after an outage it lists again within a second,
+	// where client-go's shared informers (controller-runtime's cache)
+	// wait up to a minute.
+	kc, err := kube.NewClient(restCfg)
+	if err != nil {
+		return err
+	}
+	informer, err := kube.NewInformer(kube.Watch{
+		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: kube.NewConnection(ctrl.Log.WithName("watch")),
+		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
+	}, store.Feed())
 	if err != nil {
 		return fmt.Errorf("watching StaticRoutes: %w", err)
 	}
-	if _, err := informer.AddEventHandler(store.Feed()); err != nil {
-		return fmt.Errorf("watching StaticRoutes: %w", err)
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { informer.Run(ctx); return nil })); err != nil {
+		return err
 	}
 	store.SetSynced(informer.HasSynced)
+	store.Live = func(ctx context.Context, name string) (*v1.StaticRoute, error) {
+		var sr v1.StaticRoute
+		err := kc.Routes.Get().Resource("staticroutes").Name(name).Do(ctx).Into(&sr)
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return &sr, err
+	}
 
 	metrics, err := webhook.NewMetrics(crmetrics.Registry, store)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
+	store.LiveReads = metrics.LiveRead
 	// Registered by hand, not by the builder, to time whole requests.
 	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
 	hook.LogConstructor = webhook.LogConstructor

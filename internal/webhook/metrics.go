@@ -20,7 +20,12 @@ type Metrics struct {
 	Request prometheus.Histogram
 	// Reservations held (admitted routes the cache has not shown yet).
 	Reservations prometheus.GaugeFunc
+	// LiveReads counts the live reads that confirm a refusal, by result.
+	LiveReads *prometheus.CounterVec
 }
+
+// LiveRead counts one live read of a route that a refusal rested on.
+func (m *Metrics) LiveRead(result string) { m.LiveReads.WithLabelValues(result).Inc() }
 
 // Instrument times every request h serves in m.Request.
 func (m *Metrics) Instrument(h http.Handler) http.Handler {
@@ -51,7 +56,11 @@ func NewMetrics(reg prometheus.Registerer, store *Store) (*Metrics, error) {
 			Help: "Admitted StaticRoutes the webhook's cache does not show yet.",
 		}, func() float64 { return float64(store.Reservations()) }),
 	}
-	for _, c := range []prometheus.Collector{m.Duration, m.Request, m.Reservations} {
+	m.LiveReads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "staticroute_admission_live_reads_total",
+		Help: "Routes read from the API server to confirm a refusal that the cache or a reservation alone would make, by result: found (the refusal stands), gone (dropped; the request is judged again), failed.",
+	}, []string{"result"})
+	for _, c := range []prometheus.Collector{m.Duration, m.Request, m.Reservations, m.LiveReads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

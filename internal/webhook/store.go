@@ -4,10 +4,12 @@
 package webhook
 
 import (
-	toolscache "k8s.io/client-go/tools/cache"
+	"context"
 	"slices"
 	"sync"
 	"time"
+
+	toolscache "k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -20,7 +22,27 @@ import (
 // that lacks the other, and both would pass.
 //
 // Admissions are serialized by one mutex: validation takes microseconds.
+//
+// Neither the cache nor a reservation is trusted to refuse: the cache can
+// be stale (it missed deletes during an API server outage), and a
+// reservation can stand for an object that never was (a forged review,
+// or a create that failed after admission). A request refused only because
+// of other routes is judged again after one live read of those routes
+// (Live): what the API server does not hold is dropped. A reservation
+// younger than Grace stays, since its object may still be committing:
+// that is what keeps two racing creates from both getting in.
 type Store struct {
+	// Live reads one StaticRoute from the API server, past every cache;
+	// nil: refusals rest on the cache and reservations alone.
+	Live func(ctx context.Context, name string) (*v1.StaticRoute, error)
+	// Grace is how long a reservation blocks others when the API server
+	// does not show its object: time for the object to be committed.
+	Grace time.Duration
+	// MaxReserved bounds the reservations held; past it, the oldest goes.
+	MaxReserved int
+	// LiveReads counts the live reads by result (found, gone, failed).
+	LiveReads func(result string)
+
 	mu       sync.Mutex
 	index    *validate.Index
 	cached   map[string]validate.Route
@@ -34,18 +56,21 @@ type Store struct {
 // since a request can still fail after admission (another webhook, etcd).
 type reservation struct {
 	route   validate.Route
+	at      time.Time
 	expires time.Time
 }
 
 // NewStore returns an empty store whose reservations last ttl.
 func NewStore(ttl time.Duration) *Store {
 	return &Store{
-		index:    validate.NewIndex(),
-		cached:   map[string]validate.Route{},
-		reserved: map[string]reservation{},
-		ttl:      ttl,
-		now:      time.Now,
-		synced:   func() bool { return true },
+		Grace:       2 * time.Second,
+		MaxReserved: 1000,
+		index:       validate.NewIndex(),
+		cached:      map[string]validate.Route{},
+		reserved:    map[string]reservation{},
+		ttl:         ttl,
+		now:         time.Now,
+		synced:      func() bool { return true },
 	}
 }
 
@@ -83,8 +108,9 @@ func (s *Store) Delete(name string) {
 }
 
 // Admit validates sr (old is the stored object on update, nil on create)
-// and, unless dryRun, reserves what it admits.
-func (s *Store) Admit(cfg validate.Config, sr, old *v1.StaticRoute, dryRun bool) (validate.Result, bool) {
+// and, unless dryRun, reserves what it admits. A refusal that rests only
+// on other routes is confirmed with the API server first (Live).
+func (s *Store) Admit(ctx context.Context, cfg validate.Config, sr, old *v1.StaticRoute, dryRun bool) (validate.Result, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.synced() {
@@ -92,15 +118,81 @@ func (s *Store) Admit(cfg validate.Config, sr, old *v1.StaticRoute, dryRun bool)
 	}
 	s.expire()
 	res := validate.StaticRoute(cfg, s.index, sr, old)
+	if len(res.Errors) > 0 && s.Live != nil && len(validate.StaticRoute(cfg, nil, sr, old).Errors) == 0 &&
+		s.confirm(ctx, validate.Blamed(s.index, sr)) {
+		res = validate.StaticRoute(cfg, s.index, sr, old)
+	}
 	if len(res.Errors) == 0 && !dryRun {
-		r := validate.RouteOf(sr)
-		if r.Created.IsZero() {
-			r.Created = s.now()
-		}
-		s.reserved[r.Name] = reservation{route: r, expires: s.now().Add(s.ttl)}
-		s.refresh(r.Name)
+		s.reserve(sr)
 	}
 	return res, true
+}
+
+// reserve holds what sr admits until the cache shows it, the oldest
+// reservation giving way past MaxReserved.
+func (s *Store) reserve(sr *v1.StaticRoute) {
+	r := validate.RouteOf(sr)
+	now := s.now()
+	if r.Created.IsZero() {
+		r.Created = now
+	}
+	s.reserved[r.Name] = reservation{route: r, at: now, expires: now.Add(s.ttl)}
+	s.refresh(r.Name)
+	for s.MaxReserved > 0 && len(s.reserved) > s.MaxReserved {
+		oldest := ""
+		for name, res := range s.reserved {
+			if oldest == "" || res.at.Before(s.reserved[oldest].at) {
+				oldest = name
+			}
+		}
+		delete(s.reserved, oldest)
+		s.refresh(oldest)
+	}
+}
+
+// confirm reads names from the API server and puts what it holds in
+// place of what the store knows: a route it does not hold (or holds being
+// deleted) is dropped, unless a reservation of it is younger than Grace.
+// It says whether anything changed. A failed read changes nothing: the
+// refusal then stands on what is known.
+func (s *Store) confirm(ctx context.Context, names []string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	changed := false
+	for _, name := range names {
+		live, err := s.Live(ctx, name)
+		switch {
+		case err != nil:
+			s.count("failed")
+			return changed
+		case live == nil || live.DeletionTimestamp != nil:
+			s.count("gone")
+			delete(s.cached, name)
+			if res, ok := s.reserved[name]; ok && s.now().Sub(res.at) < s.Grace {
+				continue
+			}
+			delete(s.reserved, name)
+		default:
+			s.count("found")
+			r := validate.RouteOf(live)
+			if known, ok := s.cached[name]; ok && sameRoute(known, r) {
+				continue
+			}
+			s.cached[name] = r
+			if res, ok := s.reserved[name]; ok && !sameRoute(res.route, r) {
+				delete(s.reserved, name)
+			}
+		}
+		s.refresh(name)
+		changed = true
+	}
+	return changed
+}
+
+func (s *Store) count(result string) {
+	if s.LiveReads != nil {
+		s.LiveReads(result)
+	}
 }
 
 // Reservations counts the admitted routes the cache has not shown yet.

@@ -1,6 +1,9 @@
 package webhook
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -87,7 +90,7 @@ func TestStore(t *testing.T) {
 			c := &fakeClock{t: t0}
 			s := newStore(c)
 			tc.steps(s, c)
-			res, ok := s.Admit(cfg(), b, nil, false)
+			res, ok := s.Admit(context.Background(), cfg(), b, nil, false)
 			if !ok {
 				t.Fatal("store not synced")
 			}
@@ -117,14 +120,14 @@ func TestStoreReservationClearedWhenCacheCatchesUp(t *testing.T) {
 func TestStoreRefusesToJudgeBeforeSync(t *testing.T) {
 	s := newStore(&fakeClock{t: t0})
 	s.SetSynced(func() bool { return false })
-	if _, ok := s.Admit(cfg(), sr("a", "", "10.116.0.4", "203.0.113.7"), nil, false); ok {
+	if _, ok := s.Admit(context.Background(), cfg(), sr("a", "", "10.116.0.4", "203.0.113.7"), nil, false); ok {
 		t.Fatal("admitted before the cache synced")
 	}
 }
 
 func mustAdmit(t *testing.T, s *Store, r *v1.StaticRoute, dryRun bool) {
 	t.Helper()
-	res, ok := s.Admit(cfg(), r, nil, dryRun)
+	res, ok := s.Admit(context.Background(), cfg(), r, nil, dryRun)
 	if !ok || len(res.Errors) > 0 {
 		t.Fatalf("admit %s: ok=%v %v", r.Name, ok, res.Errors)
 	}
@@ -140,17 +143,127 @@ func TestFeedKeepsTheStoreUpToDate(t *testing.T) {
 	a := sr("a", "", "10.116.0.4", "203.0.113.0/24")
 	b := sr("b", "", "10.116.0.12", "203.0.113.7")
 	feed.OnAdd(a, true)
-	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) == 0 {
+	if res, ok := s.Admit(context.Background(), cfg(), b, nil, true); !ok || len(res.Errors) == 0 {
 		t.Fatalf("b overlaps a, which the informer added: %v", res.Errors)
 	}
 	moved := sr("a", "", "10.116.0.4", "198.51.100.0/24")
 	feed.OnUpdate(a, moved)
-	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
+	if res, ok := s.Admit(context.Background(), cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
 		t.Fatalf("a moved away: %v", res.Errors)
 	}
 	feed.OnUpdate(moved, a)
 	feed.OnDelete(toolscache.DeletedFinalStateUnknown{Key: "a", Obj: a})
-	if res, ok := s.Admit(cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
+	if res, ok := s.Admit(context.Background(), cfg(), b, nil, true); !ok || len(res.Errors) != 0 {
 		t.Fatalf("a is gone: %v", res.Errors)
 	}
+}
+
+// apiServer is what a live read finds: the routes it holds, by name.
+type apiServer struct {
+	routes map[string]*v1.StaticRoute
+	err    error
+	reads  []string
+}
+
+func (a *apiServer) get(_ context.Context, name string) (*v1.StaticRoute, error) {
+	a.reads = append(a.reads, name)
+	if a.err != nil {
+		return nil, a.err
+	}
+	return a.routes[name], nil
+}
+
+// A refusal that rests on other routes is confirmed with one live read
+// of them: what the API server does not hold refuses nothing (a stale
+// cache, a forged or failed reservation once its grace is over); what it
+// holds still refuses. A refusal for the route's own faults reads nothing.
+func TestStoreConfirmsRefusalsWithTheAPIServer(t *testing.T) {
+	a := sr("a", "", "10.116.0.4", "203.0.113.0/24")
+	b := sr("b", "", "10.116.0.12", "203.0.113.7")
+	tests := map[string]struct {
+		steps func(s *Store, api *apiServer, c *fakeClock)
+		wantB bool
+		reads string
+	}{
+		"the cache missed a delete: admitted": {
+			steps: func(s *Store, _ *apiServer, _ *fakeClock) { s.Upsert(a) },
+			wantB: true, reads: "a",
+		},
+		"the API server holds it: refused": {
+			steps: func(s *Store, api *apiServer, _ *fakeClock) { s.Upsert(a); api.routes["a"] = a },
+			wantB: false, reads: "a",
+		},
+		"the API server holds it being deleted: admitted": {
+			steps: func(s *Store, api *apiServer, _ *fakeClock) {
+				s.Upsert(a)
+				gone := a.DeepCopy()
+				gone.DeletionTimestamp = &metav1.Time{Time: t0}
+				api.routes["a"] = gone
+			},
+			wantB: true, reads: "a",
+		},
+		"the API server holds it narrowed: admitted": {
+			steps: func(s *Store, api *apiServer, _ *fakeClock) {
+				s.Upsert(a)
+				api.routes["a"] = sr("a", "", "10.116.0.4", "198.51.100.0/24")
+			},
+			wantB: true, reads: "a",
+		},
+		"a reservation within its grace still blocks (a racing create)": {
+			steps: func(s *Store, _ *apiServer, c *fakeClock) { mustAdmit(t, s, a, false); c.t = c.t.Add(time.Second) },
+			wantB: false, reads: "a",
+		},
+		"a reservation past its grace whose object never came (a forged review) blocks nothing": {
+			steps: func(s *Store, _ *apiServer, c *fakeClock) { mustAdmit(t, s, a, false); c.t = c.t.Add(3 * time.Second) },
+			wantB: true, reads: "a",
+		},
+		"the API server cannot be read: the refusal stands": {
+			steps: func(s *Store, api *apiServer, _ *fakeClock) { s.Upsert(a); api.err = errors.New("connection refused") },
+			wantB: false, reads: "a",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			c := &fakeClock{t: t0}
+			s := newStore(c)
+			api := &apiServer{routes: map[string]*v1.StaticRoute{}}
+			s.Live = api.get
+			tc.steps(s, api, c)
+			api.reads = nil
+			res, ok := s.Admit(context.Background(), cfg(), b, nil, false)
+			if !ok || (len(res.Errors) == 0) != tc.wantB {
+				t.Fatalf("b admitted: %t (%v), want %t", len(res.Errors) == 0, res.Errors, tc.wantB)
+			}
+			if got := strings.Join(api.reads, " "); got != tc.reads {
+				t.Errorf("live reads %q, want %q", got, tc.reads)
+			}
+		})
+	}
+	t.Run("a refusal for the route's own fault reads nothing", func(t *testing.T) {
+		s := newStore(&fakeClock{t: t0})
+		api := &apiServer{routes: map[string]*v1.StaticRoute{}}
+		s.Live = api.get
+		s.Upsert(a)
+		bad := sr("bad", "", "192.0.2.1", "203.0.113.7") // outside the VPC, and overlapping a
+		if res, _ := s.Admit(context.Background(), cfg(), bad, nil, false); len(res.Errors) == 0 || len(api.reads) != 0 {
+			t.Fatalf("errors %v, live reads %v: want refused with none", res.Errors, api.reads)
+		}
+	})
+}
+
+// Reservations are bounded: past MaxReserved the oldest gives way, so a
+// flood of forged reviews with new names cannot grow the webhook's memory.
+func TestStoreBoundsReservations(t *testing.T) {
+	c := &fakeClock{t: t0}
+	s := newStore(c)
+	s.MaxReserved = 3
+	for i := range 5 {
+		c.t = c.t.Add(time.Millisecond)
+		mustAdmit(t, s, sr(fmt.Sprintf("r%d", i), "", "10.116.0.4", fmt.Sprintf("203.0.113.%d", i)), false)
+	}
+	if n := s.Reservations(); n != 3 {
+		t.Fatalf("%d reservations, want 3", n)
+	}
+	// The oldest two went: their prefixes are free again.
+	mustAdmit(t, s, sr("again", "", "10.116.0.4", "203.0.113.0"), false)
 }

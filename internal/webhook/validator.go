@@ -66,7 +66,7 @@ func (v *Validator) decide(ctx context.Context, sr, old *v1.StaticRoute) (admiss
 		dryRun = req.DryRun != nil && *req.DryRun
 		user = req.UserInfo.Username
 	}
-	res, ok := v.Store.Admit(v.Config, sr, old, dryRun)
+	res, ok := v.Store.Admit(ctx, v.Config, sr, old, dryRun)
 	if !ok {
 		return nil, "unavailable", apierrors.NewServiceUnavailable("the staticroute webhook is still loading the existing StaticRoutes: try again in a few seconds")
 	}

@@ -230,7 +230,6 @@ func checkClusterRanges(cfg Config, dests []destination) (errs field.ErrorList, 
 // group: which gateway would win is then a race between routers. Each
 // message names every overlapping route once, with all its prefixes.
 func checkOtherGroups(others *Index, sr *v1.StaticRoute, dests []destination) (errs field.ErrorList) {
-	group := sr.EffectiveGroup()
 	for _, d := range dests {
 		type hit struct {
 			route, group string
@@ -240,8 +239,8 @@ func checkOtherGroups(others *Index, sr *v1.StaticRoute, dests []destination) (e
 		more := map[string]bool{} // routes past maxConflictsNamed
 		var groups []string
 		others.Overlaps(d.prefix, func(p netip.Prefix, name string) bool {
-			r, _ := others.Get(name)
-			if name == sr.Name || r.Group == group {
+			r, other := otherGroup(others, sr, name)
+			if !other {
 				return true
 			}
 			if !slices.Contains(groups, r.Group) {
@@ -280,6 +279,41 @@ func checkOtherGroups(others *Index, sr *v1.StaticRoute, dests []destination) (e
 	}
 	return errs
 }
+
+// otherGroup is the indexed route name, and whether it belongs to
+// another group than sr: an overlap with it is what checkOtherGroups
+// refuses.
+func otherGroup(others *Index, sr *v1.StaticRoute, name string) (Route, bool) {
+	r, _ := others.Get(name)
+	return r, name != sr.Name && r.Group != sr.EffectiveGroup()
+}
+
+// Blamed names the routes of other groups whose destinations overlap
+// sr's, sorted: the only refusals of StaticRoute that depend on other
+// objects. A webhook confirms them with the API server before it refuses,
+// since its index may be stale (a cache after an outage) or hold what
+// never was (a reservation for a forged review).
+func Blamed(others *Index, sr *v1.StaticRoute) []string {
+	dests, _, _ := parseDestinations(field.NewPath("spec", "destinations"), sr.Spec.Destinations)
+	var out []string
+	for _, d := range dests {
+		if len(out) == maxBlamed {
+			break
+		}
+		others.Overlaps(d.prefix, func(_ netip.Prefix, name string) bool {
+			if _, other := otherGroup(others, sr, name); other && !slices.Contains(out, name) {
+				out = append(out, name)
+			}
+			return len(out) < maxBlamed
+		})
+	}
+	slices.Sort(out)
+	return out
+}
+
+// maxBlamed bounds the routes a refusal is confirmed against: past it, a
+// request overlaps so much that it is refused on what is known.
+const maxBlamed = 20
 
 // warnDropped warns when a new member, which becomes its group's active
 // member, does not route a destination the active member routes now.

@@ -296,3 +296,26 @@ func TestLoopbackAPIServerIsNotWarnedAbout(t *testing.T) {
 		t.Fatalf("warnings: %q", res.Warnings)
 	}
 }
+
+// Blamed names exactly the routes of other groups that a refusal rests
+// on: not the route itself, not members of its own group.
+func TestBlamed(t *testing.T) {
+	idx := NewIndex()
+	for _, r := range []Route{
+		{Name: "web", Group: "web", Destinations: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+		{Name: "web-b", Group: "web", Destinations: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/25")}},
+		{Name: "db", Group: "db", Destinations: []netip.Prefix{netip.MustParsePrefix("203.0.113.7/32")}},
+		{Name: "far", Group: "far", Destinations: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		{Name: "new", Group: "new", Destinations: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
+	} {
+		idx.Put(r)
+	}
+	sr := &v1.StaticRoute{ObjectMeta: metav1.ObjectMeta{Name: "new"}, Spec: v1.StaticRouteSpec{Destinations: []string{"203.0.113.0/26", "bad"}, Gateway: "10.116.0.4"}}
+	if got := strings.Join(Blamed(idx, sr), " "); got != "db web web-b" {
+		t.Errorf("a new group over 203.0.113.0/26: blamed %q, want db web web-b", got)
+	}
+	sr.Spec.Group = "web"
+	if got := strings.Join(Blamed(idx, sr), " "); got != "db" {
+		t.Errorf("a member of web: blamed %q, want db", got)
+	}
+}

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,12 +18,16 @@ import (
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 
 	"sigs.k8s.io/yaml"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/internal/webhook"
 	"github.com/staticroute/staticroute/test/corpus"
 	"github.com/staticroute/staticroute/test/framework"
 )
@@ -31,6 +38,7 @@ type admissionEnv struct {
 	cp      *framework.ControlPlane
 	webhook *framework.Webhook
 	root    string
+	ca      []byte // the webhook's serving CA
 }
 
 func startAdmission(t testing.TB, extraArgs ...string) *admissionEnv {
@@ -58,7 +66,7 @@ func startAdmissionWith(t testing.TB, apiServerFlags []framework.Flag, extraArgs
 	cp := framework.StartControlPlane(t, apiServerFlags...)
 	certDir, ca := framework.NewWebhookCerts(t)
 	cp.Install(t, ca)
-	return &admissionEnv{cp: cp, webhook: framework.StartWebhook(t, cp, certDir, args...), root: root}
+	return &admissionEnv{cp: cp, webhook: framework.StartWebhook(t, cp, certDir, args...), root: root, ca: ca}
 }
 
 func (e *admissionEnv) file(sub, name string) string {
@@ -278,6 +286,36 @@ spec: {destinations: ["198.51.100.0/24"], gateway: "10.116.0.4"}
 		}
 	})
 
+	t.Run("a forged AdmissionReview sent straight to the webhook blocks another group for its grace at most", func(t *testing.T) {
+		e.reset(t)
+		// Anyone who reaches the webhook's Service can POST a review: an
+		// admitted one used to be a reservation that refused every
+		// overlapping create of other groups for 30 s, as long as it was
+		// sent again.
+		forged := &v1.StaticRoute{
+			TypeMeta:   metav1.TypeMeta{APIVersion: v1.GroupVersion.String(), Kind: "StaticRoute"},
+			ObjectMeta: metav1.ObjectMeta{Name: "forged"},
+			Spec:       v1.StaticRouteSpec{Group: "forged", Destinations: []string{"0.0.0.0/0"}, Gateway: "10.116.0.4"},
+		}
+		if allowed, msg := postReview(t, e.ca, forged); !allowed {
+			t.Fatalf("the forged review was refused (%s): it should be admitted, and reserved", msg)
+		}
+		sent := time.Now()
+		legit := routeYAML("legit", "", "10.116.0.5", "192.0.2.0/24")
+		tries := 0
+		var last framework.KubectlResult
+		err := framework.Eventually(context.Background(), 30*time.Second, func() error {
+			tries++
+			last = e.cp.Kubectl(context.Background(), legit, "create", "-f", "-")
+			return last.Err
+		})
+		took := time.Since(sent)
+		t.Logf("a create of another group over the forged 0.0.0.0/0 admitted %s after the forged review (%d tries; --reservation-grace 2s)", took.Round(time.Millisecond), tries)
+		if err != nil || took > 3*time.Second {
+			t.Errorf("admitted after %s (want within the 2 s grace and a second): %v\n%s", took, err, last.Stderr)
+		}
+	})
+
 	t.Run("a webhook with credentials it cannot use stops saying which identity was refused, and for what", func(t *testing.T) {
 		stranger := e.cp.UserKubeconfig(t, "stranger")
 		badToken := filepath.Join(t.TempDir(), "kubeconfig")
@@ -491,4 +529,47 @@ spec: {destinations: ["203.0.113.99"], gateway: "198.51.100.1"}
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// postReview sends an AdmissionReview creating sr straight to the
+// webhook, as any pod that reaches its Service could, and says whether it
+// was allowed.
+func postReview(t *testing.T, ca []byte, sr *v1.StaticRoute) (bool, string) {
+	t.Helper()
+	raw, err := json.Marshal(sr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	review := admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID:       types.UID("forged-" + sr.Name),
+			Kind:      metav1.GroupVersionKind{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Kind: "StaticRoute"},
+			Resource:  metav1.GroupVersionResource{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Resource: "staticroutes"},
+			Name:      sr.Name,
+			Operation: admissionv1.Create,
+			Object:    runtime.RawExtension{Raw: raw},
+		},
+	}
+	body, err := json.Marshal(review)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	resp, err := client.Post("https://"+framework.WebhookAddr+webhook.Path, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var answer admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || answer.Response == nil {
+		t.Fatalf("the webhook's answer (%s): %v", resp.Status, err)
+	}
+	msg := ""
+	if answer.Response.Result != nil {
+		msg = answer.Response.Result.Message
+	}
+	return answer.Response.Allowed, msg
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/test/framework"
 	"github.com/staticroute/staticroute/test/netlab"
 )
@@ -383,7 +384,9 @@ func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 // first probe answered via the other gateway, with no kubectl and no API
 // server involved, over 20 deaths; and in the same run, 20 manual
 // failovers by `kubectl apply` of a new member (and its delete). Probers
-// at 1,000/s on every node and the pod.
+// at 1,000/s on every node and the pod. PERIOD_MS sets the members'
+// periodMilliseconds (default 200); before the deaths, every router's CPU
+// over 10 s with only its two probes to run is the probes' cost.
 func BenchmarkAutomaticFailover(b *testing.B) {
 	n := 20
 	if s := os.Getenv("NODES"); s != "" {
@@ -393,14 +396,41 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 		}
 		n = v
 	}
+	period := 200
+	if s := os.Getenv("PERIOD_MS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < v1.MinProbePeriodMilliseconds || v > 60000 {
+			b.Fatalf("PERIOD_MS=%s: give a probe period from %d to 60000 ms", s, v1.MinProbePeriodMilliseconds)
+		}
+		period = v
+	}
+	checked := func(name, group, gw string) []byte {
+		return append(routeYAML(name, group, gw, netlab.EchoAddr),
+			[]byte(fmt.Sprintf("  healthCheck: {target: %q, periodMilliseconds: %d}\n", netlab.EchoAddr, period))...)
+	}
 	// Flap damping off: 20 deaths a second or two apart would be damped
 	// after the first; each is measured here.
 	c := startCluster(b, n, "--flap-half-life=0")
 	apply := func(y []byte) { c.cp.MustKubectl(b, y, "apply", "-f", "-") }
-	apply(checkedRouteYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr))
+	apply(checked("primary", "", netlab.GwAVPC))
 	time.Sleep(1100 * time.Millisecond)
-	apply(checkedRouteYAML("secondary", "primary", netlab.GwBVPC, netlab.EchoAddr, netlab.EchoAddr))
+	apply(checked("secondary", "primary", netlab.GwBVPC))
 	c.expect(b, all(netlab.GwBPublic))
+	pids := make([]int, len(c.routers))
+	for i, r := range c.routers {
+		pids[i] = r.Pid()
+	}
+	time.Sleep(time.Second)
+	idle := cpuSince(b, pids...)
+	const idleFor = 10 * time.Second
+	time.Sleep(idleFor)
+	var probing time.Duration
+	for _, d := range idle() {
+		probing += d
+	}
+	probeShare := float64(probing) / float64(len(pids)) / float64(idleFor)
+	b.Logf("%d nodes, probes every %d ms through 2 gateways: a router's CPU %.3f%% of a core (mean of %d, over %s)", n, period, 100*probeShare, len(pids), idleFor)
+	b.ReportMetric(100*probeShare, "router-cpu-pct")
 	p := c.w.StartProbers(b, time.Millisecond)
 	var auto, back, manual []time.Duration
 	for range 20 {
@@ -413,7 +443,7 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	for i := range 20 {
-		via, f := netlab.GwAPublic, func() { apply(checkedRouteYAML("manual", "primary", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr)) }
+		via, f := netlab.GwAPublic, func() { apply(checked("manual", "primary", netlab.GwAVPC)) }
 		if i%2 == 1 {
 			via, f = netlab.GwBPublic, func() { c.cp.MustKubectl(b, nil, "delete", "staticroute", "manual") }
 		}

@@ -247,6 +247,24 @@ spec:
 		if r.leaked != 0 {
 			t.Errorf("%d leaked", r.leaked)
 		}
+		// The webhook's cache must not refuse on routes that are gone:
+		// after an outage client-go's informers took up to 40 s to see
+		// deletes, and refused a new group over the freed prefix all that
+		// while, naming the deleted routes.
+		c.cp.MustKubectl(t, nil, "delete", "staticroute", "primary", "secondary", "--wait=true")
+		deleted := time.Now()
+		tries := 0
+		var last framework.KubectlResult
+		err := framework.Eventually(context.Background(), 60*time.Second, func() error {
+			tries++
+			last = c.cp.Kubectl(context.Background(), routeYAML("newgroup", "", netlab.GwAVPC, netlab.EchoAddr), "create", "-f", "-")
+			return last.Err
+		})
+		admitted := time.Since(deleted)
+		t.Logf("primary and secondary deleted → a new group over their prefix admitted in %s (%d tries)", admitted.Round(time.Millisecond), tries)
+		if err != nil || admitted > 2*time.Second {
+			t.Errorf("a new group over a freed prefix right after the outage was admitted after %s, want ≤ 2 s: %v\n%s", admitted, err, last.Stderr)
+		}
 		for _, p := range c.routers {
 			if !strings.Contains(p.Output(), "lost the API server") || !strings.Contains(p.Output(), "API server reachable again") {
 				t.Fatalf("a router did not log losing and regaining the API server:\n%s", p.Output())

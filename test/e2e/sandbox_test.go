@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
@@ -195,4 +198,55 @@ func TestSandboxedRouters(t *testing.T) {
 	if leaked != 0 || d > time.Second {
 		t.Errorf("automatic failover in the sandbox: %s, %d leaked", d, leaked)
 	}
+
+	// The router's metrics and probes (the DaemonSet's ports) answer on
+	// the node itself and from the VPC, where the kubelet and a scraper
+	// come from; from the internet, on the node's public address, nothing
+	// listens.
+	for _, port := range []string{"9402", "9403"} {
+		for _, tc := range []struct {
+			from *netlab.NS
+			addr string
+			want bool
+		}{
+			{c.w.Node, "127.0.0.1", true},
+			{c.w.Nodes[1], c.w.NodeVPC(0), true},
+			{c.w.Inet, c.w.NodePublic(0), false},
+		} {
+			path := "/metrics"
+			if port == "9403" {
+				path = "/readyz"
+			}
+			status, err := httpGetIn(t, tc.from, "http://"+net.JoinHostPort(tc.addr, port)+path)
+			switch {
+			case tc.want && (err != nil || status != http.StatusOK):
+				t.Errorf("from %s, %s:%s%s: %d %v, want 200", tc.from.Name, tc.addr, port, path, status, err)
+			case !tc.want && err == nil:
+				t.Errorf("from %s (the internet), %s:%s%s answered %d: the router's ports must not listen on the node's public address", tc.from.Name, tc.addr, port, path, status)
+			}
+		}
+	}
+}
+
+// httpGetIn GETs url from inside ns (the connection dialled on a thread
+// in it) and returns the status.
+func httpGetIn(t *testing.T, ns *netlab.NS, url string) (int, error) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+		var conn net.Conn
+		var err error
+		netlab.InNS(t, ns, func() error {
+			conn, err = net.DialTimeout(network, addr, 2*time.Second)
+			return nil
+		})
+		return conn, err
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Get(url)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
 }
