@@ -42,6 +42,9 @@ $(BIN)/etcd: hack/tools/etcd/go.mod
 $(BIN)/controller-gen: hack/tools/gen/go.mod
 	cd hack/tools/gen && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
 
+$(BIN)/staticcheck: hack/tools/lint/go.mod
+	cd hack/tools/lint && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
+
 ##@ Release
 
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -77,9 +80,13 @@ demo: prereqs tools build ## The old tool's failover tutorial end to end on this
 .PHONY: test
 test: prereqs unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZTIME each), end to end (as root).
 
-.PHONY: unit-test
-unit-test: $(BIN)/controller-gen ## Unit tests, fuzz seeds, stale-manifest check.
+.PHONY: lint
+lint: $(BIN)/staticcheck ## go vet and staticcheck (pinned in hack/tools/lint).
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
+
+.PHONY: unit-test
+unit-test: $(BIN)/controller-gen lint ## Unit tests, fuzz seeds, stale-manifest check (after lint).
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /test/e2e)
 
 .PHONY: fuzz

@@ -52,7 +52,7 @@ func Bootstrap(ctx context.Context, cs kubernetes.Interface, c Cluster) (string,
 	}
 	ca := s.Data[CAFile]
 	if len(ca) == 0 {
-		return "", fmt.Errorf("Secret %s/%s has no %s: delete it and run again to make a new one", c.Namespace, c.Secret, CAFile)
+		return "", fmt.Errorf("the Secret %s/%s has no %s: delete it and run again to make a new one", c.Namespace, c.Secret, CAFile)
 	}
 	vwc, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, c.Webhook, metav1.GetOptions{})
 	if err != nil {

@@ -289,7 +289,8 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := serve(ctx, log, o.metricsAddr, vpcAddr, metricsHandler(reg)); err != nil {
 		return fmt.Errorf("--metrics-bind-address: %w", err)
 	}
-	if err := serve(ctx, log, o.probeAddr, vpcAddr, probesHandler(&synced)); err != nil {
+	var heartbeat router.Heartbeat
+	if err := serve(ctx, log, o.probeAddr, vpcAddr, probesHandler(&synced, &heartbeat, router.Wedged(cfg.Resync))); err != nil {
 		return fmt.Errorf("--health-probe-bind-address: %w", err)
 	}
 	if err := serve(ctx, log, o.pprofAddr, vpcAddr, pprofHandler()); err != nil {
@@ -324,7 +325,12 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// The first lists are no change to time: the first reconcile takes up
 	// the whole state, whenever the lists ended.
 	clock.Take()
-	router.Loop(ctx, poked, cfg.Resync, r.Reconcile)
+	heartbeat.Beat(time.Now())
+	router.Loop(ctx, poked, cfg.Resync, func(ctx context.Context) error {
+		err := r.Reconcile(ctx)
+		heartbeat.Beat(time.Now())
+		return err
+	})
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/staticroute/staticroute/internal/router"
 )
 
 // serve serves h on addr until ctx ends; "0" or "" serves nothing. An
@@ -87,10 +89,19 @@ func metricsHandler(reg *prometheus.Registry) http.Handler {
 
 // probesHandler answers /healthz while the process runs and /readyz once
 // the caches hold the cluster's objects (the first reconcile follows).
-func probesHandler(synced *atomic.Bool) http.Handler {
+// probesHandler serves /readyz (ready once synced) and /healthz, which
+// fails when the reconcile loop has finished no reconcile within wedged
+// (router.Heartbeat): the kubelet then restarts the router.
+func probesHandler(synced *atomic.Bool, hb *router.Heartbeat, wedged time.Duration) http.Handler {
 	mux := http.NewServeMux()
 	ok := func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }
-	mux.HandleFunc("/healthz", ok)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := hb.Check(time.Now(), wedged); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		ok(w, r)
+	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !synced.Load() {
 			http.Error(w, "StaticRoutes, the Node and the API server's endpoints not loaded yet", http.StatusServiceUnavailable)

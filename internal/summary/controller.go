@@ -142,7 +142,8 @@ func (c *Controller) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if err := w.Status().Update(ctx, &sr); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			// Another writer came first: judge again on what it wrote.
+			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("writing the status of %s: %w", sr.Name, err)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +30,10 @@ type batcher struct {
 	out  []byte // messages being built
 	ends []int  // where each message in out ends
 	in   []byte // receive buffer
+	// timeout bounds each send and receive (setTimeout).
+	timeout time.Duration
+	// recvmsg reads one datagram (unix.Recvmsg; tests put faults in it).
+	recvmsg func(fd int, p []byte) (n, flags int, err error)
 }
 
 func newBatcher(sock *nl.NetlinkSocket) *batcher {
@@ -36,7 +42,29 @@ func newBatcher(sock *nl.NetlinkSocket) *batcher {
 	// filtered by table in the kernel; both are best effort (old kernels).
 	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
 	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1)
-	return &batcher{sock: sock, seq: 1, in: make([]byte, 64<<10)}
+	// Every exchange is bounded: a receive that waits longer fails the
+	// reconcile, which is retried, instead of wedging the loop.
+	return &batcher{sock: sock, seq: 1, in: make([]byte, 64<<10), recvmsg: recvmsg, timeout: netlinkTimeout}
+}
+
+func recvmsg(fd int, p []byte) (int, int, error) {
+	n, _, flags, _, err := unix.Recvmsg(fd, p, nil, 0)
+	return n, flags, err
+}
+
+// setTimeout bounds each wait for an answer on b's socket by d.
+func (b *batcher) setTimeout(d time.Duration) { b.timeout = d }
+
+// netlinkTimeout bounds one netlink send or receive. A dump of 20,000
+// routes answers in tens of milliseconds; a kernel that does not answer
+// in 10 s will not.
+const netlinkTimeout = 10 * time.Second
+
+// send hands msgs to the kernel in one sendmsg. Netlink's sendmsg to
+// the kernel never waits: the kernel handles the messages before it
+// returns.
+func (b *batcher) send(msgs []byte) error {
+	return unix.Sendto(b.sock.GetFd(), msgs, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
 }
 
 // begin starts a message; end finishes it.
@@ -113,7 +141,6 @@ func (b *batcher) routes(msgType uint16, table int, rs []kroute) error {
 // success.
 func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 	defer func() { b.out, b.ends = b.out[:0], b.ends[:0] }()
-	fd := b.sock.GetFd()
 	var errs []error
 	from, i := 0, 0
 	for i < len(b.ends) {
@@ -128,18 +155,18 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 		flags := binary.NativeEndian.Uint16(b.out[lastStart+6:])
 		binary.NativeEndian.PutUint16(b.out[lastStart+6:], flags|unix.NLM_F_ACK)
 		lastSeq := binary.NativeEndian.Uint32(b.out[lastStart+8:])
-		if err := unix.Sendto(fd, b.out[from:b.ends[last]], 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		if err := b.send(b.out[from:b.ends[last]]); err != nil {
 			return fmt.Errorf("sending %d netlink messages: %w", last-i+1, err)
 		}
 		for done := false; !done; {
-			err := b.receive(func(typ uint16, seq, _ uint32, data []byte) bool {
-				if typ != unix.NLMSG_ERROR || len(data) < 4 {
+			err := b.receive(func(h nlHeader, data []byte) bool {
+				if h.typ != unix.NLMSG_ERROR || len(data) < 4 {
 					return true
 				}
 				if code := int32(binary.NativeEndian.Uint32(data)); code != 0 && !ok(unix.Errno(-code)) {
 					errs = append(errs, unix.Errno(-code))
 				}
-				if seq == lastSeq {
+				if h.seq == lastSeq {
 					done = true
 				}
 				return true
@@ -154,9 +181,26 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 }
 
 // receive reads one datagram and hands each message in it to each (see
-// eachMessage).
-func (b *batcher) receive(each func(typ uint16, seq, port uint32, data []byte) bool) error {
-	n, _, flags, _, err := unix.Recvmsg(b.sock.GetFd(), b.in, nil, 0)
+// eachMessage). The socket's receive timeout bounds the wait: a kernel
+// that does not answer fails the exchange instead of wedging the router.
+func (b *batcher) receive(each func(h nlHeader, data []byte) bool) error {
+	fd := b.sock.GetFd()
+	n, flags, err := b.recvmsg(fd, b.in)
+	if errors.Is(err, unix.EAGAIN) {
+		// The socket does not block (vishvananda/netlink opens it so):
+		// rtnetlink answers within the request's sendmsg, and a dump's
+		// next part within the recvmsg that asks for it, but whatever is
+		// not there yet is waited for, at most b.timeout.
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		ready, perr := unix.Poll(fds, int(b.timeout.Milliseconds()))
+		switch {
+		case perr != nil && !errors.Is(perr, unix.EINTR):
+			return fmt.Errorf("waiting for the kernel's answer: %w", perr)
+		case ready == 0:
+			return fmt.Errorf("no answer from the kernel within %s", b.timeout)
+		}
+		n, flags, err = b.recvmsg(fd, b.in)
+	}
 	if err != nil {
 		return err
 	}
@@ -166,15 +210,22 @@ func (b *batcher) receive(each func(typ uint16, seq, port uint32, data []byte) b
 	return eachMessage(b.in[:n], each)
 }
 
+// nlHeader is what a handler needs of a netlink message's header.
+type nlHeader struct {
+	typ, flags uint16
+	seq, port  uint32
+}
+
 // eachMessage hands each netlink message in buf (a datagram) to each,
 // until each returns false.
-func eachMessage(buf []byte, each func(typ uint16, seq, port uint32, data []byte) bool) error {
+func eachMessage(buf []byte, each func(h nlHeader, data []byte) bool) error {
 	for len(buf) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(buf))
 		if l < unix.NLMSG_HDRLEN || l > len(buf) {
 			return fmt.Errorf("malformed netlink message (length %d of %d)", l, len(buf))
 		}
-		if !each(binary.NativeEndian.Uint16(buf[4:]), binary.NativeEndian.Uint32(buf[8:]), binary.NativeEndian.Uint32(buf[12:]), buf[unix.NLMSG_HDRLEN:l]) {
+		h := nlHeader{typ: binary.NativeEndian.Uint16(buf[4:]), flags: binary.NativeEndian.Uint16(buf[6:]), seq: binary.NativeEndian.Uint32(buf[8:]), port: binary.NativeEndian.Uint32(buf[12:])}
+		if !each(h, buf[unix.NLMSG_HDRLEN:l]) {
 			return nil
 		}
 		buf = buf[min(len(buf), (l+unix.NLMSG_ALIGNTO-1)&^(unix.NLMSG_ALIGNTO-1)):]
@@ -182,21 +233,50 @@ func eachMessage(buf []byte, each func(typ uint16, seq, port uint32, data []byte
 	return nil
 }
 
-// dump sends the one request built so far (a NLM_F_DUMP) and hands each
-// answer's payload to each.
-func (b *batcher) dump(each func(data []byte) error) error {
+// maxDumpTries bounds how often an interrupted dump is asked again.
+const maxDumpTries = 5
+
+// errDumpInterrupted: the kernel marked a dump NLM_F_DUMP_INTR (what it
+// listed changed while it was read), every try.
+var errDumpInterrupted = errors.New("the dump was interrupted by changes every time")
+
+// dump sends the request that request builds (one NLM_F_DUMP) and hands
+// each answer's payload to each. A dump the kernel marks interrupted
+// (NLM_F_DUMP_INTR: the list changed while it was read, so entries may be
+// missing or doubled) is not taken as complete: reset undoes what each
+// collected, and the dump is asked again, up to maxDumpTries times.
+func (b *batcher) dump(request, reset func(), each func(data []byte) error) error {
+	for try := 1; ; try++ {
+		request()
+		interrupted, err := b.dumpOnce(each)
+		if err != nil || !interrupted {
+			return err
+		}
+		if try == maxDumpTries {
+			return fmt.Errorf("%w (%d tries)", errDumpInterrupted, try)
+		}
+		reset()
+	}
+}
+
+// dumpOnce sends the request built so far and reads its answers; it says
+// whether the kernel marked any of them interrupted.
+func (b *batcher) dumpOnce(each func(data []byte) error) (interrupted bool, _ error) {
 	defer func() { b.out, b.ends = b.out[:0], b.ends[:0] }()
 	seq := b.seq
-	if err := unix.Sendto(b.sock.GetFd(), b.out, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return err
+	if err := b.send(b.out); err != nil {
+		return false, err
 	}
 	var failed error
 	for done := false; !done; {
-		err := b.receive(func(typ uint16, s, _ uint32, data []byte) bool {
-			if s != seq {
+		err := b.receive(func(h nlHeader, data []byte) bool {
+			if h.seq != seq {
 				return true
 			}
-			switch typ {
+			if h.flags&unix.NLM_F_DUMP_INTR != 0 {
+				interrupted = true
+			}
+			switch h.typ {
 			case unix.NLMSG_DONE:
 				done = true
 				return false
@@ -209,16 +289,16 @@ func (b *batcher) dump(each func(data []byte) error) error {
 				}
 				return false
 			}
-			if failed == nil {
+			if failed == nil && !interrupted {
 				failed = each(data)
 			}
 			return true
 		})
 		if err != nil {
-			return err
+			return false, err
 		}
 	}
-	return failed
+	return interrupted, failed
 }
 
 // dumpedRoute is a route as a dump gives it: our kroute, and what ReadNode
@@ -234,19 +314,22 @@ type dumpedRoute struct {
 // dumpRoutes lists the IPv4 routes of table (sorted).
 func (b *batcher) dumpRoutes(table int) ([]kroute, error) {
 	var out []kroute
-	err := b.eachRoute(table, func(r dumpedRoute) { out = append(out, r.kroute) })
+	err := b.eachRoute(table, func() { out = out[:0] }, func(r dumpedRoute) { out = append(out, r.kroute) })
 	return sortRoutes(out), err
 }
 
-// eachRoute hands each IPv4 route of table to each. The kernel filters by
+// eachRoute hands each IPv4 route of table to each; reset undoes what
+// each collected when the dump must be read again. The kernel filters by
 // table (NETLINK_GET_STRICT_CHK); without it, the other tables' routes are
 // skipped here.
-func (b *batcher) eachRoute(table int, each func(dumpedRoute)) error {
-	start := b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
-	b.out = append(b.out, unix.AF_INET, 0, 0, 0, unix.RT_TABLE_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
-	b.attrU32(unix.RTA_TABLE, uint32(table))
-	b.end(start)
-	err := b.dump(func(data []byte) error {
+func (b *batcher) eachRoute(table int, reset func(), each func(dumpedRoute)) error {
+	request := func() {
+		start := b.begin(unix.RTM_GETROUTE, unix.NLM_F_DUMP)
+		b.out = append(b.out, unix.AF_INET, 0, 0, 0, unix.RT_TABLE_UNSPEC, 0, 0, 0, 0, 0, 0, 0)
+		b.attrU32(unix.RTA_TABLE, uint32(table))
+		b.end(start)
+	}
+	err := b.dump(request, reset, func(data []byte) error {
 		r, t, err := parseRoute(data)
 		if err == nil && t == table {
 			each(r)
@@ -306,3 +389,20 @@ func eachAttr(buf []byte, each func(typ uint16, v []byte)) error {
 // nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
 // attribute type (NLA_TYPE_MASK, not in x/sys/unix).
 const nlaTypeMask = 0x3fff
+
+// consistent calls list, a vishvananda/netlink dump, again while the
+// kernel marks its answer interrupted (netlink.ErrDumpInterrupted comes
+// with results that may miss or double entries), up to maxDumpTries
+// times.
+func consistent[T any](list func() (T, error)) (T, error) {
+	for try := 1; ; try++ {
+		out, err := list()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return out, err
+		}
+		if try == maxDumpTries {
+			var zero T
+			return zero, fmt.Errorf("%w (%d tries): %w", errDumpInterrupted, try, err)
+		}
+	}
+}

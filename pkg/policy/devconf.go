@@ -26,11 +26,13 @@ type linkMark struct {
 // It reads them over rtnetlink (RTM_GETLINK), not /proc/sys: a container
 // runtime mounts /proc/sys read-only in every unprivileged pod.
 func (b *batcher) linkMarks() ([]linkMark, error) {
-	start := b.begin(unix.RTM_GETLINK, unix.NLM_F_DUMP)
-	b.out = append(b.out, make([]byte, unix.SizeofIfInfomsg)...) // AF_UNSPEC: every link
-	b.end(start)
+	request := func() {
+		start := b.begin(unix.RTM_GETLINK, unix.NLM_F_DUMP)
+		b.out = append(b.out, make([]byte, unix.SizeofIfInfomsg)...) // AF_UNSPEC: every link
+		b.end(start)
+	}
 	var out []linkMark
-	err := b.dump(func(data []byte) error {
+	err := b.dump(request, func() { out = out[:0] }, func(data []byte) error {
 		m, ok, err := parseLinkMark(data)
 		if ok {
 			out = append(out, m)

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -13,7 +14,7 @@ import (
 // nexthops unless memory says the kernel already holds what is wanted.
 // dumped says whether the tables were read from the kernel.
 func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, probes probeState) (_ Held, dumped bool, _ error) {
-	rules, err := k.NL.RuleList(unix.AF_INET)
+	rules, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
 	if err != nil {
 		return Held{}, false, fmt.Errorf("listing rules: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -16,7 +17,7 @@ import (
 // connected route of the main table.
 func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 	var n Node
-	links, err := k.NL.LinkList()
+	links, err := consistent(k.NL.LinkList)
 	if err != nil {
 		return n, fmt.Errorf("listing links: %w", err)
 	}
@@ -24,7 +25,7 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 		if vpcLink != "" && l.Attrs().Name != vpcLink {
 			continue
 		}
-		addrs, err := k.NL.AddrList(l, unix.AF_INET)
+		addrs, err := consistent(func() ([]netlink.Addr, error) { return k.NL.AddrList(l, unix.AF_INET) })
 		if err != nil {
 			return n, fmt.Errorf("addresses of %s: %w", l.Attrs().Name, err)
 		}
@@ -54,7 +55,8 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 	}
 	// Only the main table: a dump of all would parse our 20,000 routes
 	// each second.
-	err = k.batch.eachRoute(unix.RT_TABLE_MAIN, func(r dumpedRoute) {
+	reset := func() { n.MainVia, n.Connected, n.OnLink = nil, nil, nil }
+	err = k.batch.eachRoute(unix.RT_TABLE_MAIN, reset, func(r dumpedRoute) {
 		pfx := r.prefix()
 		if r.gw.IsValid() && pfx.Bits() > 0 {
 			n.MainVia = append(n.MainVia, pfx)

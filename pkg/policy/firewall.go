@@ -29,7 +29,7 @@ import (
 // whatever the CNI calls its links (lxc*, cali*, cni0, cbr0, …), so it is
 // never exempted from steering.
 type Firewall struct {
-	Conn *nftables.Conn
+	Conn *NFTConn
 	Opts Options
 
 	applied [sha256.Size]byte // the spec last written, to write only on change
@@ -95,6 +95,7 @@ func (f *Firewall) Invalidate() { f.stale.Store(true) }
 // Apply writes the table for d if it differs from what this Firewall last
 // wrote, the table is gone, or it was invalidated.
 func (f *Firewall) Apply(d Desired) (changed bool, err error) {
+	f.Conn.bound()
 	s := firewallSpec(d)
 	s.marked = slices.Clone(f.marked)
 	key := sha256.Sum256([]byte(s.String()))
@@ -113,6 +114,7 @@ func (f *Firewall) Apply(d Desired) (changed bool, err error) {
 
 // Cleanup deletes our table, and nothing else.
 func (f *Firewall) Cleanup() error {
+	f.Conn.bound()
 	f.applied = [sha256.Size]byte{}
 	if _, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -130,6 +132,7 @@ func (f *Firewall) Cleanup() error {
 // recordedMarks reads the links the record names (none if our table is
 // gone).
 func (f *Firewall) recordedMarks() ([]int, error) {
+	f.Conn.bound()
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
 	set, err := f.Conn.GetSetByName(t, markedSet)
 	if errors.Is(err, unix.ENOENT) {
@@ -154,6 +157,7 @@ func (f *Firewall) recordedMarks() ([]int, error) {
 
 // Counters reads each group's counter.
 func (f *Firewall) Counters() (map[string]Counter, error) {
+	f.Conn.bound()
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
 	rules, err := f.Conn.GetRules(t, &nftables.Chain{Name: "count", Table: t})
 	if err != nil {

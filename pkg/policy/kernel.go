@@ -81,6 +81,12 @@ func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
+	// Its receives are bounded as the batcher's are: a kernel that does
+	// not answer fails the reconcile instead of wedging it.
+	if err := h.SetSocketTimeout(netlinkTimeout); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
 	sock, err := nl.GetNetlinkSocketAt(ns, netns.None(), unix.NETLINK_ROUTE)
 	if err != nil {
 		h.Close()
@@ -261,7 +267,7 @@ func (k *Kernel) markRule() ruleSpec {
 
 // steeringRules lists our steering rules in the kernel's order.
 func (k *Kernel) steeringRules() ([]netlink.Rule, error) {
-	all, err := k.NL.RuleList(unix.AF_INET)
+	all, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
 	if err != nil {
 		return nil, fmt.Errorf("listing rules: %w", err)
 	}

@@ -78,7 +78,9 @@ func (k *Kernel) RemoveLegacyRoutes(legacy map[LegacyRoute]bool) ([]LegacyRoute,
 	if len(legacy) == 0 {
 		return nil, nil
 	}
-	routes, err := k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	routes, err := consistent(func() ([]netlink.Route, error) {
+		return k.NL.RouteListFiltered(unix.AF_INET, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the main table: %w", err)
 	}

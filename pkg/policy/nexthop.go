@@ -76,11 +76,13 @@ func (b *batcher) deleteNexthops(ids []uint32) error {
 
 // listNexthops dumps the IPv4 nexthops tagged with protocol.
 func (b *batcher) listNexthops(protocol int) (map[uint32]nexthop, error) {
-	start := b.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP)
-	b.nhmsg(unix.AF_INET, 0)
-	b.end(start)
+	request := func() {
+		start := b.begin(unix.RTM_GETNEXTHOP, unix.NLM_F_DUMP)
+		b.nhmsg(unix.AF_INET, 0)
+		b.end(start)
+	}
 	out := map[uint32]nexthop{}
-	err := b.dump(func(data []byte) error {
+	err := b.dump(request, func() { clear(out) }, func(data []byte) error {
 		if len(data) < unix.SizeofNhmsg || int(data[2]) != protocol {
 			return nil
 		}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
@@ -16,10 +17,20 @@ import (
 // as everything here does) are used.
 const nftBuffer = 32 << 20
 
+// NFTConn is a lasting nftables connection, and the deadline of its
+// socket: google/nftables waits for the kernel's answers without one.
+type NFTConn struct {
+	*nftables.Conn
+	sock    *netlink.Conn
+	timeout time.Duration
+}
+
 // NewNFTConn opens a lasting nftables connection in the network namespace
 // behind nsFd (-1: the caller's own).
-func NewNFTConn(nsFd int) (*nftables.Conn, error) {
-	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(forceBuffers(nftBuffer))}
+func NewNFTConn(nsFd int) (*NFTConn, error) {
+	nc := &NFTConn{timeout: netlinkTimeout}
+	keep := func(c *netlink.Conn) error { nc.sock = c; return nil }
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(forceBuffers(nftBuffer), keep)}
 	if nsFd >= 0 {
 		opts = append(opts, nftables.WithNetNSFd(nsFd))
 	}
@@ -27,7 +38,17 @@ func NewNFTConn(nsFd int) (*nftables.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nftables: %w", err)
 	}
-	return c, nil
+	nc.Conn = c
+	return nc, nil
+}
+
+// bound gives whatever the connection does next its timeout to finish:
+// a transaction or a listing then fails instead of waiting for good. Each
+// of the Firewall's operations calls it first.
+func (c *NFTConn) bound() {
+	if c.sock != nil {
+		_ = c.sock.SetDeadline(time.Now().Add(c.timeout))
+	}
 }
 
 func forceBuffers(bytes int) nftables.SockOption {

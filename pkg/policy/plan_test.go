@@ -29,17 +29,6 @@ func newModel() *model {
 	return &model{Held{Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{}, ProbeNexthops: map[uint32]nexthop{}}}
 }
 
-func (m *model) clone() *model {
-	c := &model{Held{Rules: slices.Clone(m.Rules), MarkRule: m.MarkRule, Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{}}}
-	for t, rs := range m.Tables {
-		c.Tables[t] = slices.Clone(rs)
-	}
-	for id, nh := range m.Nexthops {
-		c.Nexthops[id] = nh
-	}
-	return c
-}
-
 // do changes the model as the kernel would perform op.
 func (m *model) do(op Op) error {
 	switch op.kind {

@@ -160,12 +160,12 @@ type nftEvents struct {
 // as touching our table: a needless rewrite is cheap, a missed edit is not.
 func (e *nftEvents) foreign(buf []byte) bool {
 	found := false
-	err := eachMessage(buf, func(typ uint16, _, _ uint32, data []byte) bool {
-		if typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(data) < 4 {
+	err := eachMessage(buf, func(h nlHeader, data []byte) bool {
+		if h.typ>>8 != unix.NFNL_SUBSYS_NFTABLES || len(data) < 4 {
 			return true
 		}
 		// data: struct nfgenmsg (family, version, resource id), attributes.
-		switch msg := typ & 0xff; msg {
+		switch msg := h.typ & 0xff; msg {
 		case unix.NFT_MSG_NEWGEN:
 			by := ""
 			if err := eachAttr(data[4:], func(t uint16, v []byte) {
@@ -205,11 +205,11 @@ func (e *nftEvents) foreign(buf []byte) bool {
 
 // eachEvent reports the route, rule and link messages in one datagram.
 func eachEvent(buf []byte, ours func(port uint32) bool, changed func(table int)) {
-	err := eachMessage(buf, func(typ uint16, _, port uint32, data []byte) bool {
-		if ours != nil && ours(port) {
+	err := eachMessage(buf, func(h nlHeader, data []byte) bool {
+		if ours != nil && ours(h.port) {
 			return true // our own write, echoed: the applier knows it
 		}
-		switch typ {
+		switch h.typ {
 		case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
 			if _, table, err := parseRoute(data); err == nil {
 				changed(table)

@@ -119,7 +119,7 @@ func BenchmarkNodeStateWatch(b *testing.B) {
 				st := benchNodeState(i, burst)
 				// As the router's writer: tried again after a refusal.
 				for try := 0; ; try++ {
-					err := writer.Patch(ctx, st, client.Apply, client.FieldOwner("staticroute-node-router"), client.ForceOwnership)
+					err := writer.Apply(ctx, applyConfig(b, st), client.FieldOwner("staticroute-node-router"), client.ForceOwnership)
 					if err == nil {
 						break
 					}
