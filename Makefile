@@ -25,7 +25,7 @@ help: ## Show the targets.
 build: $(BIN)/webhook $(BIN)/certs $(BIN)/node-router $(BIN)/kubectl-staticroute ## Build the project's binaries into ./bin.
 
 $(BIN)/%: FORCE
-	$(GO) build -o $@ ./cmd/$*
+	$(GO) build -ldflags '-X github.com/staticroute/staticroute/internal/version.release=$(VERSION)' -o $@ ./cmd/$*
 
 .PHONY: FORCE
 FORCE:

@@ -4,6 +4,7 @@
 //	certs make   -dir DIR -dns NAME[,NAME] -ip ADDR[,ADDR]
 //	certs inject -ca DIR/ca.crt < manifests.yaml > patched.yaml
 //	certs bootstrap [-namespace NS] [-secret NAME] [-service NAME] [-webhook NAME]
+//	certs version
 //
 // bootstrap runs in the cluster (config/without-cert-manager runs it as a
 // Job): it makes the webhook's Secret if there is none, and injects its CA.
@@ -21,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/internal/version"
 )
 
 func main() {
@@ -32,9 +34,12 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: certs make|inject|bootstrap [flags] (see -h of each)")
+		return fmt.Errorf("usage: certs make|inject|bootstrap|version [flags] (see -h of each)")
 	}
 	switch args[0] {
+	case "version", "--version", "-version":
+		fmt.Println(version.String("certs"))
+		return nil
 	case "make":
 		fs := flag.NewFlagSet("make", flag.ContinueOnError)
 		dir := fs.String("dir", "", "directory to write ca.crt, tls.crt and tls.key into")

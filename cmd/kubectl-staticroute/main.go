@@ -18,6 +18,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/internal/cli"
+	"github.com/staticroute/staticroute/internal/version"
 )
 
 const usage = `kubectl staticroute: fail egress groups over between NAT gateways
@@ -30,6 +31,7 @@ const usage = `kubectl staticroute: fail egress groups over between NAT gateways
       delete GROUP's newest member; its predecessor carries the group again
   kubectl staticroute status [GROUP]
       the members (which one is active) and what each node routes
+  kubectl staticroute version
 
 Flags for every command: --kubeconfig FILE, --context NAME.
 `
@@ -44,6 +46,10 @@ func main() {
 func run(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Print(usage)
+		return nil
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Println(version.String("kubectl-staticroute"))
 		return nil
 	}
 	cmd := args[0]

@@ -33,6 +33,7 @@ import (
 	"github.com/staticroute/staticroute/internal/health"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
+	"github.com/staticroute/staticroute/internal/version"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -82,8 +83,13 @@ func main() {
 	flag.Float64Var(&o.damping.Suppress, "flap-suppress", dd.Suppress, "a gateway whose flap penalty rises above this is damped: it carries its group only if no other member is up")
 	flag.Float64Var(&o.damping.Reuse, "flap-reuse", dd.Reuse, "a damped gateway is released once its penalty has decayed below this")
 	flag.DurationVar(&o.damping.MaxSuppress, "flap-max-suppress", dd.MaxSuppress, "the longest a gateway stays damped after its last change")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.IntVar(&o.verbosity, "v", 0, "log verbosity: 0 logs changes and errors, 1 also every reconcile and how long it took")
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("node-router"))
+		return
+	}
 	log := newLogger(o.verbosity)
 	// A node agent's memory is paid on every node, and its live heap is
 	// small (~8 MB at 1,000 routes): collect at half Go's default growth

@@ -4,6 +4,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -34,6 +35,7 @@ import (
 	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/summary"
+	"github.com/staticroute/staticroute/internal/version"
 	"github.com/staticroute/staticroute/internal/webhook"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -70,10 +72,15 @@ func main() {
 	flag.BoolVar(&o.http2, "enable-http2", false, "serve admission over HTTP/2 too (off: HTTP/1.1 only)")
 	flag.Float64Var(&o.summaryQPS, "summary-qps", 20, "status writes per second at most (bursts of twice as many): a thousand routes created at once must not crowd out admission")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one replica to summarize")
-	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "staticroute-system", "namespace of the summarizer's Lease")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), "staticroute-system"), "namespace of the summarizer's Lease (default: $POD_NAMESPACE, the Pod's own from the downward API, or staticroute-system)")
+	showVersion := flag.Bool("version", false, "print the version and exit")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String("webhook"))
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
 	if err := run(ctrl.SetupSignalHandler(), o); err != nil {

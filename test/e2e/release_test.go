@@ -56,9 +56,22 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
 	cp.MustKubectl(t, y, "apply", "--server-side", "--dry-run=server", "-f", "-")
 	cp.MustKubectl(t, y, "apply", "-f", "-")
-	// Applying the same file again changes nothing.
-	if out := cp.MustKubectl(t, y, "apply", "-f", "-"); strings.Contains(out, "configured") {
-		t.Errorf("applying the release again reconfigures objects:\n%s", out)
+	// Applying the same file again changes nothing. kubectl reports a
+	// PodDisruptionBudget "configured" each time (its client-side patch
+	// of the selector is never empty), though the object stays as it was:
+	// for it, the resourceVersion tells.
+	pdbVersion := func() string {
+		return cp.MustKubectl(t, nil, "get", "pdb", "staticroute-webhook", "-n", "staticroute-system", "-o", "jsonpath={.metadata.resourceVersion}")
+	}
+	before := pdbVersion()
+	out := cp.MustKubectl(t, y, "apply", "-f", "-")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "configured") && !strings.HasPrefix(line, "poddisruptionbudget.policy/") {
+			t.Errorf("applying the release again reconfigures objects: %s", line)
+		}
+	}
+	if after := pdbVersion(); after != before {
+		t.Errorf("applying the release again changed the PodDisruptionBudget (resourceVersion %s, then %s)", before, after)
 	}
 
 	const (
@@ -138,6 +151,47 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	}
 }
 
+// Installed in another namespace through the documented overlay
+// (config/samples/other-namespace), nothing refers to staticroute-system,
+// and the node-state policy still holds: it names no namespace, so a
+// namespace overlay can no longer switch it off.
+func TestReleaseInAnotherNamespace(t *testing.T) {
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := release.Render(root, "samples/other-namespace", release.Images{"webhook": "e2e/webhook@sha256:0", "node-router": "e2e/node-router@sha256:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := bytes.Index(y, []byte("staticroute-system")); i >= 0 {
+		t.Errorf("the overlay's rendering still names staticroute-system: %q", y[max(0, i-200):min(len(y), i+50)])
+	}
+	cp := framework.StartControlPlane(t)
+	installCertManagerCRDs(t, cp)
+	cp.MustKubectl(t, nil, "create", "namespace", "other")
+	cp.MustKubectl(t, y, "apply", "-f", "-")
+	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: node-a}\n"), "create", "-f", "-")
+	routerConfig := framework.RouterKubeconfigIn(t, cp, "other", cp.Config.Host, "node-a")
+	state := func(node string) []byte {
+		return []byte("apiVersion: networking.digitalocean.com/v1\nkind: StaticRouteNodeState\nmetadata: {name: " + node + "}\n")
+	}
+	if r := cp.Kubectl(context.Background(), state("node-a"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err != nil {
+		t.Errorf("node-a's router (namespace other) writing node-a's state: %v\n%s", r.Err, r.Stderr)
+	}
+	if r := cp.Kubectl(context.Background(), state("node-b"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "only the StaticRouteNodeState of its own node") {
+		t.Errorf("node-a's router (namespace other) writing node-b's state: %v\n%s", r.Err, r.Stderr)
+	}
+	// A token of the router's ServiceAccount bound to no Pod carries no
+	// node: it writes no node's state.
+	token := cp.MustKubectl(t, nil, "create", "token", "staticroute-node-router", "-n", "other")
+	unbound := framework.TokenKubeconfig(t, cp, cp.Config.Host, strings.TrimSpace(token))
+	if r := cp.Kubectl(context.Background(), state("node-c"), "--kubeconfig", unbound, "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "only the StaticRouteNodeState of its own node") {
+		t.Errorf("the router's ServiceAccount, with a token bound to no Pod, writing node-c's state: %v\n%s", r.Err, r.Stderr)
+	}
+}
+
 // Without cert-manager, the release's Job (certs bootstrap, the certs
 // image under runc with its Pod's spec and ServiceAccount) makes the
 // webhook's Secret and injects its CA; run again, it keeps both.
@@ -187,7 +241,7 @@ func TestReleaseWithoutCertManager(t *testing.T) {
 			t.Fatalf("token: %v\n%s", r.Err, r.Stderr)
 		}
 		p := framework.RunSandboxed(t, id, framework.Sandbox{
-			Pod: job.Spec.Template.Spec, Container: "certs", Image: img,
+			Pod: job.Spec.Template.Spec, Container: "certs", Image: img, Env: map[string]string{"POD_NAMESPACE": "staticroute-system"},
 			Token: strings.TrimSpace(r.Stdout), CA: string(cp.Config.CAData), Namespace: "staticroute-system", APIServer: u.Host,
 		})
 		if err := p.Wait(time.Minute); err != nil {

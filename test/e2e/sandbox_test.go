@@ -85,6 +85,7 @@ func TestSandboxedRouters(t *testing.T) {
 	// test's namespace, where the API server calls it.
 	c.webhook = framework.StartSandboxedWebhook(t, c.cp, certDir, framework.Sandbox{
 		Pod: dep.Spec.Template.Spec, Container: "webhook", Image: images["webhook"], Args: worldFlags,
+		Env: map[string]string{"POD_NAMESPACE": "staticroute-system"},
 	})
 	c.w = netlab.NewWorldN(t, 3)
 	u, err := url.Parse(c.cp.Config.Host)

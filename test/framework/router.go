@@ -61,7 +61,20 @@ func RemoteAPIServer(t tb.T, cp *ControlPlane, at *netlab.NS, addr string) (serv
 // to server, readable by the unprivileged router.
 func RouterKubeconfig(t tb.T, cp *ControlPlane, server, nodeName string) string {
 	t.Helper()
-	token := RouterToken(t, cp, nodeName)
+	return RouterKubeconfigIn(t, cp, "staticroute-system", server, nodeName)
+}
+
+// RouterKubeconfigIn is RouterKubeconfig for staticroute installed in
+// namespace.
+func RouterKubeconfigIn(t tb.T, cp *ControlPlane, namespace, server, nodeName string) string {
+	t.Helper()
+	return TokenKubeconfig(t, cp, server, RouterTokenIn(t, cp, namespace, nodeName))
+}
+
+// TokenKubeconfig writes a kubeconfig that authenticates with token alone
+// to server, readable by an unprivileged process.
+func TokenKubeconfig(t tb.T, cp *ControlPlane, server, token string) string {
+	t.Helper()
 	// The API server's certificate names 127.0.0.1, wherever it is reached.
 	config := fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -95,10 +108,16 @@ current-context: e2e
 // runs it) and a token bound to it, through the TokenRequest API.
 func RouterToken(t tb.T, cp *ControlPlane, nodeName string) string {
 	t.Helper()
+	return RouterTokenIn(t, cp, "staticroute-system", nodeName)
+}
+
+// RouterTokenIn is RouterToken for staticroute installed in namespace.
+func RouterTokenIn(t tb.T, cp *ControlPlane, namespace, nodeName string) string {
+	t.Helper()
 	cs := cp.Clientset(t)
 	ctx := context.Background()
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "staticroute-node-router-" + nodeName, Namespace: "staticroute-system"},
+		ObjectMeta: metav1.ObjectMeta{Name: "staticroute-node-router-" + nodeName, Namespace: namespace},
 		Spec: corev1.PodSpec{
 			NodeName: nodeName, ServiceAccountName: "staticroute-node-router",
 			Containers: []corev1.Container{{Name: "node-router", Image: "node-router"}},

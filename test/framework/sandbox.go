@@ -85,6 +85,7 @@ func (s Sandbox) Spec(id, rootfs string) (*specs.Spec, error) {
 	args = append(args, overrideFlags(c.Args, s.Args)...)
 
 	env := slices.Clone(cfg.Config.Env)
+	vars := map[string]string{}
 	for _, e := range c.Env {
 		v := e.Value
 		if e.ValueFrom != nil {
@@ -94,6 +95,15 @@ func (s Sandbox) Spec(id, rootfs string) (*specs.Spec, error) {
 			}
 		}
 		env = append(env, e.Name+"="+v)
+		vars[e.Name] = v
+	}
+	// As the kubelet does: $(NAME) in the command and args is the
+	// container's variable NAME.
+	for i, a := range args {
+		for name, v := range vars {
+			a = strings.ReplaceAll(a, "$("+name+")", v)
+		}
+		args[i] = a
 	}
 	if host, port, ok := strings.Cut(s.APIServer, ":"); ok {
 		env = append(env, "KUBERNETES_SERVICE_HOST="+host, "KUBERNETES_SERVICE_PORT="+port)
