@@ -21,7 +21,7 @@ const (
 // router creates or updates it in one write.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=srns,categories=staticroute
+// +kubebuilder:resource:scope=Cluster,shortName=srns,categories=staticrouting
 // +kubebuilder:printcolumn:name="Groups",type=integer,JSONPath=`.status.groupCount`
 // +kubebuilder:printcolumn:name="Applied",type=integer,JSONPath=`.status.appliedCount`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -19,7 +19,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
-// +kubebuilder:resource:scope=Cluster,shortName=sr,categories=staticroute
+// +kubebuilder:resource:scope=Cluster,shortName=sr,categories=staticrouting
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.status.group`
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`

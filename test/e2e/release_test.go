@@ -183,6 +183,15 @@ func TestReleaseInAnotherNamespace(t *testing.T) {
 	if r := cp.Kubectl(context.Background(), state("node-b"), "--kubeconfig", routerConfig, "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "only the StaticRouteNodeState of its own node") {
 		t.Errorf("node-a's router (namespace other) writing node-b's state: %v\n%s", r.Err, r.Stderr)
 	}
+	// The CRDs' category lists both kinds, and shadows neither kind's own
+	// name (a category named staticroute did: `kubectl get staticroute
+	// NAME` then looked for node states of that name too, and failed).
+	if r := cp.Kubectl(context.Background(), nil, "get", "staticroute", "nosuch", "--ignore-not-found"); r.Err != nil {
+		t.Errorf("kubectl get staticroute NAME: %v\n%s", r.Err, r.Stderr)
+	}
+	if r := cp.Kubectl(context.Background(), nil, "get", "staticrouting", "-o", "name"); !strings.Contains(r.Stdout, "staticroutenodestate.networking.digitalocean.com/node-a") {
+		t.Errorf("kubectl get staticrouting: %q %v, want node-a's state among them", r.Stdout, r.Err)
+	}
 	// A token of the router's ServiceAccount bound to no Pod carries no
 	// node: it writes no node's state.
 	token := cp.MustKubectl(t, nil, "create", "token", "staticroute-node-router", "-n", "other")
