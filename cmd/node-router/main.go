@@ -33,6 +33,7 @@ import (
 	"github.com/staticroute/staticroute/internal/health"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
+	httpserve "github.com/staticroute/staticroute/internal/serve"
 	"github.com/staticroute/staticroute/internal/version"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
@@ -299,7 +300,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err := serve(ctx, log, o.probeAddr, vpcAddr, probesHandler(&synced, &heartbeat, router.Wedged(cfg.Resync))); err != nil {
 		return fmt.Errorf("--health-probe-bind-address: %w", err)
 	}
-	if err := serve(ctx, log, o.pprofAddr, vpcAddr, pprofHandler()); err != nil {
+	if err := serve(ctx, log, o.pprofAddr, vpcAddr, httpserve.Pprof()); err != nil {
 		return fmt.Errorf("--pprof-bind-address: %w", err)
 	}
 	go events.Run(ctx)

@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -16,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/staticroute/staticroute/internal/router"
+	httpserve "github.com/staticroute/staticroute/internal/serve"
 )
 
 // serve serves h on addr until ctx ends; "0" or "" serves nothing. An
@@ -28,34 +27,11 @@ func serve(ctx context.Context, log logr.Logger, addr string, vpcAddr netip.Addr
 	if err != nil || len(addrs) == 0 {
 		return err
 	}
-	// Every timeout bounded: a client that opens connections and sends
-	// nothing, or sends slowly, holds none for long. No WriteTimeout: a
-	// CPU profile or trace (pprof) streams for as long as it was asked.
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 1 << 16}
-	var lns []net.Listener
-	for _, a := range addrs {
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return err
-		}
-		lns = append(lns, ln)
+	lns, err := httpserve.Listen(addrs)
+	if err != nil {
+		return err
 	}
-	for _, ln := range lns {
-		go func() {
-			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error(err, "serving stopped", "address", ln.Addr().String())
-			}
-		}()
-	}
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdown) // exiting anyway
-	}()
+	httpserve.Run(ctx, log, httpserve.NewServer(h), lns, 5*time.Second)
 	return nil
 }
 
@@ -109,15 +85,5 @@ func probesHandler(synced *atomic.Bool, hb *router.Heartbeat, wedged time.Durati
 		}
 		ok(w, r)
 	})
-	return mux
-}
-
-func pprofHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }

@@ -10,10 +10,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/uuid"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -26,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,6 +36,7 @@ import (
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/internal/kube"
+	"github.com/staticroute/staticroute/internal/serve"
 	"github.com/staticroute/staticroute/internal/summary"
 	"github.com/staticroute/staticroute/internal/version"
 	"github.com/staticroute/staticroute/internal/webhook"
@@ -116,21 +119,18 @@ func run(ctx context.Context, o options) error {
 		Scheme: scheme,
 		// Managed fields are half of a small object: 10,000 routes
 		// without them are a smaller heap for the GC to walk.
-		Cache:                  cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
-		PprofBindAddress:       o.pprofAddr,
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		// Metrics, probes and pprof are served by ours (serveHTTP), with
+		// read and idle timeouts controller-runtime's servers lack.
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		PprofBindAddress:       "0",
 		// No manager-wide election: the manager exits when it loses its
 		// lease, and admission must outlive an API server outage. Only
 		// the summarizer is elected (summary.RunElected).
 		LeaderElection: false,
-		WebhookServer: crwebhook.NewServer(crwebhook.Options{
-			Host:     o.host,
-			Port:     o.port,
-			CertDir:  o.certDir,
-			CertName: certs.CertFile,
-			KeyName:  certs.KeyFile,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
+		WebhookServer: webhook.NewServer(net.JoinHostPort(o.host, strconv.Itoa(o.port)), o.certDir, certs.CertFile, certs.KeyFile, ctrl.Log.WithName("webhook-server"),
+			func(c *tls.Config) {
 				c.MinVersion = tls.VersionTLS12
 				if !o.http2 {
 					// HTTP/2's stream resets (CVE-2023-44487, -39325)
@@ -138,8 +138,7 @@ func run(ctx context.Context, o options) error {
 					// kubebuilder default.
 					c.NextProtos = []string{"http/1.1"}
 				}
-			}},
-		}),
+			}),
 	})
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
@@ -189,18 +188,16 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return err
+	ready := map[string]healthz.Checker{
+		"webhook": mgr.GetWebhookServer().StartedChecker(),
+		"staticroutes-synced": func(*http.Request) error {
+			if !informer.HasSynced() {
+				return errors.New("StaticRoutes not loaded yet")
+			}
+			return nil
+		},
 	}
-	if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("staticroutes-synced", func(*http.Request) error {
-		if !informer.HasSynced() {
-			return errors.New("StaticRoutes not loaded yet")
-		}
-		return nil
-	}); err != nil {
+	if err := serveHTTP(ctx, o, ready); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting", "vpc", cfg.VPC, "pod", cfg.Pod, "service", cfg.Service, "apiServers", cfg.APIServers, "port", o.port)
@@ -237,4 +234,33 @@ func addSummarizer(ctx context.Context, mgr ctrl.Manager, restCfg *rest.Config, 
 	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		return summary.RunElected(ctx, restCfg, lease, log, run)
 	}))
+}
+
+// serveHTTP serves the metrics (controller-runtime's registry, ours
+// included), /healthz and /readyz with the ready checks, and pprof if
+// asked, each on its own address, with every timeout bounded.
+func serveHTTP(ctx context.Context, o options, ready map[string]healthz.Checker) error {
+	probes := http.NewServeMux()
+	healthy := &healthz.Handler{Checks: map[string]healthz.Checker{"ping": healthz.Ping}}
+	readyz := &healthz.Handler{Checks: ready}
+	probes.Handle("/healthz", http.StripPrefix("/healthz", healthy))
+	probes.Handle("/healthz/", http.StripPrefix("/healthz", healthy))
+	probes.Handle("/readyz", http.StripPrefix("/readyz", readyz))
+	probes.Handle("/readyz/", http.StripPrefix("/readyz", readyz))
+	metrics := http.NewServeMux()
+	metrics.Handle("/metrics", promhttp.HandlerFor(crmetrics.Registry, promhttp.HandlerOpts{}))
+	for _, s := range []struct {
+		flag, addr string
+		h          http.Handler
+	}{{"--metrics-bind-address", o.metricsAddr, metrics}, {"--health-probe-bind-address", o.probeAddr, probes}, {"--pprof-bind-address", o.pprofAddr, serve.Pprof()}} {
+		if s.addr == "0" || s.addr == "" {
+			continue
+		}
+		lns, err := serve.Listen([]string{s.addr})
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.flag, err)
+		}
+		serve.Run(ctx, ctrl.Log.WithName("http"), serve.NewServer(s.h), lns, 5*time.Second)
+	}
+	return nil
 }
