@@ -72,8 +72,15 @@ prereqs: ## Check (and, as root, install from Debian) what the demo and tests ne
 	@hack/prereqs.sh
 
 .PHONY: demo
-demo: prereqs tools build ## The old tool's failover tutorial end to end on this machine (as root; HOLD=1 keeps it up).
+demo: prereqs demo-notice $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/etcd build ## The old tool's failover tutorial end to end on this machine (as root; HOLD=1 keeps it up).
 	$(GO) run ./hack/demo $(if $(NODES),-nodes $(NODES))
+
+# The first build of the control plane is long and says little: say what
+# it is before it starts.
+.PHONY: demo-notice
+demo-notice:
+	@test -x $(BIN)/kube-apiserver -a -x $(BIN)/etcd -a -x $(BIN)/kubectl || \
+	  echo "First run: building kube-apiserver, kubectl $(K8S_VER) and etcd from the Go module proxy into ./bin (about 10 minutes on 2 cores, longer on a busy machine; cached after), then the demo."
 
 ##@ Test
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -179,6 +180,9 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	store.LiveReads = metrics.LiveRead
+	if err := crmetrics.Registry.Register(webhook.CertificateExpiry(filepath.Join(o.certDir, certs.CertFile))); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
 	// Registered by hand, not by the builder, to time whole requests.
 	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
 	hook.LogConstructor = webhook.LogConstructor

@@ -18,14 +18,7 @@ import (
 // The admission server serves its hooks over TLS with the certificate in
 // its directory, says when it is started, and stops with its context.
 func TestServerServesOverTLS(t *testing.T) {
-	dir := t.TempDir()
-	b, err := certs.New(certs.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.WriteDir(dir); err != nil {
-		t.Fatal(err)
-	}
+	dir, b := certDir(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,4 +62,19 @@ func TestServerServesOverTLS(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the server did not stop with its context")
 	}
+}
+
+// certDir is a directory holding a fresh CA and a serving certificate
+// for 127.0.0.1, valid a year, as certs writes them.
+func certDir(t *testing.T) (string, *certs.Bundle) {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := certs.New(certs.Options{IPs: []net.IP{net.ParseIP("127.0.0.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir, b
 }

@@ -52,12 +52,19 @@ func TestHealthChecksKeepTraffic(t *testing.T) {
 			[]byte(fmt.Sprintf("  healthCheck: {target: %q, periodMilliseconds: 1000}\n", netlab.EchoAddr))...)
 	}
 
-	t.Run("a new member on a dead gateway takes nothing over until it answers", func(t *testing.T) {
+	// bDies starts the probers, takes B's link down and waits until every
+	// node is on A.
+	bDies := func(t *testing.T) *netlab.Probers {
 		p := c.w.StartProbers(t, time.Millisecond)
 		failed := time.Now()
 		gwB.IP(t, "link", "set", "vpc", "down")
 		switched(t, p, nil, netlab.GwAPublic, failed)
 		time.Sleep(500 * time.Millisecond)
+		return p
+	}
+
+	t.Run("a new member on a dead gateway takes nothing over until it answers", func(t *testing.T) {
+		p := bDies(t)
 		from := time.Now()
 		c.cp.MustKubectl(t, nil, "delete", "staticroute", "secondary")
 		apply(slowCheck("secondary-b"))
@@ -107,11 +114,7 @@ func TestHealthChecksKeepTraffic(t *testing.T) {
 
 	top := t // the restarted routers live as long as the cluster
 	t.Run("routers restarted while the newest member's gateway is dead lose nothing", func(t *testing.T) {
-		p := c.w.StartProbers(t, time.Millisecond)
-		failed := time.Now()
-		gwB.IP(t, "link", "set", "vpc", "down")
-		switched(t, p, nil, netlab.GwAPublic, failed)
-		time.Sleep(500 * time.Millisecond)
+		p := bDies(t)
 		before := c.w.Nodes[0].IP(t, "nexthop", "show", "protocol", "146")
 		from := time.Now()
 		for i := range c.routers {
