@@ -150,7 +150,10 @@ type KubectlResult struct {
 func (c *ControlPlane) Kubectl(ctx context.Context, stdin []byte, args ...string) KubectlResult {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.kubectl, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	// A discovery cache of this control plane's own: kubectl keys its
+	// cache by host:port, and a port that an earlier API server used (this
+	// run's, or a run's with other CRDs) would answer with its discovery.
+	cmd := exec.CommandContext(ctx, c.kubectl, append([]string{"--kubeconfig", c.Kubeconfig, "--cache-dir", filepath.Join(c.Dir, "kubectl-cache")}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != nil {
