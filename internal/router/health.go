@@ -9,7 +9,6 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
-	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // healthStates is each path's state at now, and how long until the first
@@ -30,19 +29,25 @@ func healthStates(health map[group.Path]group.Health, now time.Time) (map[group.
 	return out, release
 }
 
-// carriedNow is the gateway each group takes now: the last apply's, or,
-// before the first, the kernel's, which a restarted router keeps until
-// its probes decide. A kernel that cannot be read carries nothing: every
-// pending member then counts as unproven, and the newest carries its
-// group, as on a node that never ran a router.
+// carriedNow is the gateway each group takes now: the last successful
+// apply's (r.applied), or, before the first, the kernel's, which a
+// restarted router keeps until its probes decide. A kernel that cannot be
+// read carries nothing: every pending member then counts as unproven, and
+// the newest carries its group, as on a node that never ran a router.
 func (r *Reconciler) carriedNow(ctx context.Context, routes []*v1.StaticRoute) map[string]netip.Addr {
-	if r.carried != nil {
-		return r.carried
+	if r.applied != nil {
+		carried := make(map[string]netip.Addr, len(r.applied))
+		for name, g := range r.applied {
+			if g.Gateway.IsValid() {
+				carried[name] = g.Gateway
+			}
+		}
+		return carried
 	}
 	seen := map[string]bool{}
 	var groups []string
 	for _, sr := range routes {
-		if g := validate.RouteOf(sr).Group; group.Live(sr) && !seen[g] {
+		if g := sr.EffectiveGroup(); group.Live(sr) && !seen[g] {
 			seen[g] = true
 			groups = append(groups, g)
 		}

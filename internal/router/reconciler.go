@@ -69,16 +69,13 @@ type Reconciler struct {
 	// changed need not compute 10,000 prefixes again.
 	lastKey     [sha256.Size]byte
 	lastDesired *policy.Desired
-	// applied is each group as last applied: a change of its active
+	// applied is each group as last applied (nil before the first
+	// successful apply): a change of its active
 	// member that health made is an automatic failover or failback.
 	applied map[string]policy.Group
 	// damper keeps each group from switching more than once per probe
 	// period.
 	damper group.Damper
-	// carried is, per group, the gateway the last successful apply sent
-	// its traffic to; nil until the first, when it is read off the kernel
-	// (a restart keeps what the router before it chose).
-	carried map[string]netip.Addr
 }
 
 // compute is policy.Compute, skipped when the input is the last one.
@@ -216,12 +213,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 			"readNode", readNode.String(), "compute", computed.String(), "cpu", cpu.String(), "groups", len(d.Groups))
 	}
 	if applyErr == nil {
-		r.carried = make(map[string]netip.Addr, len(d.Groups))
 		for _, g := range d.Groups {
 			r.damper.Record(g.Name, g.Active, now)
-			if g.Gateway.IsValid() {
-				r.carried[g.Name] = g.Gateway
-			}
 		}
 		r.damper.Forget(func(name string) bool {
 			return slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Name == name })

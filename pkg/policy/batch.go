@@ -30,7 +30,7 @@ type batcher struct {
 	out  []byte // messages being built
 	ends []int  // where each message in out ends
 	in   []byte // receive buffer
-	// timeout bounds each send and receive (setTimeout).
+	// timeout bounds each wait for an answer (receive).
 	timeout time.Duration
 	// recvmsg reads one datagram (unix.Recvmsg; tests put faults in it).
 	recvmsg func(fd int, p []byte) (n, flags int, err error)
@@ -52,10 +52,7 @@ func recvmsg(fd int, p []byte) (int, int, error) {
 	return n, flags, err
 }
 
-// setTimeout bounds each wait for an answer on b's socket by d.
-func (b *batcher) setTimeout(d time.Duration) { b.timeout = d }
-
-// netlinkTimeout bounds one netlink send or receive. A dump of 20,000
+// netlinkTimeout bounds one wait for the kernel's answer. A dump of 20,000
 // routes answers in tens of milliseconds; a kernel that does not answer
 // in 10 s will not.
 const netlinkTimeout = 10 * time.Second
@@ -181,8 +178,8 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 }
 
 // receive reads one datagram and hands each message in it to each (see
-// eachMessage). The socket's receive timeout bounds the wait: a kernel
-// that does not answer fails the exchange instead of wedging the router.
+// eachMessage). b.timeout bounds the wait: a kernel that does not answer
+// fails the exchange instead of wedging the router.
 func (b *batcher) receive(each func(h nlHeader, data []byte) bool) error {
 	fd := b.sock.GetFd()
 	n, flags, err := b.recvmsg(fd, b.in)

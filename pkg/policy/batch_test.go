@@ -58,7 +58,7 @@ func TestDumpInterruptedIsReadAgain(t *testing.T) {
 func TestNetlinkReceiveIsBounded(t *testing.T) {
 	n := nodeWorld(t)
 	k := newKernel(t, n)
-	k.batch.setTimeout(50 * time.Millisecond)
+	k.batch.timeout = 50 * time.Millisecond
 	start := time.Now()
 	// Nothing was asked: nothing comes.
 	err := k.batch.receive(func(nlHeader, []byte) bool { return true })
