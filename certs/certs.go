@@ -1,7 +1,7 @@
-// Package certs makes a CA and a serving certificate for the admission
-// webhook, and writes the CA into a ValidatingWebhookConfiguration's
-// caBundle: what cert-manager does in a cluster, for the demo and the tests
-// where cert-manager is absent.
+// Package certs makes the admission webhook's CA and serving certificate,
+// renews both before they expire, and writes the CAs to trust into a
+// ValidatingWebhookConfiguration's caBundle: what cert-manager does in a
+// cluster, for clusters without it, the demo and the tests.
 package certs
 
 import (
@@ -27,6 +27,14 @@ const (
 	KeyFile  = "tls.key"
 )
 
+// Default lifetimes where nothing else is said: a serving certificate
+// for a year, its CA for five. Rotate renews each when a third of it is
+// left.
+const (
+	DefaultValidity   = 365 * 24 * time.Hour
+	DefaultCAValidity = 5 * DefaultValidity
+)
+
 // Bundle is a CA and a serving certificate signed by it, PEM-encoded.
 type Bundle struct {
 	CA   []byte
@@ -38,77 +46,115 @@ type Bundle struct {
 type Options struct {
 	DNSNames []string
 	IPs      []net.IP
-	Validity time.Duration // default one year
+	Validity time.Duration // default DefaultValidity
 	Now      func() time.Time
 }
 
-// New makes a fresh CA and a serving certificate for opts.
+// KeyPair is a certificate with its private key, parsed and as PEM.
+type KeyPair struct {
+	Cert    *x509.Certificate
+	Key     *ecdsa.PrivateKey
+	CertPEM []byte
+	KeyPEM  []byte
+}
+
+// New makes a fresh CA and a serving certificate for opts, both valid for
+// opts.Validity.
 func New(opts Options) (*Bundle, error) {
 	if len(opts.DNSNames) == 0 && len(opts.IPs) == 0 {
 		return nil, fmt.Errorf("certs: give at least one DNS name or IP address for the serving certificate")
 	}
 	if opts.Validity == 0 {
-		opts.Validity = 365 * 24 * time.Hour
+		opts.Validity = DefaultValidity
 	}
-	now := time.Now
+	now := time.Now()
 	if opts.Now != nil {
-		now = opts.Now
+		now = opts.Now()
 	}
-	notBefore := now().Add(-time.Hour) // tolerate clock skew
-	notAfter := notBefore.Add(opts.Validity)
+	ca, err := NewCA(now, opts.Validity)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := Issue(ca, now, opts.Validity, opts.DNSNames, opts.IPs)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{CA: ca.CertPEM, Cert: leaf.CertPEM, Key: leaf.KeyPEM}, nil
+}
 
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// NewCA makes a self-signed CA valid from now for validity.
+func NewCA(now time.Time, validity time.Duration) (*KeyPair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("certs: CA key: %w", err)
 	}
-	caTmpl := &x509.Certificate{
+	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "staticroute-webhook-ca"},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
+		Subject:               pkix.Name{CommonName: "staticroute-webhook-ca", SerialNumber: now.UTC().Format("20060102T150405Z")},
+		NotBefore:             backdated(now, validity),
+		NotAfter:              now.Add(validity),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("certs: CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("certs: CA certificate: %w", err)
-	}
+	return sign(tmpl, tmpl, key, key)
+}
 
+// Issue makes a serving certificate for dnsNames and ips signed by ca,
+// valid from now for validity but never past the CA itself.
+func Issue(ca *KeyPair, now time.Time, validity time.Duration, dnsNames []string, ips []net.IP) (*KeyPair, error) {
+	if len(dnsNames) == 0 && len(ips) == 0 {
+		return nil, fmt.Errorf("certs: give at least one DNS name or IP address for the serving certificate")
+	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("certs: serving key: %w", err)
 	}
 	cn := "staticroute-webhook"
-	if len(opts.DNSNames) > 0 {
-		cn = opts.DNSNames[0]
+	if len(dnsNames) > 0 {
+		cn = dnsNames[0]
+	}
+	notAfter := now.Add(validity)
+	if notAfter.After(ca.Cert.NotAfter) {
+		notAfter = ca.Cert.NotAfter
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: cn},
-		DNSNames:     opts.DNSNames,
-		IPAddresses:  opts.IPs,
-		NotBefore:    notBefore,
+		DNSNames:     dnsNames,
+		IPAddresses:  ips,
+		NotBefore:    backdated(now, validity),
 		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	return sign(tmpl, ca.Cert, key, ca.Key)
+}
+
+// backdated is when a certificate made now starts: an hour earlier, to
+// tolerate clocks behind ours, or a tenth of a short lifetime.
+func backdated(now time.Time, validity time.Duration) time.Time {
+	return now.Add(-min(time.Hour, validity/10))
+}
+
+func sign(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) (*KeyPair, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
-		return nil, fmt.Errorf("certs: serving certificate: %w", err)
+		return nil, fmt.Errorf("certs: signing %q: %w", tmpl.Subject.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("certs: signing %q: %w", tmpl.Subject.CommonName, err)
 	}
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("certs: serving key: %w", err)
+		return nil, fmt.Errorf("certs: key of %q: %w", tmpl.Subject.CommonName, err)
 	}
-	return &Bundle{
-		CA:   pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		Cert: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		Key:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+	return &KeyPair{
+		Cert:    cert,
+		Key:     key,
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -331,5 +333,25 @@ func TestManifestsMatchTheBinaries(t *testing.T) {
 		if !strings.Contains(string(docs[name]), "port: metrics") {
 			t.Errorf("%s does not scrape the metrics port:\n%s", name, docs[name])
 		}
+	}
+}
+
+// Without cert-manager, the CronJob that renews the certificates runs the
+// same Pod as the Job that makes them at install: one cannot drift from
+// the other.
+func TestCertsCronJobRunsTheJobsPod(t *testing.T) {
+	docs := render(t, "without-cert-manager")
+	var job batchv1.Job
+	var cron batchv1.CronJob
+	strict(t, docs["Job/staticroute-certs"], &job)
+	strict(t, docs["CronJob/staticroute-certs"], &cron)
+	if !reflect.DeepEqual(job.Spec.Template, cron.Spec.JobTemplate.Spec.Template) {
+		t.Errorf("the CronJob's Pod differs from the Job's:\n%s\n%s", docs["Job/staticroute-certs"], docs["CronJob/staticroute-certs"])
+	}
+	if cron.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+		t.Errorf("concurrencyPolicy %q: two passes at once would race for the Secrets", cron.Spec.ConcurrencyPolicy)
+	}
+	if args := job.Spec.Template.Spec.Containers[0].Args; len(args) == 0 || args[0] != "rotate" {
+		t.Errorf("the Job runs %v, want certs rotate", args)
 	}
 }

@@ -3,23 +3,23 @@
 //
 //	certs make   -dir DIR -dns NAME[,NAME] -ip ADDR[,ADDR]
 //	certs inject -ca DIR/ca.crt < manifests.yaml > patched.yaml
-//	certs bootstrap [-namespace NS] [-secret NAME] [-service NAME] [-webhook NAME]
+//	certs rotate [-namespace NS] [-ca-secret NAME] [-secret NAME] [-service NAME] [-webhook NAME]
+//	             [-validity D] [-ca-validity D] [-ip ADDR[,ADDR]] [-kubeconfig FILE]
 //	certs version
 //
-// bootstrap runs in the cluster (config/without-cert-manager runs it as a
-// Job): it makes the webhook's Secret if there is none, and injects its CA.
+// rotate runs in the cluster (config/without-cert-manager runs it as a Job
+// at install and as a CronJob every hour): it makes the webhook's CA and
+// serving certificate where there are none, renews each when a third of
+// its life is left, and keeps the webhook configuration trusting every CA
+// still in use.
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"strings"
-
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/staticroute/staticroute/certs"
 	"github.com/staticroute/staticroute/internal/version"
@@ -34,7 +34,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return fmt.Errorf("usage: certs make|inject|bootstrap|version [flags] (see -h of each)")
+		return fmt.Errorf("usage: certs make|inject|rotate|version [flags] (see -h of each)")
 	}
 	switch args[0] {
 	case "version", "--version", "-version":
@@ -80,32 +80,12 @@ func run(args []string) error {
 		}
 		_, err = os.Stdout.Write(out)
 		return err
-	case "bootstrap":
-		fs := flag.NewFlagSet("bootstrap", flag.ContinueOnError)
-		var c certs.Cluster
-		fs.StringVar(&c.Namespace, "namespace", "staticroute-system", "namespace of the webhook's Service and Secret")
-		fs.StringVar(&c.Secret, "secret", "staticroute-webhook-serving", "the Secret to make (kept if it exists)")
-		fs.StringVar(&c.Service, "service", "staticroute-webhook", "the webhook's Service, which the certificate names")
-		fs.StringVar(&c.Webhook, "webhook", "staticroute-validating", "the ValidatingWebhookConfiguration to trust the CA")
-		if err := fs.Parse(args[1:]); err != nil {
-			return err
-		}
-		cfg, err := rest.InClusterConfig()
-		if err != nil {
-			return fmt.Errorf("bootstrap runs in the cluster, as a Job: %w", err)
-		}
-		cs, err := kubernetes.NewForConfig(cfg)
-		if err != nil {
-			return err
-		}
-		did, err := certs.Bootstrap(context.Background(), cs, c)
-		if err != nil {
-			return err
-		}
-		fmt.Println(did)
-		return nil
+	case "rotate", "bootstrap":
+		// bootstrap: the name of rotate's first pass in releases before
+		// v0.6, kept so that their Jobs still run.
+		return rotate(args[0], args[1:])
 	default:
-		return fmt.Errorf("unknown command %q: use make, inject or bootstrap", args[0])
+		return fmt.Errorf("unknown command %q: use make, inject, rotate or version", args[0])
 	}
 }
 

@@ -41,7 +41,7 @@ func Specs() []Spec {
 	return []Spec{
 		{Name: "webhook", Package: "./cmd/webhook", User: "65532", Description: "staticroute's validating admission webhook and status summarizer"},
 		{Name: "node-router", Package: "./cmd/node-router", Description: "staticroute's node agent: egress routes via NAT gateways, switched atomically"},
-		{Name: "certs", Package: "./cmd/certs", User: "65532", Description: "staticroute's webhook certificate where cert-manager is absent (certs bootstrap)"},
+		{Name: "certs", Package: "./cmd/certs", User: "65532", Description: "staticroute's webhook certificate where cert-manager is absent (certs rotate)"},
 	}
 }
 

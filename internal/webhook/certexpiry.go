@@ -12,8 +12,8 @@ import (
 )
 
 // CertificateExpiry is the serving certificate's notAfter, read from its
-// file at every scrape (the file a cert-manager Secret or `certs
-// bootstrap` fills, reloaded by the server as it changes): 0 when it
+// file at every scrape (the file a cert-manager Secret or `certs rotate`
+// fills, reloaded by the server as it changes): 0 when it
 // cannot be read, which an alert on the time left treats as expired.
 func CertificateExpiry(certFile string) prometheus.GaugeFunc {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -201,9 +201,10 @@ func TestReleaseInAnotherNamespace(t *testing.T) {
 	}
 }
 
-// Without cert-manager, the release's Job (certs bootstrap, the certs
-// image under runc with its Pod's spec and ServiceAccount) makes the
-// webhook's Secret and injects its CA; run again, it keeps both.
+// Without cert-manager, the release's Job (certs rotate, the certs image
+// under runc with its Pod's spec and ServiceAccount) makes the webhook's
+// CA and serving Secrets and injects the CA; run again, it keeps all.
+// The CronJob runs the same Pod (TestCertificateRotation rotates).
 func TestReleaseWithoutCertManager(t *testing.T) {
 	framework.RequireRoot(t)
 	root, err := framework.Root()
@@ -259,7 +260,7 @@ func TestReleaseWithoutCertManager(t *testing.T) {
 		return p.Output()
 	}
 	out := runJob("staticroute-e2e-certs-1")
-	if !strings.Contains(out, "created Secret staticroute-system/staticroute-webhook-serving") {
+	if !strings.Contains(out, "new CA (there is none)") || !strings.Contains(out, "new serving certificate (there is none)") {
 		t.Fatalf("first run: %s", out)
 	}
 	secretCA, caBundle, cert := certsInCluster(t, cp)
@@ -278,7 +279,7 @@ func TestReleaseWithoutCertManager(t *testing.T) {
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "staticroute-webhook.staticroute-system.svc"}); err != nil {
 		t.Fatalf("the serving certificate does not verify for the Service: %v", err)
 	}
-	if out := runJob("staticroute-e2e-certs-2"); !strings.Contains(out, "kept Secret") {
+	if out := runJob("staticroute-e2e-certs-2"); !strings.Contains(out, "nothing to do") {
 		t.Fatalf("second run: %s", out)
 	}
 	if again, _, _ := certsInCluster(t, cp); !bytes.Equal(again, secretCA) {
