@@ -144,7 +144,7 @@ type HealthCheck struct {
 	PeriodMilliseconds int32 `json:"periodMilliseconds,omitempty"`
 
 	// TimeoutMilliseconds is how long a probe waits for its answer before
-	// it counts as lost. Empty: the period.
+	// it counts as lost. Empty: half the period.
 	//
 	// +optional
 	// +kubebuilder:validation:Minimum=10

@@ -67,9 +67,12 @@ func ProbeOf(sr *v1.StaticRoute) (Probe, bool) {
 		p.Protocol, p.Port = v1.ProbeICMP, 0
 	}
 	p.Period = max(p.Period, v1.MinProbePeriodMilliseconds*time.Millisecond)
-	p.Timeout = time.Duration(hc.TimeoutMilliseconds) * time.Millisecond
-	if p.Timeout <= 0 || p.Timeout > p.Period {
-		p.Timeout = p.Period
+	// Half the period by default: a VPC's round trip is well under a
+	// millisecond, and a lost probe counted half a period sooner takes
+	// that much off every detection (threshold periods and the phase).
+	p.Timeout = min(time.Duration(hc.TimeoutMilliseconds)*time.Millisecond, p.Period)
+	if p.Timeout <= 0 {
+		p.Timeout = p.Period / 2
 	}
 	return p, true
 }

@@ -385,7 +385,8 @@ func apiWrites(b *testing.B, c *cluster) map[string]float64 {
 // server involved, over 20 deaths; and in the same run, 20 manual
 // failovers by `kubectl apply` of a new member (and its delete). Probers
 // at 1,000/s on every node and the pod. PERIOD_MS sets the members'
-// periodMilliseconds (default 200); before the deaths, every router's CPU
+// periodMilliseconds (default 200), TIMEOUT_MS their timeoutMilliseconds
+// (default none: half the period); before the deaths, every router's CPU
 // over 10 s with only its two probes to run is the probes' cost.
 func BenchmarkAutomaticFailover(b *testing.B) {
 	n := 20
@@ -404,9 +405,19 @@ func BenchmarkAutomaticFailover(b *testing.B) {
 		}
 		period = v
 	}
+	// TIMEOUT_MS sets timeoutMilliseconds (default: none, half the
+	// period), to compare with the whole period side by side.
+	timeout := ""
+	if s := os.Getenv("TIMEOUT_MS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 10 || v > period {
+			b.Fatalf("TIMEOUT_MS=%s: give a probe timeout from 10 to the period (%d) ms", s, period)
+		}
+		timeout = fmt.Sprintf(", timeoutMilliseconds: %d", v)
+	}
 	checked := func(name, group, gw string) []byte {
 		return append(routeYAML(name, group, gw, netlab.EchoAddr),
-			[]byte(fmt.Sprintf("  healthCheck: {target: %q, periodMilliseconds: %d}\n", netlab.EchoAddr, period))...)
+			[]byte(fmt.Sprintf("  healthCheck: {target: %q, periodMilliseconds: %d%s}\n", netlab.EchoAddr, period, timeout))...)
 	}
 	// Flap damping off: 20 deaths a second or two apart would be damped
 	// after the first; each is measured here.
