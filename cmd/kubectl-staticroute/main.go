@@ -5,15 +5,16 @@ package main
 
 import (
 	"context"
-	"flag"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
@@ -33,7 +34,9 @@ const usage = `kubectl staticroute: fail egress groups over between NAT gateways
       the members (which one is active) and what each node routes
   kubectl staticroute version
 
-Flags for every command: --kubeconfig FILE, --context NAME.
+And kubectl's own flags: --kubeconfig, --context, --cluster, --user,
+--as, --as-group, --request-timeout, --server, --token and the rest
+(` + "`kubectl options`" + ` lists them).
 `
 
 func main() {
@@ -53,33 +56,28 @@ func run(args []string) error {
 		return nil
 	}
 	cmd := args[0]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs := pflag.NewFlagSet("kubectl staticroute "+cmd, pflag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, usage) }
-	kubeconfig := fs.String("kubeconfig", "", "kubeconfig file (default $KUBECONFIG, ~/.kube/config)")
-	kubeContext := fs.String("context", "", "kubeconfig context")
+	// kubectl's flags, parsed and applied as kubectl does (impersonation,
+	// timeouts, the kubeconfig's rules); the plugin's resources are
+	// cluster-scoped, so --namespace is accepted and unused.
+	kube := genericclioptions.NewConfigFlags(true)
+	kube.AddFlags(fs)
 	gateway := fs.String("gateway", "", "failover: the new gateway")
 	name := fs.String("name", "", "failover: the new member's name (default GROUP-GATEWAY)")
 	dryRun := fs.String("dry-run", "none", "failover: server to have the API server and the webhook check it and store nothing")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for every selected node")
-	// Flags may come before or after the group.
-	var positional []string
-	rest := args[1:]
-	for len(rest) > 0 {
-		if err := fs.Parse(rest); err != nil {
-			return err
-		}
-		rest = fs.Args()
-		if len(rest) > 0 {
-			positional = append(positional, rest[0])
-			rest = rest[1:]
-		}
+	// Flags may come before or after the group (pflag intersperses).
+	if err := fs.Parse(args[1:]); errors.Is(err, pflag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return err
 	}
+	positional := fs.Args()
 	if *dryRun != "none" && *dryRun != "server" {
 		return fmt.Errorf("--dry-run=%s: only server (or none) is supported", *dryRun)
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	rules.ExplicitPath = *kubeconfig
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: *kubeContext}).ClientConfig()
+	cfg, err := kube.ToRESTConfig()
 	if err != nil {
 		return fmt.Errorf("kubeconfig: %w", err)
 	}

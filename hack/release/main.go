@@ -22,6 +22,7 @@ func main() {
 	flag.StringVar(&o.Registry, "registry", "ghcr.io/staticroute", "where the images will be pushed: they are REGISTRY/NAME")
 	flag.StringVar(&o.Source, "source", "https://github.com/staticroute/staticroute", "the repository, for the images' labels")
 	flag.StringVar(&o.Out, "out", "dist", "output folder")
+	downloadURL := flag.String("download-url", "", "where the plugin's archives will be published, for the krew manifest (default SOURCE/releases/download/VERSION)")
 	flag.Parse()
 	root, err := os.Getwd()
 	if err != nil {
@@ -48,8 +49,24 @@ func main() {
 	for _, n := range names {
 		fmt.Printf("%s\t%s\t(%s)\n", n, images[n], filepath.Join(o.Out, "images", n))
 	}
-	if !*imagesOnly {
-		fmt.Println("wrote", filepath.Join(o.Out, "staticroute.yaml"), "and", filepath.Join(o.Out, "staticroute-without-cert-manager.yaml"))
+	if *imagesOnly {
+		return
+	}
+	fmt.Println("wrote", filepath.Join(o.Out, "staticroute.yaml"), "and", filepath.Join(o.Out, "staticroute-without-cert-manager.yaml"))
+	if *downloadURL == "" {
+		*downloadURL = o.Source + "/releases/download/" + o.Version
+	}
+	archives, manifest, err := release.WritePlugin(context.Background(), o, *downloadURL)
+	if err != nil {
+		fail(err)
+	}
+	for _, a := range archives {
+		fmt.Printf("plugin\t%s/%s\t%s\tsha256:%s\n", a.OS, a.Arch, filepath.Join(o.Out, "plugin", a.Name), a.SHA256)
+	}
+	if manifest == "" {
+		fmt.Printf("no krew manifest: -version %s is not a semantic version such as v0.6.0\n", o.Version)
+	} else {
+		fmt.Println("wrote", manifest, "(archives expected under "+*downloadURL+")")
 	}
 }
 

@@ -55,12 +55,20 @@ type Options struct {
 	Arch     string    // GOARCH, default amd64
 }
 
-// Build compiles s statically and returns its image.
+// Build compiles s statically for o.Arch and returns its image.
 func Build(ctx context.Context, o Options, s Spec) (v1.Image, error) {
-	arch := o.Arch
-	if arch == "" {
-		arch = "amd64"
+	if o.Arch == "" {
+		o.Arch = "amd64"
 	}
+	body, err := compile(ctx, o, s)
+	if err != nil {
+		return nil, err
+	}
+	return FromBinary(o, s, o.Arch, body)
+}
+
+// compile builds s's binary for linux/o.Arch, reproducibly.
+func compile(ctx context.Context, o Options, s Spec) ([]byte, error) {
 	dir, err := os.MkdirTemp("", "image-"+s.Name+"-")
 	if err != nil {
 		return nil, err
@@ -69,15 +77,11 @@ func Build(ctx context.Context, o Options, s Spec) (v1.Image, error) {
 	bin := filepath.Join(dir, s.Name)
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid= "+version.LDFlag(o.Version), "-o", bin, s.Package)
 	cmd.Dir = o.Root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.Arch)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building %s: %w\n%s", s.Package, err, out)
+		return nil, fmt.Errorf("building %s for %s: %w\n%s", s.Package, o.Arch, err, out)
 	}
-	body, err := os.ReadFile(bin)
-	if err != nil {
-		return nil, err
-	}
-	return FromBinary(o, s, arch, body)
+	return os.ReadFile(bin)
 }
 
 // FromBinary makes the image of s around a built binary.

@@ -15,11 +15,12 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
-// WriteLayout writes img as an OCI image layout in dir, tagged ref (the
-// org.opencontainers.image.ref.name annotation), and the same layout as
-// dir + ".tar", which `ctr image import` and `skopeo copy oci-archive:`
-// take. `crane push dir REGISTRY/NAME` pushes it with its digest.
-func WriteLayout(dir string, img v1.Image, ref string) error {
+// WriteLayout writes idx (BuildIndex) as an OCI image layout in dir,
+// tagged ref (the org.opencontainers.image.ref.name annotation), and the
+// same layout as dir + ".tar", which `ctr image import` and `skopeo copy
+// oci-archive:` take. `crane push dir REGISTRY/NAME` pushes it, every
+// platform and SBOM, with its digest.
+func WriteLayout(dir string, idx v1.ImageIndex, ref string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
@@ -27,7 +28,7 @@ func WriteLayout(dir string, img v1.Image, ref string) error {
 	if err != nil {
 		return fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
-	if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
+	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": ref})); err != nil {
 		return fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
 	return tarDir(dir, dir+".tar")

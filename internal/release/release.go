@@ -36,8 +36,9 @@ type Options struct {
 // REGISTRY/NAME:VERSION@sha256:….
 type Images map[string]string
 
-// BuildImages builds every image into Out/images/NAME (an OCI layout, and
-// NAME.tar of it) and returns their refs.
+// BuildImages builds every image for every arch (image.Arches) into
+// Out/images/NAME (an OCI layout of one index with the SBOMs, and NAME.tar
+// of it) and returns their refs, by the index's digest.
 func BuildImages(ctx context.Context, o Options) (Images, error) {
 	rev, created, err := commit(o.Root)
 	if err != nil {
@@ -46,15 +47,15 @@ func BuildImages(ctx context.Context, o Options) (Images, error) {
 	io := image.Options{Root: o.Root, Version: o.Version, Revision: rev, Source: o.Source, Created: created}
 	refs := Images{}
 	for _, s := range image.Specs() {
-		img, err := image.Build(ctx, io, s)
+		idx, err := image.BuildIndex(ctx, io, s, image.Arches())
 		if err != nil {
 			return nil, err
 		}
-		digest, err := img.Digest()
+		digest, err := idx.Digest()
 		if err != nil {
 			return nil, err
 		}
-		if err := image.WriteLayout(filepath.Join(o.Out, "images", s.Name), img, o.Version); err != nil {
+		if err := image.WriteLayout(filepath.Join(o.Out, "images", s.Name), idx, o.Version); err != nil {
 			return nil, err
 		}
 		refs[s.Name] = fmt.Sprintf("%s/%s:%s@%s", strings.TrimSuffix(o.Registry, "/"), s.Name, o.Version, digest)

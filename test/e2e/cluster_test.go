@@ -296,6 +296,14 @@ spec:
 		if out, err := plugin("failover", "nosuch", "--gateway", netlab.GwAVPC); err == nil || !strings.Contains(out, `no StaticRoute in group "nosuch"`) {
 			t.Errorf("no such group: %v\n%s", err, out)
 		}
+		// kubectl's own flags (genericclioptions): impersonation reaches
+		// the API server, which refuses a user with no rights.
+		if out, err := plugin("status", "primary", "--as", "nobody-at-all", "--request-timeout", "10s"); err == nil || !strings.Contains(out, `User "nobody-at-all" cannot list`) {
+			t.Errorf("status --as nobody-at-all: %v\n%s", err, out)
+		}
+		if out, err := plugin("status", "--context", "no-such-context"); err == nil || !strings.Contains(out, "no-such-context") {
+			t.Errorf("status --context no-such-context: %v\n%s", err, out)
+		}
 		out, err = plugin("status", "primary")
 		if err != nil || !strings.Contains(out, "primary-198-51-100-12") || strings.Count(out, "Applied") != len(c.names) || !strings.Contains(out, "Active") || !strings.Contains(out, "Standby") {
 			t.Errorf("status: %v\n%s", err, out)
