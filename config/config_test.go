@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/staticroute/staticroute/internal/webhook"
+	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // render builds an overlay and returns its documents by "Kind/name".
@@ -353,5 +354,52 @@ func TestCertsCronJobRunsTheJobsPod(t *testing.T) {
 	}
 	if args := job.Spec.Template.Spec.Containers[0].Args; len(args) == 0 || args[0] != "rotate" {
 		t.Errorf("the Job runs %v, want certs rotate", args)
+	}
+}
+
+// The layout is set in one place: both workloads read the ConfigMap
+// staticroute-layout through --layout, neither sets a layout flag of its
+// own, and what the ConfigMap holds loads.
+func TestBothWorkloadsReadTheOneLayout(t *testing.T) {
+	for _, overlay := range []string{"default", "without-cert-manager"} {
+		docs := render(t, overlay)
+		var cm corev1.ConfigMap
+		strict(t, docs["ConfigMap/"+validate.LayoutConfigMap], &cm)
+		l, err := validate.ParseLayout([]byte(cm.Data["layout.yaml"]))
+		if err != nil {
+			t.Fatalf("%s: %v", overlay, err)
+		}
+		if _, err := validate.LoadConfig(l, "layout.yaml", nil); err != nil {
+			t.Errorf("%s: the shipped layout does not load: %v", overlay, err)
+		}
+		var dep appsv1.Deployment
+		var ds appsv1.DaemonSet
+		strict(t, docs["Deployment/staticroute-webhook"], &dep)
+		strict(t, docs["DaemonSet/staticroute-node-router"], &ds)
+		for _, pod := range []corev1.PodSpec{dep.Spec.Template.Spec, ds.Spec.Template.Spec} {
+			c := pod.Containers[0]
+			var layoutArg string
+			for _, a := range c.Args {
+				for _, f := range []string{"--vpc-cidr", "--pod-cidr", "--service-cidr", "--api-server-address"} {
+					if strings.HasPrefix(a, f) {
+						t.Errorf("%s: %s sets %s itself: the layout belongs in the ConfigMap", overlay, c.Name, a)
+					}
+				}
+				if v, ok := strings.CutPrefix(a, "--layout="); ok {
+					layoutArg = v
+				}
+			}
+			var mounted bool
+			for _, m := range c.VolumeMounts {
+				for _, v := range pod.Volumes {
+					if v.Name == m.Name && v.ConfigMap != nil && v.ConfigMap.Name == validate.LayoutConfigMap && layoutArg == filepath.Join(m.MountPath, "layout.yaml") {
+						mounted = true
+					}
+				}
+			}
+			if !mounted {
+				t.Errorf("%s: %s does not read layout.yaml of the ConfigMap %s (--layout=%q)", overlay, c.Name, validate.LayoutConfigMap, layoutArg)
+			}
+		}
 	}
 }

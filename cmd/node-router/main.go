@@ -41,17 +41,17 @@ import (
 )
 
 type options struct {
-	nodeName, vpcLink                    string
-	vpc, pod, service, apiServers, never string
-	podLinks, tables, mark               string
-	priority, markPriority, protocol     int
-	probePriority, probeTableBase        int
-	resync                               time.Duration
-	cleanup, adoptLegacy                 bool
-	metricsAddr, probeAddr, pprofAddr    string
-	kubeconfig                           string
-	verbosity                            int
-	damping                              group.Damping
+	nodeName, vpcLink                            string
+	layout, vpc, pod, service, apiServers, never string
+	podLinks, tables, mark                       string
+	priority, markPriority, protocol             int
+	probePriority, probeTableBase                int
+	resync                                       time.Duration
+	cleanup, adoptLegacy                         bool
+	metricsAddr, probeAddr, pprofAddr            string
+	kubeconfig                                   string
+	verbosity                                    int
+	damping                                      group.Damping
 }
 
 func main() {
@@ -59,7 +59,8 @@ func main() {
 	def := policy.DefaultOptions()
 	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
 	flag.StringVar(&o.vpcLink, "vpc-link", "", "the VPC interface (default: the one holding an address inside --vpc-cidr)")
-	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required): never steered; gateways lie in them")
+	flag.StringVar(&o.layout, "layout", "", "the cluster's layout file (layout.yaml of the ConfigMap staticroute-layout, mounted): vpcCIDRs, podCIDRs, serviceCIDRs, apiServerAddresses; a flag below that is given overrides its field")
+	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required, here or in --layout): never steered; gateways lie in them")
 	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never steered")
 	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never steered")
 	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses, besides the kubeconfig host and the default/kubernetes EndpointSlice: never steered")
@@ -184,7 +185,7 @@ func routerConfig(o options) (router.Config, error) {
 		}
 	}
 	var err error
-	c.Cluster, err = validate.ParseConfig(o.vpc, o.pod, o.service, o.apiServers)
+	c.Cluster, err = validate.Load(o.layout, validate.Flags{"vpc-cidr": o.vpc, "pod-cidr": o.pod, "service-cidr": o.service, "api-server-address": o.apiServers})
 	add(err)
 	c.NeverRoute, err = validate.ParsePrefixes("never-route", o.never)
 	add(err)

@@ -45,21 +45,22 @@ import (
 )
 
 type options struct {
-	vpc, pod, service, apiServers     string
-	certDir, host                     string
-	port                              int
-	metricsAddr, probeAddr, pprofAddr string
-	reservationTTL, reservationGrace  time.Duration
-	maxReservations                   int
-	summarize, leaderElect            bool
-	summaryQPS                        float64
-	http2                             bool
-	leaderElectionNamespace           string
+	layout, vpc, pod, service, apiServers string
+	certDir, host                         string
+	port                                  int
+	metricsAddr, probeAddr, pprofAddr     string
+	reservationTTL, reservationGrace      time.Duration
+	maxReservations                       int
+	summarize, leaderElect                bool
+	summaryQPS                            float64
+	http2                                 bool
+	leaderElectionNamespace               string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required): every gateway must lie in one")
+	flag.StringVar(&o.layout, "layout", "", "the cluster's layout file (layout.yaml of the ConfigMap staticroute-layout, mounted): vpcCIDRs, podCIDRs, serviceCIDRs, apiServerAddresses; a flag below that is given overrides its field")
+	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required, here or in --layout): every gateway must lie in one")
 	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never a destination")
 	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never a destination")
 	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses: never a destination")
@@ -94,7 +95,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	cfg, err := validate.ParseConfig(o.vpc, o.pod, o.service, o.apiServers)
+	cfg, err := validate.Load(o.layout, validate.Flags{"vpc-cidr": o.vpc, "pod-cidr": o.pod, "service-cidr": o.service, "api-server-address": o.apiServers})
 	if err != nil {
 		return err
 	}

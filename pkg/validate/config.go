@@ -8,8 +8,9 @@ import (
 	"strings"
 )
 
-// Config is what the cluster's layout says about addresses. The webhook gets
-// it from flags; a node router also reads what its node really has.
+// Config is what the cluster's layout says about addresses. Both binaries
+// get it from LoadConfig (the layout file, flags over it); a node router
+// also reads what its node really has.
 type Config struct {
 	// VPC CIDRs: every gateway must lie in one of them.
 	VPC []netip.Prefix
@@ -23,17 +24,23 @@ type Config struct {
 // ParsePrefixes parses a comma-separated list of canonical IPv4 CIDRs, as
 // given to a flag; flag names the flag in errors.
 func ParsePrefixes(flag, list string) ([]netip.Prefix, error) {
+	return parsePrefixes("--"+flag, list)
+}
+
+// parsePrefixes is ParsePrefixes naming the setting by what: a flag, or
+// a field of the layout file.
+func parsePrefixes(what, list string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var errs []error
 	for _, s := range splitList(list) {
 		p, err := netip.ParsePrefix(s)
 		switch {
 		case err != nil:
-			errs = append(errs, fmt.Errorf("--%s: %q is not a CIDR such as 198.51.100.0/24", flag, s))
+			errs = append(errs, fmt.Errorf("%s: %q is not a CIDR such as 198.51.100.0/24", what, s))
 		case !p.Addr().Is4():
-			errs = append(errs, fmt.Errorf("--%s: %q is IPv6; only IPv4 is supported", flag, s))
+			errs = append(errs, fmt.Errorf("%s: %q is IPv6; only IPv4 is supported", what, s))
 		case p.Masked() != p:
-			errs = append(errs, fmt.Errorf("--%s: %q has host bits set; did you mean %s?", flag, s, p.Masked()))
+			errs = append(errs, fmt.Errorf("%s: %q has host bits set; did you mean %s?", what, s, p.Masked()))
 		default:
 			out = append(out, p)
 		}
@@ -43,12 +50,16 @@ func ParsePrefixes(flag, list string) ([]netip.Prefix, error) {
 
 // ParseAddrs parses a comma-separated list of IPv4 addresses.
 func ParseAddrs(flag, list string) ([]netip.Addr, error) {
+	return parseAddrs("--"+flag, list)
+}
+
+func parseAddrs(what, list string) ([]netip.Addr, error) {
 	var out []netip.Addr
 	var errs []error
 	for _, s := range splitList(list) {
 		a, err := ParseIPv4(s)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--%s: %q %w", flag, s, err))
+			errs = append(errs, fmt.Errorf("%s: %q %w", what, s, err))
 			continue
 		}
 		out = append(out, a)
@@ -97,29 +108,4 @@ func (c Config) Ranges() []Range {
 		out = append(out, Range{netip.PrefixFrom(a, 32), "the API server address " + a.String()})
 	}
 	return out
-}
-
-// ParseConfig reads the cluster's layout from the flags the webhook and
-// the router share (--vpc-cidr, --pod-cidr, --service-cidr,
-// --api-server-address, each comma-separated), naming the flag of every
-// mistake at once.
-func ParseConfig(vpc, pod, service, apiServers string) (Config, error) {
-	var c Config
-	var errs []error
-	var err error
-	if c.VPC, err = ParsePrefixes("vpc-cidr", vpc); err != nil {
-		errs = append(errs, err)
-	} else if len(c.VPC) == 0 {
-		errs = append(errs, errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share"))
-	}
-	if c.Pod, err = ParsePrefixes("pod-cidr", pod); err != nil {
-		errs = append(errs, err)
-	}
-	if c.Service, err = ParsePrefixes("service-cidr", service); err != nil {
-		errs = append(errs, err)
-	}
-	if c.APIServers, err = ParseAddrs("api-server-address", apiServers); err != nil {
-		errs = append(errs, err)
-	}
-	return c, errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -83,9 +84,20 @@ func TestSandboxedRouters(t *testing.T) {
 	c.cp.Install(t, ca)
 	// The webhook's Pod is not on the host network; here it shares the
 	// test's namespace, where the API server calls it.
+	// The world's layout as a user writes it into the ConfigMap
+	// staticroute-layout, mounted as the kubelet would: both workloads
+	// read it, and neither gets a layout flag.
+	layoutDir := t.TempDir()
+	if err := os.Chmod(layoutDir, 0o755); err != nil { // read by the webhook's non-root user
+		t.Fatal(err)
+	}
+	if err := framework.ProjectFiles(layoutDir, map[string][]byte{"layout.yaml": netlab.PlanFor(1).LayoutYAML()}); err != nil {
+		t.Fatal(err)
+	}
 	c.webhook = framework.StartSandboxedWebhook(t, c.cp, certDir, framework.Sandbox{
-		Pod: dep.Spec.Template.Spec, Container: "webhook", Image: images["webhook"], Args: worldFlags,
-		Env: map[string]string{"POD_NAMESPACE": "staticroute-system"},
+		Pod: dep.Spec.Template.Spec, Container: "webhook", Image: images["webhook"],
+		Env:     map[string]string{"POD_NAMESPACE": "staticroute-system"},
+		Volumes: map[string]string{"layout": layoutDir},
 	})
 	c.w = netlab.NewWorldN(t, 3)
 	u, err := url.Parse(c.cp.Config.Host)
@@ -99,10 +111,10 @@ func TestSandboxedRouters(t *testing.T) {
 		c.api = append(c.api, netlab.Forward(t, ns, u.Host, u.Host))
 		box := framework.Sandbox{
 			Pod: ds.Spec.Template.Spec, Container: "node-router", Image: img,
-			NetNS: "/var/run/netns/" + ns.Name,
-			Env:   map[string]string{"NODE_NAME": name, "GOMEMLIMIT": "134217728"},
-			Args:  worldFlags,
-			Token: framework.RouterToken(t, c.cp, name), CA: string(c.cp.Config.CAData), Namespace: "staticroute-system",
+			NetNS:   "/var/run/netns/" + ns.Name,
+			Env:     map[string]string{"NODE_NAME": name, "GOMEMLIMIT": "134217728"},
+			Volumes: map[string]string{"layout": layoutDir},
+			Token:   framework.RouterToken(t, c.cp, name), CA: string(c.cp.Config.CAData), Namespace: "staticroute-system",
 			APIServer: u.Host,
 		}
 		if i == 0 {

@@ -96,6 +96,12 @@ func nth(a netip.Addr, i int) netip.Addr {
 	return netip.AddrFrom4(b)
 }
 
+// LayoutYAML is the same layout as the ConfigMap staticroute-layout's
+// layout.yaml holds it: what a user writes there for this world.
+func (p Plan) LayoutYAML() []byte {
+	return []byte("vpcCIDRs: [" + p.VPC.String() + "]\npodCIDRs: [198.18.64.0/18]\nserviceCIDRs: [198.18.128.0/18]\n")
+}
+
 // ClusterFlags is the cluster's layout for the webhook and the router:
 // the VPC, and the pod and service ranges (the same in every plan).
 func (p Plan) ClusterFlags() []string {
