@@ -78,7 +78,7 @@ type NodeGroupState struct {
 	// it switches when the period is over).
 	// +optional
 	// +kubebuilder:validation:Enum=Newest;NewerDown;AllDown;Held
-	Selection string `json:"selection,omitempty"`
+	Selection Selection `json:"selection,omitempty"`
 	// Gateways are the health of the members' gateways as this node's
 	// probes see them, for members with a health check.
 	// +optional
@@ -86,6 +86,28 @@ type NodeGroupState struct {
 	// +listMapKey=member
 	Gateways []NodeGatewayHealth `json:"gateways,omitempty"`
 }
+
+// Selection is why a member carries its group on a node
+// (NodeGroupState.Selection). pkg/group's rules choose; nodes, the
+// summarizer and the plugin read it by these names.
+type Selection string
+
+// Selections.
+const (
+	// SelectionNewest: the newest member, and it is up (or has no health
+	// check).
+	SelectionNewest Selection = "Newest"
+	// SelectionNewerDown: newer members' gateways are down, damped or not
+	// proven yet (pending) as the node sees them.
+	SelectionNewerDown Selection = "NewerDown"
+	// SelectionAllDown: every member's gateway is down; the newest
+	// carries the group (fail closed: never the node's own address).
+	SelectionAllDown Selection = "AllDown"
+	// SelectionHeld: health asks for another member, but the group
+	// switched less than a period ago; it switches when the period is
+	// over.
+	SelectionHeld Selection = "Held"
+)
 
 // Gateway health as a node sees it.
 const (

@@ -160,7 +160,7 @@ func (c *CLI) Status(ctx context.Context, only string) error {
 	}
 	w := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
 	for _, g := range groups {
-		ms := members(routes.Items, g)
+		ms := group.Members(routes.Items, g)
 		var reports []v1.NodeGroupState
 		var nodes []string
 		for _, s := range states.Items {
@@ -191,7 +191,7 @@ func (c *CLI) Status(ctx context.Context, only string) error {
 		for i, gs := range reports {
 			why := gs.Selection
 			if why == "" {
-				why = "Newest"
+				why = v1.SelectionNewest
 			}
 			seen := "-"
 			if len(gs.Gateways) > 0 {
@@ -222,14 +222,14 @@ func gatewaysSeen(hs []v1.NodeGatewayHealth) []string {
 	return out
 }
 
-func (c *CLI) members(ctx context.Context, group string) ([]*v1.StaticRoute, error) {
+func (c *CLI) members(ctx context.Context, name string) ([]*v1.StaticRoute, error) {
 	var routes v1.StaticRouteList
 	if err := c.Client.List(ctx, &routes); err != nil {
 		return nil, explain(err, "listing StaticRoutes")
 	}
-	ms := members(routes.Items, group)
+	ms := group.Members(routes.Items, name)
 	if len(ms) == 0 {
-		return nil, noGroup(group)
+		return nil, noGroup(name)
 	}
 	return ms, nil
 }

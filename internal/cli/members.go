@@ -7,38 +7,20 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
 )
 
-// members are a group's live StaticRoutes, oldest first: the last carries
-// the group (package group: the rule the webhook and the nodes use).
-func members(routes []v1.StaticRoute, name string) []*v1.StaticRoute {
-	var out []*v1.StaticRoute
-	for i := range routes {
-		if routes[i].EffectiveGroup() == name && group.Live(&routes[i]) {
-			out = append(out, &routes[i])
-		}
-	}
-	group.Sort(out, group.KeyOf)
-	return out
-}
-
 // selected are the names of the nodes a member's nodeSelector selects.
 func selected(sr *v1.StaticRoute, nodes []corev1.Node) ([]string, error) {
-	sel := labels.Everything()
-	if sr.Spec.NodeSelector != nil {
-		var err error
-		if sel, err = metav1.LabelSelectorAsSelector(sr.Spec.NodeSelector); err != nil {
-			return nil, err
-		}
-	}
 	var out []string
 	for _, n := range nodes {
-		if sel.Matches(labels.Set(n.Labels)) {
+		ok, err := group.Selects(sr, n.Labels)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
 			out = append(out, n.Name)
 		}
 	}

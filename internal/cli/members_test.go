@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -36,7 +37,7 @@ func TestMembersInTheNodesOrder(t *testing.T) {
 		gone,
 	}
 	var got []string
-	for _, m := range members(rs, "primary") {
+	for _, m := range group.Members(rs, "primary") {
 		got = append(got, m.Name)
 	}
 	if want := "primary alpha zeta"; strings.Join(got, " ") != want {

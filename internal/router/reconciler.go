@@ -176,7 +176,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	computeStart := time.Now()
 	d := r.compute(in)
 	computed := time.Since(computeStart)
-	if hold > 0 && (wake == 0 || hold < wake) && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == policy.Holding }) {
+	if hold > 0 && (wake == 0 || hold < wake) && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == v1.SelectionHeld }) {
 		wake = hold
 	}
 	if r.Wake != nil && wake > 0 {
@@ -303,11 +303,11 @@ func (r *Reconciler) noteAutomatic(ctx context.Context, d policy.Desired) {
 	for _, g := range d.Groups {
 		next[g.Name] = g
 		prev, ok := r.applied[g.Name]
-		if !ok || prev.Active == g.Active || prev.Selection == g.Selection && g.Selection == policy.Newest {
+		if !ok || prev.Active == g.Active || prev.Selection == g.Selection && g.Selection == v1.SelectionNewest {
 			continue
 		}
 		what := "failed over automatically"
-		if g.Selection == policy.Newest {
+		if g.Selection == v1.SelectionNewest {
 			what = "failed back automatically"
 		}
 		r.Metrics.AutoSwitches.Inc()

@@ -216,7 +216,7 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 	t0 := time.Unix(1_900_000_000, 0)
 	at := t0
 	r.now = func() time.Time { return at }
-	step := func(ms int, want string, sel policy.Selection) {
+	step := func(ms int, want string, sel v1.Selection) {
 		t.Helper()
 		at = t0.Add(time.Duration(ms) * time.Millisecond)
 		if err := r.Reconcile(context.Background()); err != nil {
@@ -227,19 +227,19 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 			t.Fatalf("at %d ms: %s (%s), want %s (%s)", ms, g.Active, g.Selection, want, sel)
 		}
 	}
-	step(0, "c", policy.Newest)
+	step(0, "c", v1.SelectionNewest)
 	h.down[paths[2]] = true
-	step(10, "b", policy.NewerDown) // c down: one switch
+	step(10, "b", v1.SelectionNewerDown) // c down: one switch
 	h.down[paths[1]] = true
-	step(60, "b", policy.Holding) // b down 50 ms later: held
+	step(60, "b", v1.SelectionHeld) // b down 50 ms later: held
 	if len(woken) != 1 || woken[0] != 150*time.Millisecond {
 		t.Fatalf("woken %v, want once after 150 ms", woken)
 	}
-	step(150, "b", policy.Holding)
-	step(210, "a", policy.NewerDown) // the period is over
+	step(150, "b", v1.SelectionHeld)
+	step(210, "a", v1.SelectionNewerDown) // the period is over
 	h.down = map[group.Path]bool{paths[0]: false, paths[1]: false, paths[2]: false}
-	step(300, "a", policy.Holding) // back up within a period: held on a
-	step(410, "c", policy.Newest)
+	step(300, "a", v1.SelectionHeld) // back up within a period: held on a
+	step(410, "c", v1.SelectionNewest)
 }
 
 // A switch observes the time from the change it took up; a reconcile
@@ -332,7 +332,7 @@ func TestReconcileKeepsTheKernelsChoiceUntilProbesDecide(t *testing.T) {
 	r.Health = h
 	at := time.Unix(1_900_000_000, 0)
 	r.now = func() time.Time { return at }
-	step := func(what, want string, sel policy.Selection) {
+	step := func(what, want string, sel v1.Selection) {
 		t.Helper()
 		at = at.Add(time.Second) // no damper's hold between steps
 		if err := r.Reconcile(context.Background()); err != nil {
@@ -342,23 +342,23 @@ func TestReconcileKeepsTheKernelsChoiceUntilProbesDecide(t *testing.T) {
 			t.Fatalf("%s: %s (%s), want %s (%s)", what, g.Active, g.Selection, want, sel)
 		}
 	}
-	step("restarted, nothing answered yet", "a", policy.NewerDown)
+	step("restarted, nothing answered yet", "a", v1.SelectionNewerDown)
 	h.down[paths[0]] = false
-	step("a answers", "a", policy.NewerDown)
+	step("a answers", "a", v1.SelectionNewerDown)
 	h.down[paths[1]] = true
-	step("b's probes are lost", "a", policy.NewerDown)
+	step("b's probes are lost", "a", v1.SelectionNewerDown)
 	if n := strings.Count(strings.Join(p.calls, ","), "read carried"); n != 1 {
 		t.Errorf("the kernel's choice was read %d times, want once", n)
 	}
 	h.down[paths[1]] = false
-	step("b answers", "b", policy.Newest)
+	step("b answers", "b", v1.SelectionNewest)
 
 	// A third member, on a gateway nobody has probed: pending, not
 	// carrying. It waits for its first answer.
 	paths = checkedMembers(t, r, "198.51.100.4", "198.51.100.5", "198.51.100.6")
-	step("c added", "b", policy.NewerDown)
+	step("c added", "b", v1.SelectionNewerDown)
 	h.down[paths[2]] = false
-	step("c answers", "c", policy.Newest)
+	step("c answers", "c", v1.SelectionNewest)
 }
 
 // A damped gateway yields to one that is up, and the router asks to be
@@ -376,7 +376,7 @@ func TestReconcileWakesWhenADampedGatewayIsReleased(t *testing.T) {
 	if err := r.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if g := p.desired.Groups[0]; g.Active != "a" || g.Selection != policy.NewerDown {
+	if g := p.desired.Groups[0]; g.Active != "a" || g.Selection != v1.SelectionNewerDown {
 		t.Fatalf("b damped: %s (%s), want a (NewerDown)", g.Active, g.Selection)
 	}
 	if len(woken) != 1 || woken[0] != 20*time.Second {

@@ -131,7 +131,7 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) v1.StaticRouteNodeStateStatus {
 	var s v1.StaticRouteNodeStateStatus
 	for _, g := range d.Groups {
-		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason, Selection: string(g.Selection)}
+		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason, Selection: g.Selection}
 		if g.Gateway.IsValid() {
 			gs.Gateway = g.Gateway.String()
 		}

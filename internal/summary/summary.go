@@ -21,12 +21,7 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	groupName := sr.EffectiveGroup()
 	st := v1.StaticRouteStatus{Group: groupName, ObservedGeneration: sr.Generation}
 
-	var members []*v1.StaticRoute
-	for i := range routes {
-		if r := &routes[i]; group.Live(r) && r.EffectiveGroup() == groupName {
-			members = append(members, r)
-		}
-	}
+	members := group.Members(routes, groupName)
 	var active *v1.StaticRoute
 	if i := group.Active(members, group.KeyOf, nil); i >= 0 {
 		active = members[i]
@@ -76,7 +71,7 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 		}
 		st.NodesSelected++
 		if g.ActiveMember != sr.Name {
-			if g.Selection == "NewerDown" {
+			if g.Selection == v1.SelectionNewerDown {
 				// The node sees this member's gateway down and carries
 				// the group on an older member: not a failure.
 				st.NodesOnFallback++

@@ -112,7 +112,7 @@ func TestStatusWithNodesOnAFallback(t *testing.T) {
 			{Member: "secondary", Gateway: "198.51.100.12", Health: secondaryHealth},
 		}
 	}
-	on := func(member, selection, secondaryHealth string) v1.NodeGroupState {
+	on := func(member string, selection v1.Selection, secondaryHealth string) v1.NodeGroupState {
 		return v1.NodeGroupState{Group: "primary", ActiveMember: member, State: v1.NodeGroupApplied, Selection: selection, Gateways: gws(secondaryHealth)}
 	}
 	states := []v1.StaticRouteNodeState{

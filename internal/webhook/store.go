@@ -12,6 +12,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
@@ -85,7 +86,7 @@ func (s *Store) SetSynced(f func() bool) {
 // Upsert records what the cache shows of a route. A route being deleted
 // counts as gone: nodes already treat it so.
 func (s *Store) Upsert(sr *v1.StaticRoute) {
-	if sr.DeletionTimestamp != nil {
+	if !group.Live(sr) {
 		s.Delete(sr.Name)
 		return
 	}
@@ -165,7 +166,7 @@ func (s *Store) confirm(ctx context.Context, names []string) bool {
 		case err != nil:
 			s.count("failed")
 			return changed
-		case live == nil || live.DeletionTimestamp != nil:
+		case live == nil || !group.Live(live):
 			s.count("gone")
 			delete(s.cached, name)
 			if res, ok := s.reserved[name]; ok && s.now().Sub(res.at) < s.Grace {

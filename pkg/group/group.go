@@ -5,8 +5,12 @@
 package group
 
 import (
+	"fmt"
 	"slices"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 )
@@ -36,6 +40,35 @@ func Newer(a, b Key) bool {
 // Live says whether sr counts as a member: a route being deleted (held by
 // the old operator's kopf finalizer, say) counts as gone.
 func Live(sr *v1.StaticRoute) bool { return sr.DeletionTimestamp == nil }
+
+// Members are group name's members among routes: the live ones, oldest
+// first (the last carries the group when health says nothing). The
+// summarizer and the plugin read a group through it.
+func Members(routes []v1.StaticRoute, name string) []*v1.StaticRoute {
+	var out []*v1.StaticRoute
+	for i := range routes {
+		if sr := &routes[i]; Live(sr) && sr.EffectiveGroup() == name {
+			out = append(out, sr)
+		}
+	}
+	Sort(out, KeyOf)
+	return out
+}
+
+// Selects says whether sr's nodeSelector selects a node with
+// nodeLabels; no selector selects every node. An invalid selector (the
+// webhook refuses one; an object from before it may hold one) is an
+// error: callers say so rather than guess.
+func Selects(sr *v1.StaticRoute, nodeLabels map[string]string) (bool, error) {
+	if sr.Spec.NodeSelector == nil {
+		return true, nil
+	}
+	sel, err := metav1.LabelSelectorAsSelector(sr.Spec.NodeSelector)
+	if err != nil {
+		return false, fmt.Errorf("invalid nodeSelector: %w", err)
+	}
+	return sel.Matches(labels.Set(nodeLabels)), nil
+}
 
 // Active is the index of the member of ms that carries the group: the
 // newest of those with the highest rank (Rank: up before damped before

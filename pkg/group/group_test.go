@@ -4,6 +4,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/staticroute/staticroute/api/v1"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -97,5 +101,23 @@ func TestActiveRanksPendingAndDampedMembers(t *testing.T) {
 		if got := ms[Active(ms, id, rank)].Name; got != want {
 			t.Errorf("%s: active %s, want %s", states, got, want)
 		}
+	}
+}
+
+func TestSelects(t *testing.T) {
+	sr := &v1.StaticRoute{}
+	if ok, err := Selects(sr, nil); !ok || err != nil {
+		t.Errorf("no selector: %v %v, want every node", ok, err)
+	}
+	sr.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "egress"}}
+	if ok, err := Selects(sr, map[string]string{"pool": "egress"}); !ok || err != nil {
+		t.Errorf("matching: %v %v", ok, err)
+	}
+	if ok, err := Selects(sr, map[string]string{"pool": "web"}); ok || err != nil {
+		t.Errorf("not matching: %v %v", ok, err)
+	}
+	sr.Spec.NodeSelector = &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "pool", Operator: "Sometimes"}}}
+	if ok, err := Selects(sr, map[string]string{"pool": "egress"}); ok || err == nil || !strings.Contains(err.Error(), "invalid nodeSelector") {
+		t.Errorf("invalid: %v %v, want an error and no match", ok, err)
 	}
 }

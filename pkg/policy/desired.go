@@ -7,9 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -60,29 +57,11 @@ type Group struct {
 	State    string         // v1.NodeGroup*
 	Reason   string
 	// Selection says why Active carries the group on this node.
-	Selection Selection
+	Selection v1.Selection
 	// Members are the group's live members, oldest first, with their
 	// gateways' probes as this node runs them.
 	Members []Member
 }
-
-// Selection is why a member carries its group on a node.
-type Selection string
-
-// Selections.
-const (
-	// Newest: the newest member, and it is up (or has no health check).
-	Newest Selection = "Newest"
-	// NewerDown: newer members' gateways are down, damped or not proven
-	// yet (pending) as this node sees them.
-	NewerDown Selection = "NewerDown"
-	// AllDown: every member's gateway is down; the newest carries the
-	// group (fail closed: never the node's own address).
-	AllDown Selection = "AllDown"
-	// Holding: health asks for another member, but the group switched less
-	// than a period ago; it switches when the period is over.
-	Holding Selection = "Held"
-)
 
 // Member is one member of a group as a node sees it.
 type Member struct {
@@ -172,7 +151,7 @@ func (d Desired) String() string {
 		if g.Reason != "" {
 			fmt.Fprintf(&b, " (%s)", g.Reason)
 		}
-		if g.Selection != Newest && g.Selection != "" {
+		if g.Selection != v1.SelectionNewest && g.Selection != "" {
 			fmt.Fprintf(&b, " [%s]", g.Selection)
 		}
 		b.WriteByte('\n')
@@ -231,23 +210,23 @@ func Compute(in Input) Desired {
 		name      string
 		oldest    group.Key
 		active    member
-		selection Selection
+		selection v1.Selection
 		members   []Member
 	}
 	key := func(m member) group.Key { return m.route.Key() }
 	rank := func(m member) int { return m.rank }
 	var order []aged
 	for name, ms := range groups {
-		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, rank)], selection: Newest}
+		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, rank)], selection: v1.SelectionNewest}
 		switch newest := ms[group.Active(ms, key, nil)]; {
 		case a.active.state == group.Down:
-			a.selection = AllDown
+			a.selection = v1.SelectionAllDown
 		case a.active.obj != newest.obj:
-			a.selection = NewerDown
+			a.selection = v1.SelectionNewerDown
 		}
 		if h, ok := in.Hold[name]; ok && h != a.active.obj.Name {
 			if i := slices.IndexFunc(ms, func(m member) bool { return m.obj.Name == h }); i >= 0 {
-				a.active, a.selection = ms[i], Holding
+				a.active, a.selection = ms[i], v1.SelectionHeld
 			}
 		}
 		group.Sort(ms, key)
@@ -269,14 +248,13 @@ func Compute(in Input) Desired {
 		// Claims are global, whether or not the group selects this node,
 		// so that every node gives an address to the same group.
 		claimed.Put(validate.Route{Name: a.name, Group: a.name, Destinations: g.Prefixes})
-		if !selects(a.active.obj, in.Node.Labels) {
+		// An invalid selector is reported on every node it could
+		// concern, and routes nothing.
+		if ok, err := group.Selects(a.active.obj, in.Node.Labels); err != nil {
+			g.State, g.Reason, routed = v1.NodeGroupError, err.Error(), nil
+			g.Prefixes = nil
+		} else if !ok {
 			continue
-		}
-		if sel := a.active.obj.Spec.NodeSelector; sel != nil {
-			if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
-				g.State, g.Reason, routed = v1.NodeGroupError, "invalid nodeSelector: "+err.Error(), nil
-				g.Prefixes = nil
-			}
 		}
 		d.Groups = append(d.Groups, g)
 		d.Routes = append(d.Routes, routed...)
@@ -372,17 +350,6 @@ func insideRanges(c validate.Config) []netip.Prefix {
 	}
 	slices.SortFunc(out, validate.ComparePrefix)
 	return slices.Compact(out)
-}
-
-func selects(sr *v1.StaticRoute, nodeLabels map[string]string) bool {
-	if sr.Spec.NodeSelector == nil {
-		return true
-	}
-	sel, err := metav1.LabelSelectorAsSelector(sr.Spec.NodeSelector)
-	if err != nil {
-		return true // reported as an error on every node it could concern
-	}
-	return sel.Matches(labels.Set(nodeLabels))
 }
 
 // carveSet is every range a node never steers, with words for messages.

@@ -247,17 +247,17 @@ func TestComputeFollowsHealth(t *testing.T) {
 		states    string // a's and b's: U up, D down, P pending, d damped
 		carried   string // the gateway the group takes now ("" none)
 		active    string
-		selection Selection
+		selection v1.Selection
 	}{
-		{"all up: the newest", "UU", "", "b", Newest},
-		{"the newest down: the next", "UD", "", "a", NewerDown},
-		{"an older one down: still the newest", "DU", "", "b", Newest},
-		{"all down: the newest, failing closed", "DD", "", "b", AllDown},
-		{"a new member not proven yet takes nothing over", "UP", a.Spec.Gateway, "a", NewerDown},
-		{"a restart keeps the kernel's choice while both are pending", "PP", a.Spec.Gateway, "a", NewerDown},
-		{"and the newest when the kernel carries it", "PP", b.Spec.Gateway, "b", Newest},
-		{"a damped member yields to one that is up", "Ud", b.Spec.Gateway, "a", NewerDown},
-		{"and carries when nothing else is up", "Dd", a.Spec.Gateway, "b", Newest},
+		{"all up: the newest", "UU", "", "b", v1.SelectionNewest},
+		{"the newest down: the next", "UD", "", "a", v1.SelectionNewerDown},
+		{"an older one down: still the newest", "DU", "", "b", v1.SelectionNewest},
+		{"all down: the newest, failing closed", "DD", "", "b", v1.SelectionAllDown},
+		{"a new member not proven yet takes nothing over", "UP", a.Spec.Gateway, "a", v1.SelectionNewerDown},
+		{"a restart keeps the kernel's choice while both are pending", "PP", a.Spec.Gateway, "a", v1.SelectionNewerDown},
+		{"and the newest when the kernel carries it", "PP", b.Spec.Gateway, "b", v1.SelectionNewest},
+		{"a damped member yields to one that is up", "Ud", b.Spec.Gateway, "a", v1.SelectionNewerDown},
+		{"and carries when nothing else is up", "Dd", a.Spec.Gateway, "b", v1.SelectionNewest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := testInput(a, b, unchecked)
@@ -279,7 +279,7 @@ func TestComputeFollowsHealth(t *testing.T) {
 			if len(g.Members) != 2 || g.Members[0].Name != "a" || !g.Members[0].Checked {
 				t.Fatalf("members %+v", g.Members)
 			}
-			if other := d.Groups[1]; other.Active != "c" || other.Selection != Newest || len(other.Members) != 1 || other.Members[0].Checked {
+			if other := d.Groups[1]; other.Active != "c" || other.Selection != v1.SelectionNewest || len(other.Members) != 1 || other.Members[0].Checked {
 				t.Fatalf("the group without checks: %+v", other)
 			}
 		})
@@ -287,7 +287,7 @@ func TestComputeFollowsHealth(t *testing.T) {
 	// A checked gateway that is not on-link cannot be probed: down.
 	in := testInput(a, b)
 	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/29")} // .4 on-link, .12 not
-	if d := Compute(in); d.Groups[0].Active != "a" || d.Groups[0].Selection != NewerDown || len(d.Probes) != 1 {
+	if d := Compute(in); d.Groups[0].Active != "a" || d.Groups[0].Selection != v1.SelectionNewerDown || len(d.Probes) != 1 {
 		t.Fatalf("b's gateway off-link: %s", d)
 	}
 	// Two members probing the same path share one probe; tuning keeps
