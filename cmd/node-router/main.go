@@ -17,8 +17,6 @@ import (
 	"os/signal"
 	goruntime "runtime"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -129,51 +127,25 @@ func newLogger(verbosity int) logr.Logger {
 	return log
 }
 
+// policyOptions reads the kernel-side flags; pkg/policy checks them. A
+// flag that does not parse keeps its default, so that it is reported
+// once, beside every other mistake.
 func policyOptions(o options) (policy.Options, error) {
 	p := policy.DefaultOptions()
 	var errs []error
-	tables := strings.Split(o.tables, ",")
-	if len(tables) != 2 {
-		errs = append(errs, fmt.Errorf("--tables: want two table numbers, like 52101,52102"))
+	if t, err := policy.ParseTables(o.tables); err != nil {
+		errs = append(errs, err)
 	} else {
-		for i, s := range tables {
-			n, err := strconv.Atoi(strings.TrimSpace(s))
-			if err != nil || n <= 0 || n == 253 || n == 254 || n == 255 {
-				errs = append(errs, fmt.Errorf("--tables: %q is not a free table number", s))
-			}
-			p.Tables[i] = n
-		}
-		if p.Tables[0] == p.Tables[1] {
-			errs = append(errs, fmt.Errorf("--tables: the two tables must differ"))
-		}
+		p.Tables = t
 	}
-	mark, err := strconv.ParseUint(o.mark, 0, 32)
-	if err != nil || mark == 0 || mark&(mark-1) != 0 {
-		errs = append(errs, fmt.Errorf("--mark: %q is not a single bit such as 0x40", o.mark))
-	}
-	p.Mark = uint32(mark)
-	if mark&policy.MaxProbes != 0 {
-		errs = append(errs, fmt.Errorf("--mark: %q leaves no room below it for the probes' slot number: pick a bit of 0x40 or above", o.mark))
-	}
-	if o.probePriority >= o.markPriority || o.probePriority <= 0 {
-		errs = append(errs, fmt.Errorf("--probe-rule-priority (%d) must come before --mark-rule-priority (%d)", o.probePriority, o.markPriority))
-	}
-	if b := o.probeTableBase; b <= 0 || b+policy.MaxProbes > 1<<31-1 || b < 256 && b+policy.MaxProbes >= 253 ||
-		p.Tables[0] > b && p.Tables[0] <= b+policy.MaxProbes || p.Tables[1] > b && p.Tables[1] <= b+policy.MaxProbes {
-		errs = append(errs, fmt.Errorf("--probe-table-base %d: tables %d..%d must be free (not main, local, default or --tables)", b, b+1, b+policy.MaxProbes))
-	}
-	p.ProbePriority, p.ProbeTableBase = o.probePriority, o.probeTableBase
-	if o.markPriority >= o.priority {
-		errs = append(errs, fmt.Errorf("--mark-rule-priority (%d) must come before --rule-priority (%d)", o.markPriority, o.priority))
-	}
-	if o.priority <= 0 || o.priority >= 32766 {
-		errs = append(errs, fmt.Errorf("--rule-priority %d: must lie between the local table (0) and main (32766)", o.priority))
-	}
-	if o.protocol <= 4 || o.protocol > 255 {
-		errs = append(errs, fmt.Errorf("--route-protocol %d: pick a number above 4 (kernel, boot, static are taken) and at most 255", o.protocol))
+	if m, err := policy.ParseMark(o.mark); err != nil {
+		errs = append(errs, err)
+	} else {
+		p.Mark = m
 	}
 	p.Priority, p.MarkPriority, p.Protocol = o.priority, o.markPriority, o.protocol
-	return p, errors.Join(errs...)
+	p.ProbePriority, p.ProbeTableBase = o.probePriority, o.probeTableBase
+	return p, errors.Join(append(errs, p.Validate())...)
 }
 
 func routerConfig(o options) (router.Config, error) {
