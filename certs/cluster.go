@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -48,12 +49,41 @@ func Rotate(ctx context.Context, cs kubernetes.Interface, c Cluster, p Policy, n
 	if err != nil {
 		return "", err
 	}
-	vwcs := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations()
-	vwc, err := vwcs.Get(ctx, c.Webhook, metav1.GetOptions{})
+	vwc, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, c.Webhook, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("reading ValidatingWebhookConfiguration %s: %w", c.Webhook, err)
 	}
+	if len(vwc.Webhooks) == 0 {
+		return "", fmt.Errorf("ValidatingWebhookConfiguration %s has no webhooks", c.Webhook)
+	}
+	seen := seenIn(c, caSecret, serving, vwc)
+	plan := PlanRotation(seen, p, now)
+	out, err := plan.Carry(seen, p, now)
+	if err != nil {
+		return "", err
+	}
+	trust := EncodeCerts(out.Trust)
+	if plan.NewCA || caSecret == nil || string(caSecret.Data[CAFile]) != string(trust) {
+		if err := putSecret(ctx, secrets, caSecret, c.Namespace, c.CASecret, out.CA, trust); err != nil {
+			return "", err
+		}
+	}
+	if plan.WriteTrust {
+		if err := writeTrust(ctx, cs, vwc, trust); err != nil {
+			return "", err
+		}
+	}
+	if plan.Issue || serving == nil || string(serving.Data[CAFile]) != string(trust) {
+		if err := putSecret(ctx, secrets, serving, c.Namespace, c.Secret, out.Serving, trust); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("%s: %s (serving certificate valid until %s)", c.Namespace, plan, out.Serving.Cert.NotAfter.UTC().Format(time.RFC3339)), nil
+}
 
+// seenIn is what the two Secrets and the webhook configuration hold, as
+// PlanRotation reads it.
+func seenIn(c Cluster, caSecret, serving *corev1.Secret, vwc *admissionv1.ValidatingWebhookConfiguration) Seen {
 	var seen Seen
 	seen.CA, seen.CAProblem = readPair(caSecret, "the CA Secret "+c.Namespace+"/"+c.CASecret)
 	seen.Serving, seen.ServingProblem = readPair(serving, "the serving Secret "+c.Namespace+"/"+c.Secret)
@@ -71,43 +101,25 @@ func Rotate(ctx context.Context, cs kubernetes.Interface, c Cluster, p Policy, n
 		cas, _ := ParseCerts(h.ClientConfig.CABundle)
 		seen.Trusted = append(seen.Trusted, cas)
 	}
-	if len(vwc.Webhooks) == 0 {
-		return "", fmt.Errorf("ValidatingWebhookConfiguration %s has no webhooks", c.Webhook)
-	}
+	return seen
+}
 
-	plan := PlanRotation(seen, p, now)
-	out, err := plan.Carry(seen, p, now)
+// writeTrust gives every webhook of the configuration the bundle, unless
+// another writer changed the configuration since it was read (the
+// patch's test of its resourceVersion).
+func writeTrust(ctx context.Context, cs kubernetes.Interface, vwc *admissionv1.ValidatingWebhookConfiguration, trust []byte) error {
+	patch := []map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": vwc.ResourceVersion}}
+	for i := range vwc.Webhooks {
+		patch = append(patch, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": trust})
+	}
+	body, err := json.Marshal(patch)
 	if err != nil {
-		return "", err
+		return err
 	}
-	trust := EncodeCerts(out.Trust)
-	if plan.NewCA || caSecret == nil || string(caSecret.Data[CAFile]) != string(trust) {
-		if err := putSecret(ctx, secrets, caSecret, c.Namespace, c.CASecret, out.CA, trust); err != nil {
-			return "", err
-		}
+	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Patch(ctx, vwc.Name, types.JSONPatchType, body, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("writing the CA bundle into ValidatingWebhookConfiguration %s: %w", vwc.Name, err)
 	}
-	if plan.WriteTrust {
-		var patch []map[string]any
-		for i := range vwc.Webhooks {
-			patch = append(patch, map[string]any{"op": "add", "path": fmt.Sprintf("/webhooks/%d/clientConfig/caBundle", i), "value": trust})
-		}
-		// The test makes the patch fail if another writer changed the
-		// configuration since it was read.
-		patch = append([]map[string]any{{"op": "test", "path": "/metadata/resourceVersion", "value": vwc.ResourceVersion}}, patch...)
-		body, err := json.Marshal(patch)
-		if err != nil {
-			return "", err
-		}
-		if _, err := vwcs.Patch(ctx, c.Webhook, types.JSONPatchType, body, metav1.PatchOptions{}); err != nil {
-			return "", fmt.Errorf("writing the CA bundle into ValidatingWebhookConfiguration %s: %w", c.Webhook, err)
-		}
-	}
-	if plan.Issue || serving == nil || string(serving.Data[CAFile]) != string(trust) {
-		if err := putSecret(ctx, secrets, serving, c.Namespace, c.Secret, out.Serving, trust); err != nil {
-			return "", err
-		}
-	}
-	return fmt.Sprintf("%s: %s (serving certificate valid until %s)", c.Namespace, plan, out.Serving.Cert.NotAfter.UTC().Format(time.RFC3339)), nil
+	return nil
 }
 
 func getSecret(ctx context.Context, cs kubernetes.Interface, ns, name string) (*corev1.Secret, error) {

@@ -77,20 +77,9 @@ func run(args []string) error {
 	if *dryRun != "none" && *dryRun != "server" {
 		return fmt.Errorf("--dry-run=%s: only server (or none) is supported", *dryRun)
 	}
-	cfg, err := kube.ToRESTConfig()
+	cl, err := newClient(kube)
 	if err != nil {
-		return fmt.Errorf("kubeconfig: %w", err)
-	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
-	}
-	if err := v1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	cl, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("connecting to %s: %w", cfg.Host, err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -109,4 +98,25 @@ func run(args []string) error {
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("%q: not a command line the plugin takes", cmd+" "+fmt.Sprint(positional))
+}
+
+// newClient is a client of the cluster kubectl's flags name, with our
+// kinds.
+func newClient(kube *genericclioptions.ConfigFlags) (client.Client, error) {
+	cfg, err := kube.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	cl, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", cfg.Host, err)
+	}
+	return cl, nil
 }

@@ -66,19 +66,7 @@ func SBOM(name, ver string, binary []byte, created time.Time) ([]byte, error) {
 		mods = append(mods, m)
 	}
 	for _, m := range mods {
-		p := &spdx.Package{
-			PackageName:             m.Path,
-			PackageSPDXIdentifier:   common.ElementID("Package-" + spdxID(m.Path+"-"+m.Version)),
-			PackageVersion:          m.Version,
-			PackageDownloadLocation: "NOASSERTION",
-			PackageExternalReferences: []*spdx.PackageExternalReference{
-				{Category: "PACKAGE-MANAGER", RefType: "purl", Locator: "pkg:golang/" + m.Path + "@" + m.Version},
-			},
-		}
-		if m.Sum != "" {
-			// go.sum's h1: is a SHA-256 of the module's file tree.
-			p.PackageComment = "go.sum " + m.Sum
-		}
+		p := modulePackage(m)
 		doc.Packages = append(doc.Packages, p)
 		doc.Relationships = append(doc.Relationships, &spdx.Relationship{
 			RefA: common.MakeDocElementID("", string(main.PackageSPDXIdentifier)), RefB: common.MakeDocElementID("", string(p.PackageSPDXIdentifier)), Relationship: "DEPENDS_ON",
@@ -89,6 +77,24 @@ func SBOM(name, ver string, binary []byte, created time.Time) ([]byte, error) {
 		return nil, fmt.Errorf("SBOM of %s: %w", name, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// modulePackage is one Go module as an SPDX package, with its purl.
+func modulePackage(m *debug.Module) *spdx.Package {
+	p := &spdx.Package{
+		PackageName:             m.Path,
+		PackageSPDXIdentifier:   common.ElementID("Package-" + spdxID(m.Path+"-"+m.Version)),
+		PackageVersion:          m.Version,
+		PackageDownloadLocation: "NOASSERTION",
+		PackageExternalReferences: []*spdx.PackageExternalReference{
+			{Category: "PACKAGE-MANAGER", RefType: "purl", Locator: "pkg:golang/" + m.Path + "@" + m.Version},
+		},
+	}
+	if m.Sum != "" {
+		// go.sum's h1: is a SHA-256 of the module's file tree.
+		p.PackageComment = "go.sum " + m.Sum
+	}
+	return p
 }
 
 var notInID = regexp.MustCompile(`[^A-Za-z0-9.-]+`)

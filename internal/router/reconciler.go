@@ -127,78 +127,134 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 }
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
-	started, cpuStart := time.Now(), processCPU()
+	t := startTiming(r.Clock)
 	log := logr.FromContextOrDiscard(ctx)
-	// Taken first: a change that arrives while this reconcile runs is the
-	// next one's.
-	var event time.Time
-	var pending bool
-	if r.Clock != nil {
-		event, pending = r.Clock.Take()
+	g, err := r.gather(ctx, &t)
+	if err != nil || g == nil {
+		return err
 	}
+	d := r.decide(&g.in, g.health, g.now, &t)
+	applyErr := r.applyKernel(ctx, d, &t)
+	if applyErr == nil {
+		r.afterApply(ctx, d, g.now)
+		applyErr = r.adoptLegacy(ctx, g)
+	}
+	var fwErr error
+	if applyErr == nil {
+		fwErr = r.applyFirewall(ctx, d)
+	}
+	err = firstErr(applyErr, fwErr)
+	if rerr := r.Reporter.Report(ctx, g.node, g.in.Routes, d, g.in.Node, g.in.Cluster, g.health, err); rerr != nil {
+		log.Error(rerr, "writing the node state")
+	}
+	if err != nil {
+		return err
+	}
+	r.Metrics.LastSuccess.SetToCurrentTime()
+	return nil
+}
+
+// timing is what one reconcile measures, for the logs and the metrics.
+type timing struct {
+	started  time.Time
+	cpuStart time.Duration
+	event    time.Time // the oldest change this reconcile answers
+	pending  bool      // there was one
+	readNode time.Duration
+	compute  time.Duration
+}
+
+// startTiming takes the pending change first: a change that arrives while
+// this reconcile runs is the next one's.
+func startTiming(c *EventClock) timing {
+	t := timing{started: time.Now(), cpuStart: processCPU()}
+	if c != nil {
+		t.event, t.pending = c.Take()
+	}
+	return t
+}
+
+// gathered is what a reconcile computes from: the Node, the input and
+// the health it was computed with.
+type gathered struct {
+	node   *corev1.Node
+	in     policy.Input
+	health map[group.Path]group.Health
+	now    time.Time
+}
+
+// gather reads the Node, the routes and the node's links: nil, nil while
+// the Node is not known (the kernel is left as it is).
+func (r *Reconciler) gather(ctx context.Context, t *timing) (*gathered, error) {
 	obj, found, err := r.Cache.Node.GetByKey(r.Config.NodeName)
 	if err != nil {
-		return fmt.Errorf("reading Node %s from the cache: %w", r.Config.NodeName, err)
+		return nil, fmt.Errorf("reading Node %s from the cache: %w", r.Config.NodeName, err)
 	}
 	node, ok := obj.(*corev1.Node)
 	if !found || !ok {
-		// Without its Node the router cannot match selectors: it leaves
-		// the kernel as it is.
-		log.Info("waiting for the Node object", "node", r.Config.NodeName)
-		return nil
+		// Without its Node the router cannot match selectors.
+		logr.FromContextOrDiscard(ctx).Info("waiting for the Node object", "node", r.Config.NodeName)
+		return nil, nil
 	}
 	routes := listed[*v1.StaticRoute](r.Cache.Routes)
 	// The input key and the reports must not depend on the cache's order.
 	slices.SortFunc(routes, func(a, b *v1.StaticRoute) int { return strings.Compare(a.Name, b.Name) })
 	cluster := r.Config.Cluster
 	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
-
 	readStart := time.Now()
 	facts, err := r.Kernel.ReadNode(r.Config.VPCLink, cluster.VPC)
 	if err != nil {
-		return fmt.Errorf("reading the node's links: %w", err)
+		return nil, fmt.Errorf("reading the node's links: %w", err)
 	}
-	readNode := time.Since(readStart)
+	t.readNode = time.Since(readStart)
 	facts.Labels = node.Labels
-	in := policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes)}
-	now := time.Now()
+	g := &gathered{node: node, now: time.Now()}
+	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes)}
 	if r.now != nil {
-		now = r.now()
+		g.now = r.now()
 	}
-	var health map[group.Path]group.Health
 	if r.Health != nil {
-		health = r.Health.Health()
+		g.health = r.Health.Health()
 	}
+	return g, nil
+}
+
+// decide computes the desired state from in and the health, and asks to
+// be woken when a damped gateway is released or a held group may switch.
+func (r *Reconciler) decide(in *policy.Input, health map[group.Path]group.Health, now time.Time, t *timing) policy.Desired {
 	var wake time.Duration // when a damped gateway is released
 	in.Health, wake = healthStates(health, now)
 	r.Metrics.dampedGateways(in.Health)
-	hold := r.holds(&in, now)
+	hold := r.holds(in, now)
 	computeStart := time.Now()
-	d := r.compute(in)
-	computed := time.Since(computeStart)
+	d := r.compute(*in)
+	t.compute = time.Since(computeStart)
 	if hold > 0 && (wake == 0 || hold < wake) && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == v1.SelectionHeld }) {
 		wake = hold
 	}
 	if r.Wake != nil && wake > 0 {
 		r.Wake(wake)
 	}
+	return d
+}
 
-	// A switch is counted and logged even if a later step failed: the
-	// traffic took the new path.
+// applyKernel writes the routes and rules, and counts and logs a switch
+// even if a later step fails: the traffic took the new path.
+func (r *Reconciler) applyKernel(ctx context.Context, d policy.Desired, t *timing) error {
 	applyStart := time.Now()
 	region := trace.StartRegion(ctx, "kernel apply")
-	applied, applyErr := r.Kernel.Apply(d)
+	applied, err := r.Kernel.Apply(d)
 	region.End()
 	// The process's CPU time over the reconcile up to the end of Apply: on
 	// a shared, busy machine sinceEvent includes time spent waiting for a
 	// core, and this is what the router itself spent.
-	cpu := processCPU() - cpuStart
+	cpu := processCPU() - t.cpuStart
 	var sinceEvent, queued time.Duration
-	if pending && (applied.Swapped || applied.Moved > 0) {
-		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(event)
+	if t.pending && (applied.Swapped || applied.Moved > 0) {
+		sinceEvent = applyStart.Add(applied.ToSwitch).Sub(t.event)
 		// The part spent before this reconcile started: waiting for the
 		// one before it, or for a core.
-		queued = started.Sub(event)
+		queued = t.started.Sub(t.event)
 		r.Metrics.EventToKernel.Observe(sinceEvent.Seconds())
 	}
 	// The traffic counters only feed metrics: read after the switch, not
@@ -207,63 +263,66 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if packets, err := r.Firewall.Counters(); err == nil {
 		r.Metrics.countTraffic(packets)
 	}
+	log := logr.FromContextOrDiscard(ctx)
+	kv := []any{"toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(), "readNode", t.readNode.String(), "compute", t.compute.String(), "cpu", cpu.String()}
 	if applied.Swapped {
 		r.Metrics.Swaps.Inc()
-		log.Info("switched steering table", "table", applied.Table, "routes", applied.Routes, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(),
-			"readNode", readNode.String(), "compute", computed.String(), "cpu", cpu.String(), "groups", len(d.Groups))
-	}
-	if applyErr == nil {
-		for _, g := range d.Groups {
-			r.damper.Record(g.Name, g.Active, now)
-		}
-		r.damper.Forget(func(name string) bool {
-			return slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Name == name })
-		})
-		r.noteAutomatic(ctx, d)
-		if r.Health != nil {
-			r.Health.Set(ctx, d.Probes)
-		}
+		log.Info("switched steering table", append([]any{"table", applied.Table, "routes", applied.Routes, "groups", len(d.Groups)}, kv...)...)
 	}
 	if applied.Moved > 0 {
 		r.Metrics.Moves.Add(float64(applied.Moved))
-		log.Info("moved groups to new gateways", "groups", applied.Moved, "toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(),
-			"readNode", readNode.String(), "compute", computed.String(), "cpu", cpu.String())
+		log.Info("moved groups to new gateways", append([]any{"groups", applied.Moved}, kv...)...)
 	}
-	if applyErr == nil && r.Config.AdoptLegacyRoutes && len(facts.MainVia) > 0 {
-		// Only once our table is in place: the destinations never fall
-		// back to main in between.
-		if legacy := policy.LegacyRoutes(routes); policy.MayHoldLegacy(facts.MainVia, legacy) {
-			removed, err := r.Kernel.RemoveLegacyRoutes(legacy)
-			for _, l := range removed {
-				log.Info("removed the old operator's route from the main table", "route", l.String())
-			}
-			applyErr = err
+	return err
+}
+
+// afterApply records what now carries each group (the damper, the
+// automatic-switch log) and gives the health monitor its probes.
+func (r *Reconciler) afterApply(ctx context.Context, d policy.Desired, now time.Time) {
+	for _, g := range d.Groups {
+		r.damper.Record(g.Name, g.Active, now)
+	}
+	r.damper.Forget(func(name string) bool {
+		return slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Name == name })
+	})
+	r.noteAutomatic(ctx, d)
+	if r.Health != nil {
+		r.Health.Set(ctx, d.Probes)
+	}
+}
+
+// adoptLegacy removes the old operator's main-table routes that a
+// StaticRoute now steers: only once our table is in place, so that the
+// destinations never fall back to main in between.
+func (r *Reconciler) adoptLegacy(ctx context.Context, g *gathered) error {
+	if !r.Config.AdoptLegacyRoutes || len(g.in.Node.MainVia) == 0 {
+		return nil
+	}
+	legacy := policy.LegacyRoutes(g.in.Routes)
+	if !policy.MayHoldLegacy(g.in.Node.MainVia, legacy) {
+		return nil
+	}
+	removed, err := r.Kernel.RemoveLegacyRoutes(legacy)
+	for _, l := range removed {
+		logr.FromContextOrDiscard(ctx).Info("removed the old operator's route from the main table", "route", l.String())
+	}
+	return err
+}
+
+// applyFirewall writes the nftables table, then turns src_valid_mark on
+// where the table's record says it must be: the record first.
+func (r *Reconciler) applyFirewall(ctx context.Context, d policy.Desired) error {
+	turnOn, markErr := r.Marks.Plan()
+	changed, fwErr := r.Firewall.Apply(d)
+	if changed && fwErr == nil {
+		r.Metrics.resetTraffic()
+	}
+	if markErr == nil && fwErr == nil {
+		if markErr = r.Marks.TurnOn(turnOn); markErr == nil && len(turnOn) > 0 {
+			logr.FromContextOrDiscard(ctx).Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", turnOn)
 		}
 	}
-	var fwErr error
-	if applyErr == nil {
-		// The record of the links to turn on goes into the table first.
-		turnOn, markErr := r.Marks.Plan()
-		var changed bool
-		changed, fwErr = r.Firewall.Apply(d)
-		if changed && fwErr == nil {
-			r.Metrics.resetTraffic()
-		}
-		if markErr == nil && fwErr == nil {
-			if markErr = r.Marks.TurnOn(turnOn); markErr == nil && len(turnOn) > 0 {
-				log.Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", turnOn)
-			}
-		}
-		fwErr = firstErr(fwErr, markErr)
-	}
-	if err := r.Reporter.Report(ctx, node, routes, d, facts, cluster, health, firstErr(applyErr, fwErr)); err != nil {
-		log.Error(err, "writing the node state")
-	}
-	if err := firstErr(applyErr, fwErr); err != nil {
-		return err
-	}
-	r.Metrics.LastSuccess.SetToCurrentTime()
-	return nil
+	return firstErr(fwErr, markErr)
 }
 
 // holds sets in.Hold from the damper: a group that switched less than
