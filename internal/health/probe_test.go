@@ -66,11 +66,11 @@ func newProbeWorld(t *testing.T, routes ...*v1.StaticRoute) *probeWorld {
 		if _, err := k.Apply(pw.d); err != nil {
 			t.Fatal(err)
 		}
-		on, err := marks.Plan()
+		on, err := marks.Read()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := fw.Apply(pw.d); err != nil {
+		if _, err := fw.Apply(pw.d, on.Record); err != nil {
 			t.Fatal(err)
 		}
 		if err := marks.TurnOn(on); err != nil {

@@ -4,12 +4,8 @@ import (
 	"context"
 	"net/netip"
 
-	corev1 "k8s.io/api/core/v1"
-
-	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
-	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // The reconciler's parts are small interfaces, so that what it does in
@@ -28,20 +24,20 @@ type Steering interface {
 
 // Firewall marks what must not be steered: *policy.Firewall.
 type Firewall interface {
-	Apply(policy.Desired) (changed bool, err error)
+	Apply(d policy.Desired, marked []int) (changed bool, err error)
 	Counters() (map[string]policy.Counter, error)
 }
 
 // Marks turns on src_valid_mark on the node's links, recording them first:
 // *policy.ValidMarks.
 type Marks interface {
-	Plan() ([]int, error)
-	TurnOn([]int) error
+	Read() (policy.MarkPlan, error)
+	TurnOn(policy.MarkPlan) error
 }
 
 // NodeReporter reports what the router did: *Reporter.
 type NodeReporter interface {
-	Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) error
+	Report(ctx context.Context, o Outcome) error
 }
 
 // Health is the node's health checks: every path's health now, and which

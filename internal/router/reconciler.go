@@ -144,7 +144,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		fwErr = r.applyFirewall(ctx, d)
 	}
 	err = firstErr(applyErr, fwErr)
-	if rerr := r.Reporter.Report(ctx, g.node, g.in.Routes, d, g.in.Node, g.in.Cluster, g.health, err); rerr != nil {
+	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err}
+	if rerr := r.Reporter.Report(ctx, o); rerr != nil {
 		log.Error(rerr, "writing the node state")
 	}
 	if err != nil {
@@ -312,14 +313,15 @@ func (r *Reconciler) adoptLegacy(ctx context.Context, g *gathered) error {
 // applyFirewall writes the nftables table, then turns src_valid_mark on
 // where the table's record says it must be: the record first.
 func (r *Reconciler) applyFirewall(ctx context.Context, d policy.Desired) error {
-	turnOn, markErr := r.Marks.Plan()
-	changed, fwErr := r.Firewall.Apply(d)
+	// A failed read still writes the firewall, with the last record.
+	marks, markErr := r.Marks.Read()
+	changed, fwErr := r.Firewall.Apply(d, marks.Record)
 	if changed && fwErr == nil {
 		r.Metrics.resetTraffic()
 	}
 	if markErr == nil && fwErr == nil {
-		if markErr = r.Marks.TurnOn(turnOn); markErr == nil && len(turnOn) > 0 {
-			logr.FromContextOrDiscard(ctx).Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", turnOn)
+		if markErr = r.Marks.TurnOn(marks); markErr == nil && len(marks.TurnOn) > 0 {
+			logr.FromContextOrDiscard(ctx).Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", marks.TurnOn)
 		}
 	}
 	return firstErr(fwErr, markErr)

@@ -65,16 +65,20 @@ func (p *parts) Carried([]string) (map[string]netip.Addr, error) {
 
 type fakeFirewall struct{ *parts }
 
-func (f fakeFirewall) Apply(policy.Desired) (bool, error) { return true, f.call("apply firewall") }
+func (f fakeFirewall) Apply(policy.Desired, []int) (bool, error) {
+	return true, f.call("apply firewall")
+}
 func (f fakeFirewall) Counters() (map[string]policy.Counter, error) {
 	return nil, f.call("read counters")
 }
 
-func (p *parts) Plan() ([]int, error) { return []int{2}, p.call("record links") }
-func (p *parts) TurnOn([]int) error   { return p.call("turn on links") }
+func (p *parts) Read() (policy.MarkPlan, error) {
+	return policy.MarkPlan{Record: []int{2}, TurnOn: []int{2}}, p.call("record links")
+}
+func (p *parts) TurnOn(policy.MarkPlan) error { return p.call("turn on links") }
 
-func (p *parts) Report(_ context.Context, _ *corev1.Node, _ []*v1.StaticRoute, _ policy.Desired, _ policy.Node, _ validate.Config, _ map[group.Path]group.Health, err error) error {
-	p.reported = err
+func (p *parts) Report(_ context.Context, o Outcome) error {
+	p.reported = o.Err
 	return p.call("report")
 }
 

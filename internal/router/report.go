@@ -46,14 +46,25 @@ type Reporter struct {
 	last   *v1.StaticRouteNodeStateStatus
 }
 
-// Report writes what the router did for node; routes are the StaticRoutes
-// sorted by name, for events.
-func (p *Reporter) Report(ctx context.Context, node *corev1.Node, routes []*v1.StaticRoute, d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) error {
-	status := nodeStatus(d, facts, cluster, health, applyErr)
+// Outcome is what one reconcile did, as a node state reports it.
+type Outcome struct {
+	Node    *corev1.Node
+	Routes  []*v1.StaticRoute // sorted by name, for Events
+	Desired policy.Desired
+	Facts   policy.Node
+	Cluster validate.Config
+	Health  map[group.Path]group.Health
+	Err     error // the kernel's or the firewall's, if either failed
+}
+
+// Report writes what the router did for its node.
+func (p *Reporter) Report(ctx context.Context, o Outcome) error {
+	node := o.Node
+	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.Err)
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
 	}
-	p.recordTransitions(node, routes, status)
+	p.recordTransitions(node, o.Routes, status)
 	var last []metav1.Condition
 	if p.last != nil {
 		last = p.last.Conditions

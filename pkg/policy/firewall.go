@@ -36,9 +36,6 @@ type Firewall struct {
 	// stale is set by Invalidate, from the nftables watcher's goroutine:
 	// the next Apply rewrites the table whatever it wrote last.
 	stale atomic.Bool
-	// marked are the links whose src_valid_mark the router turned on
-	// (ValidMarks), recorded in the table's markedSet.
-	marked []int
 }
 
 // markedSet is the set of ifindexes in our table that records which links
@@ -56,7 +53,7 @@ type Counter struct{ Packets, Bytes uint64 }
 type spec struct {
 	inside []netipx.IPRange // sources that are never inbound: VPC and pods
 	groups []groupSet
-	marked []int // ifindexes, see Firewall.marked
+	marked []int // ifindexes of the links whose src_valid_mark we turned on (MarkPlan.Record)
 	probes []int // the health checks' slots
 }
 
@@ -92,12 +89,14 @@ func (s spec) String() string {
 // program changed it (WatchFirewall).
 func (f *Firewall) Invalidate() { f.stale.Store(true) }
 
-// Apply writes the table for d if it differs from what this Firewall last
-// wrote, the table is gone, or it was invalidated.
-func (f *Firewall) Apply(d Desired) (changed bool, err error) {
+// Apply writes the table for d, with marked as the record of the links
+// whose src_valid_mark we turned on (ValidMarks.Read's MarkPlan.Record),
+// if it differs from what this Firewall last wrote, the table is gone,
+// or it was invalidated.
+func (f *Firewall) Apply(d Desired, marked []int) (changed bool, err error) {
 	f.Conn.bound()
 	s := firewallSpec(d)
-	s.marked = slices.Clone(f.marked)
+	s.marked = slices.Clone(marked)
 	key := sha256.Sum256([]byte(s.String()))
 	if f.applied == key && !f.stale.Swap(false) {
 		if t, err := f.Conn.ListTableOfFamily(f.Opts.NFTable, nftables.TableFamilyINet); err == nil && t != nil {

@@ -33,16 +33,16 @@ func TestFirewallRuleset(t *testing.T) {
 		sr("everything", "", "198.51.100.12", time.Minute, "0.0.0.0/0"),
 	)
 	d := Compute(in)
-	if changed, err := f.Apply(d); err != nil || !changed {
+	if changed, err := f.Apply(d, nil); err != nil || !changed {
 		t.Fatalf("first apply: changed=%v %v", changed, err)
 	}
 	golden(t, "nft-ruleset", ruleset(t, n))
-	if changed, err := f.Apply(d); err != nil || changed {
+	if changed, err := f.Apply(d, nil); err != nil || changed {
 		t.Fatalf("same state again: changed=%v %v", changed, err)
 	}
 	// Drift: the table deleted behind our back is written again.
 	n.Exec(t, "nft", "delete", "table", "inet", "staticroute")
-	if changed, err := f.Apply(d); err != nil || !changed {
+	if changed, err := f.Apply(d, nil); err != nil || !changed {
 		t.Fatalf("after the table was deleted: changed=%v %v", changed, err)
 	}
 	golden(t, "nft-ruleset", ruleset(t, n))
@@ -67,7 +67,7 @@ func TestFirewallTenThousandPrefixes(t *testing.T) {
 	for i := range dests {
 		dests[i] = netip.AddrFrom4([4]byte{198, 19, byte(i >> 7), byte(i << 1)}).String()
 	}
-	if _, err := f.Apply(Compute(nodeInput(sr("many", "", "198.51.100.4", 0, dests...)))); err != nil {
+	if _, err := f.Apply(Compute(nodeInput(sr("many", "", "198.51.100.4", 0, dests...))), nil); err != nil {
 		t.Fatal(err)
 	}
 	out := n.Exec(t, "nft", "list", "set", "inet", "staticroute", "group0")
@@ -83,7 +83,7 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFirewall(t, w.Node)
-	if _, err := f.Apply(d); err != nil {
+	if _, err := f.Apply(d, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
@@ -108,11 +108,11 @@ func applyAll(t *testing.T, n *netlab.NS, d Desired) (*Kernel, *Firewall) {
 	}
 	f := newFirewall(t, n)
 	marks := &ValidMarks{Kernel: k, Firewall: f}
-	on, err := marks.Plan()
+	on, err := marks.Read()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Apply(d); err != nil {
+	if _, err := f.Apply(d, on.Record); err != nil {
 		t.Fatal(err)
 	}
 	if err := marks.TurnOn(on); err != nil {
@@ -202,9 +202,9 @@ func TestValidMarksRecordedAndRestored(t *testing.T) {
 	// A link that appears later is turned on at the next reconcile.
 	n.IP(t, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
 	marks := &ValidMarks{Kernel: k, Firewall: f}
-	on, err := marks.Plan()
+	on, err := marks.Read()
 	n.Must(t, err)
-	if _, err := f.Apply(d); err != nil {
+	if _, err := f.Apply(d, on.Record); err != nil {
 		t.Fatal(err)
 	}
 	n.Must(t, marks.TurnOn(on))
@@ -213,12 +213,12 @@ func TestValidMarksRecordedAndRestored(t *testing.T) {
 	}
 	// A restarted router (a new Firewall and ValidMarks) finds the record.
 	restarted := &ValidMarks{Kernel: newKernel(t, n), Firewall: newFirewall(t, n)}
-	on, err = restarted.Plan()
+	on, err = restarted.Read()
 	n.Must(t, err)
-	if len(on) != 0 {
+	if len(on.TurnOn) != 0 {
 		t.Fatalf("after a restart it would turn on %v again", on)
 	}
-	if _, err := restarted.Firewall.Apply(d); err != nil {
+	if _, err := restarted.Firewall.Apply(d, on.Record); err != nil {
 		t.Fatal(err)
 	}
 	n.Must(t, restarted.Restore())
@@ -238,7 +238,7 @@ func TestFirewallThousandGroups(t *testing.T) {
 	for i := range 1000 {
 		routes = append(routes, sr(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
 	}
-	if _, err := f.Apply(Compute(nodeInput(routes...))); err != nil {
+	if _, err := f.Apply(Compute(nodeInput(routes...)), nil); err != nil {
 		t.Fatal(err)
 	}
 	if c := strings.Count(ruleset(t, n), "counter packets"); c != 1000 {

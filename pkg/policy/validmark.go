@@ -19,48 +19,58 @@ import (
 // never one that was on before the router came.
 type ValidMarks struct {
 	Kernel   *Kernel
-	Firewall *Firewall
+	Firewall *Firewall // where the record is read from (Read, Restore)
 
-	loaded bool // the record was read from the kernel
+	recorded []int // the record as last read or planned
+	loaded   bool  // the record was read from the kernel
 }
 
-// Plan returns the links to turn on, and records them, with those it
-// turned on before that still exist, for the Firewall's next write. Write
-// the firewall, then TurnOn.
-func (v *ValidMarks) Plan() ([]int, error) {
+// MarkPlan is what one reconcile does about src_valid_mark: the record
+// to write into the firewall's table (Firewall.Apply's marked), then the
+// links to turn on. The record is written first, so that a router that
+// dies in between still knows the links it changed.
+type MarkPlan struct {
+	Record []int // every link we turned on, or are about to, that exists
+	TurnOn []int // the links whose src_valid_mark is off
+}
+
+// Read reads the links (and, the first time, the record in the
+// firewall's table) and says what to record and turn on. On an error the
+// plan keeps the last record and turns nothing on.
+func (v *ValidMarks) Read() (MarkPlan, error) {
 	if !v.loaded {
 		rec, err := v.Firewall.recordedMarks()
 		if err != nil {
-			return nil, err
+			return MarkPlan{Record: v.recorded}, err
 		}
-		v.Firewall.marked = rec
-		v.loaded = true
+		v.recorded, v.loaded = rec, true
 	}
 	links, err := v.Kernel.batch.linkMarks()
 	if err != nil {
-		return nil, err
+		return MarkPlan{Record: v.recorded}, err
 	}
-	var off, record []int
+	var p MarkPlan
 	for _, l := range links {
 		switch {
 		case l.index == loopbackIndex:
 		case !l.on:
-			off = append(off, l.index)
-			record = append(record, l.index)
-		case slices.Contains(v.Firewall.marked, l.index):
-			record = append(record, l.index)
+			p.TurnOn = append(p.TurnOn, l.index)
+			p.Record = append(p.Record, l.index)
+		case slices.Contains(v.recorded, l.index):
+			p.Record = append(p.Record, l.index)
 		}
 	}
-	v.Firewall.marked = record
-	return off, nil
+	v.recorded = p.Record
+	return p, nil
 }
 
-// TurnOn sets src_valid_mark=1 on the links Plan returned.
-func (v *ValidMarks) TurnOn(indices []int) error {
-	if len(indices) == 0 {
+// TurnOn sets src_valid_mark=1 on the links p names, once the firewall
+// holds p's record.
+func (v *ValidMarks) TurnOn(p MarkPlan) error {
+	if len(p.TurnOn) == 0 {
 		return nil
 	}
-	return v.Kernel.batch.setLinkMarks(indices, true)
+	return v.Kernel.batch.setLinkMarks(p.TurnOn, true)
 }
 
 // Restore turns src_valid_mark off again on the links the record names.
@@ -73,6 +83,6 @@ func (v *ValidMarks) Restore() error {
 	if err := v.Kernel.batch.setLinkMarks(rec, false); err != nil {
 		return fmt.Errorf("restoring src_valid_mark: %w", err)
 	}
-	v.Firewall.marked = nil
+	v.recorded = nil
 	return nil
 }

@@ -294,7 +294,7 @@ func TestWatchFirewall(t *testing.T) {
 	n.NFT(t, "table ip staticroute {\n chain c {\n }\n}\ndelete table ip staticroute\n")
 	quiet("a table of our name in the ip family")
 	fw := newFirewall(t, n)
-	if _, err := fw.Apply(Desired{}); err != nil {
+	if _, err := fw.Apply(Desired{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	quiet("our own process writing our table")
