@@ -313,8 +313,12 @@ func (r *Reconciler) adoptLegacy(ctx context.Context, g *gathered) error {
 // applyFirewall writes the nftables table, then turns src_valid_mark on
 // where the table's record says it must be: the record first.
 func (r *Reconciler) applyFirewall(ctx context.Context, d policy.Desired) error {
-	// A failed read still writes the firewall, with the last record.
+	// A failed read still writes the firewall, with the last record; not
+	// before the record was ever read, which would erase it.
 	marks, markErr := r.Marks.Read()
+	if !marks.Known {
+		return markErr
+	}
 	changed, fwErr := r.Firewall.Apply(d, marks.Record)
 	if changed && fwErr == nil {
 		r.Metrics.resetTraffic()

@@ -38,6 +38,8 @@ type parts struct {
 	desired policy.Desired
 	// carried is what the kernel's nexthops name.
 	carried map[string]netip.Addr
+	// unknownRecord: the record of the links was never read.
+	unknownRecord bool
 }
 
 func (p *parts) call(name string) error {
@@ -73,7 +75,7 @@ func (f fakeFirewall) Counters() (map[string]policy.Counter, error) {
 }
 
 func (p *parts) Read() (policy.MarkPlan, error) {
-	return policy.MarkPlan{Record: []int{2}, TurnOn: []int{2}}, p.call("record links")
+	return policy.MarkPlan{Record: []int{2}, TurnOn: []int{2}, Known: !p.unknownRecord}, p.call("record links")
 }
 func (p *parts) TurnOn(policy.MarkPlan) error { return p.call("turn on links") }
 
@@ -114,10 +116,11 @@ func TestReconcileOrder(t *testing.T) {
 	boom := errors.New("boom")
 	full := "read node, read carried, apply routes, read counters, record links, apply firewall, turn on links, report"
 	tests := map[string]struct {
-		withNode bool
-		mainVia  []netip.Prefix
-		fail     string
-		want     string
+		withNode      bool
+		mainVia       []netip.Prefix
+		fail          string
+		unknownRecord bool
+		want          string
 	}{
 		"all goes well":          {withNode: true, want: full},
 		"no Node: nothing":       {withNode: false, want: ""},
@@ -128,6 +131,8 @@ func TestReconcileOrder(t *testing.T) {
 			want: "read node, read carried, apply routes, read counters, record links, apply firewall, report"},
 		"the record of the links fails: they stay as they are": {withNode: true, fail: "record links",
 			want: "read node, read carried, apply routes, read counters, record links, apply firewall, report"},
+		"the record was never read: the firewall, which holds it, is not written": {withNode: true, fail: "record links", unknownRecord: true,
+			want: "read node, read carried, apply routes, read counters, record links, report"},
 		"the kernel's choice cannot be read: pending members are unproven": {withNode: true, fail: "read carried", want: full},
 		"turning the links on fails":                                       {withNode: true, fail: "turn on links", want: full},
 		"the counters fail: only metrics miss them":                        {withNode: true, fail: "read counters", want: full},
@@ -139,7 +144,7 @@ func TestReconcileOrder(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := &parts{fail: map[string]error{}, mainVia: tc.mainVia}
+			p := &parts{fail: map[string]error{}, mainVia: tc.mainVia, unknownRecord: tc.unknownRecord}
 			if tc.fail != "" {
 				p.fail[tc.fail] = boom
 			}

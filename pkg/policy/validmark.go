@@ -32,24 +32,28 @@ type ValidMarks struct {
 type MarkPlan struct {
 	Record []int // every link we turned on, or are about to, that exists
 	TurnOn []int // the links whose src_valid_mark is off
+	// Known: the record in the table has been read. A firewall written
+	// with a record not known would erase the table's, and --cleanup
+	// could no longer restore those links.
+	Known bool
 }
 
 // Read reads the links (and, the first time, the record in the
 // firewall's table) and says what to record and turn on. On an error the
-// plan keeps the last record and turns nothing on.
+// plan keeps the last record, if it was ever read, and turns nothing on.
 func (v *ValidMarks) Read() (MarkPlan, error) {
 	if !v.loaded {
 		rec, err := v.Firewall.recordedMarks()
 		if err != nil {
-			return MarkPlan{Record: v.recorded}, err
+			return MarkPlan{}, err
 		}
 		v.recorded, v.loaded = rec, true
 	}
 	links, err := v.Kernel.batch.linkMarks()
 	if err != nil {
-		return MarkPlan{Record: v.recorded}, err
+		return MarkPlan{Record: v.recorded, Known: true}, err
 	}
-	var p MarkPlan
+	p := MarkPlan{Known: true}
 	for _, l := range links {
 		switch {
 		case l.index == loopbackIndex:
