@@ -180,6 +180,19 @@ const (
 	StateFallback = "Fallback"
 )
 
+// Condition types of a StaticRoute's status, as the summarizer writes
+// them.
+const (
+	// ConditionActive: this member carries its group (True), on some
+	// nodes as a fallback (True, reason Fallback), or stands by (False).
+	ConditionActive = "Active"
+	// ConditionApplied: the nodes it selects route it.
+	ConditionApplied = "Applied"
+	// ConditionGatewayReachable: its gateway is up as the nodes' health
+	// checks see it.
+	ConditionGatewayReachable = "GatewayReachable"
+)
+
 // StaticRouteStatus is written by the summarizer only, from the nodes'
 // StaticRouteNodeState objects.
 type StaticRouteStatus struct {

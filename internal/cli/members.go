@@ -69,10 +69,10 @@ func memberRows(ms []*v1.StaticRoute, reports []v1.NodeGroupState) []memberRow {
 				}
 			}
 		}
-		row := memberRow{Role: "Standby", Nodes: "-"}
+		row := memberRow{Role: v1.StateStandby, Nodes: "-"}
 		switch {
 		case i == len(ms)-1:
-			row.Role = "Active"
+			row.Role = v1.StateActive
 			row.Nodes = fmt.Sprintf("%d/%d", applied, len(reports))
 			row.OnFallback = len(reports) - carrying
 		case carrying > 0:

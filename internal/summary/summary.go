@@ -45,13 +45,13 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 			st.State, st.NodesSelected, st.NodesApplied = v1.StateFallback, selected, carrying
 			st.Nodes = fmt.Sprintf("%d/%d", carrying, selected)
 			st.Conditions = []metav1.Condition{{
-				Type: "Active", Status: metav1.ConditionTrue, Reason: "Fallback",
+				Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "Fallback",
 				Message: fmt.Sprintf("carries group %s on %d of %d nodes, which see the gateways of newer members (%s) down", groupName, carrying, selected, by),
 			}}
 		} else {
 			st.State, st.Nodes = v1.StateStandby, "-"
 			st.Conditions = []metav1.Condition{{
-				Type: "Active", Status: metav1.ConditionFalse, Reason: "Standby",
+				Type: v1.ConditionActive, Status: metav1.ConditionFalse, Reason: "Standby",
 				Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
 			}}
 		}
@@ -101,20 +101,20 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	st.FailingNodes = failing[:min(len(failing), v1.MaxFailingNodeNames)]
 	st.Nodes = fmt.Sprintf("%d/%d", st.NodesApplied, st.NodesSelected)
 
-	active1 := metav1.Condition{Type: "Active", Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + groupName}
+	active1 := metav1.Condition{Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + groupName}
 	if conflicted != "" {
 		active1.Reason, active1.Message = "Conflicted", conflicted
 	}
-	applied := metav1.Condition{Type: "Applied", Status: metav1.ConditionTrue, Reason: "AllNodes", Message: fmt.Sprintf("applied on all %d selected nodes", st.NodesSelected)}
+	applied := metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "AllNodes", Message: fmt.Sprintf("applied on all %d selected nodes", st.NodesSelected)}
 	switch {
 	case st.NodesSelected == 0:
-		applied = metav1.Condition{Type: "Applied", Status: metav1.ConditionFalse, Reason: "NoNodes", Message: "no node reports this route: none is selected, or no router runs"}
+		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NoNodes", Message: "no node reports this route: none is selected, or no router runs"}
 	case st.NodesFailed > 0:
-		applied = metav1.Condition{Type: "Applied", Status: metav1.ConditionFalse, Reason: "NodesFailing",
+		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NodesFailing",
 			Message: fmt.Sprintf("%d of %d selected nodes have not applied it: %s", st.NodesFailed, st.NodesSelected, strings.Join(st.FailingNodes, ", "))}
 	case st.NodesOnFallback > 0:
 		slices.Sort(fallback)
-		applied = metav1.Condition{Type: "Applied", Status: metav1.ConditionTrue, Reason: "SomeOnFallback",
+		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "SomeOnFallback",
 			Message: fmt.Sprintf("applied on %d of %d selected nodes; %d see its gateway down and carry the group on an older member: %s",
 				st.NodesApplied, st.NodesSelected, st.NodesOnFallback, strings.Join(fallback[:min(len(fallback), v1.MaxFailingNodeNames)], ", "))}
 	}
@@ -159,7 +159,7 @@ func gatewayReachable(member, groupName string, states []v1.StaticRouteNodeState
 	if total == 0 {
 		return nil
 	}
-	c := &metav1.Condition{Type: "GatewayReachable", Status: metav1.ConditionTrue, Reason: "UpOnAllNodes",
+	c := &metav1.Condition{Type: v1.ConditionGatewayReachable, Status: metav1.ConditionTrue, Reason: "UpOnAllNodes",
 		Message: fmt.Sprintf("gateway %s is up as all %d nodes that probe it see it", gateway, total)}
 	if len(down) > 0 {
 		slices.Sort(down)
