@@ -3,6 +3,7 @@ package certs
 import (
 	"bytes"
 	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
@@ -32,34 +33,19 @@ func ParseCerts(b []byte) ([]*x509.Certificate, error) {
 	return out, nil
 }
 
-// ParseKeyPair reads a certificate (the first of certPEM) and its EC
-// private key, and checks that they belong together.
+// ParseKeyPair reads a certificate (the first of certPEM) and its private
+// key, checked to belong together by crypto/tls, as the webhook will load
+// them. Our keys are ECDSA (NewCA, Issue); another kind cannot sign here.
 func ParseKeyPair(certPEM, keyPEM []byte) (*KeyPair, error) {
-	cs, err := ParseCerts(certPEM)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("certs: %w", err)
 	}
-	if len(cs) == 0 {
-		return nil, fmt.Errorf("certs: no certificate")
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("certs: the private key is %T, not ECDSA", pair.PrivateKey)
 	}
-	block, _ := pem.Decode(keyPEM)
-	if block == nil {
-		return nil, fmt.Errorf("certs: no PEM private key")
-	}
-	key, err := x509.ParseECPrivateKey(block.Bytes)
-	if err != nil {
-		k8, err8 := x509.ParsePKCS8PrivateKey(block.Bytes)
-		ec, ok := k8.(*ecdsa.PrivateKey)
-		if err8 != nil || !ok {
-			return nil, fmt.Errorf("certs: private key: %w", err)
-		}
-		key = ec
-	}
-	pub, ok := cs[0].PublicKey.(*ecdsa.PublicKey)
-	if !ok || !pub.Equal(&key.PublicKey) {
-		return nil, fmt.Errorf("certs: the private key is not the certificate's")
-	}
-	return &KeyPair{Cert: cs[0], Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+	return &KeyPair{Cert: pair.Leaf, Key: key, CertPEM: certPEM, KeyPEM: keyPEM}, nil
 }
 
 // EncodeCerts is the PEM bundle of cs, in order.

@@ -53,12 +53,11 @@ type Seen struct {
 type Plan struct {
 	NewCA       bool   // make a new CA; it signs from now on
 	NewCAReason string //
-	// Bundle is what is trusted after this run, newest first: the CA
-	// that signs, and every older one still valid, so that a serving
-	// certificate of the old CA is trusted until it is replaced.
-	// Nil when NewCA: the executor puts the new CA before OldCAs.
-	Bundle []*x509.Certificate
-	OldCAs []*x509.Certificate
+	// Older are the CAs trusted beside the one that signs, newest first:
+	// every other one still valid, so that a serving certificate of an
+	// old CA is trusted until it is replaced. What is trusted after this
+	// run is the signing CA (new or kept), then these.
+	Older []*x509.Certificate
 	// WriteTrust: the webhook configuration must be given the bundle.
 	WriteTrust bool
 	// Issue: a new serving certificate from the signing CA.
@@ -124,17 +123,17 @@ func PlanRotation(s Seen, p Policy, now time.Time) Plan {
 		old = append(old, c)
 	}
 	slices.SortStableFunc(old, func(a, b *x509.Certificate) int { return b.NotBefore.Compare(a.NotBefore) })
-	if plan.NewCA {
-		plan.OldCAs = old
-	} else {
-		plan.Bundle = append([]*x509.Certificate{signer.Cert}, old...)
+	plan.Older = old
+	var bundle []*x509.Certificate // known unless a new CA is to be made
+	if !plan.NewCA {
+		bundle = append([]*x509.Certificate{signer.Cert}, old...)
 	}
 
 	// The trust is written whenever a webhook's differs; with a new CA it
 	// always does.
 	plan.WriteTrust = plan.NewCA || len(s.Trusted) == 0
 	for _, t := range s.Trusted {
-		if !plan.NewCA && !bytes.Equal(EncodeCerts(t), EncodeCerts(plan.Bundle)) {
+		if !plan.NewCA && !bytes.Equal(EncodeCerts(t), EncodeCerts(bundle)) {
 			plan.WriteTrust = true
 		}
 	}
@@ -148,7 +147,7 @@ func PlanRotation(s Seen, p Policy, now time.Time) Plan {
 		plan.Issue, plan.IssueReason = true, fmt.Sprintf("it names %v, not %v", names(sv.Cert.DNSNames, sv.Cert.IPAddresses), names(p.DNSNames, p.IPs))
 	case Due(sv.Cert, p.Validity, now):
 		plan.Issue, plan.IssueReason = true, "the old one expires at "+sv.Cert.NotAfter.UTC().Format(time.RFC3339)
-	case !signedByAny(sv.Cert, slices.Concat(plan.Bundle, plan.OldCAs)):
+	case !signedByAny(sv.Cert, slices.Concat(bundle, old)):
 		plan.Issue, plan.IssueReason = true, "no CA still trusted signed it"
 	case !plan.NewCA && sv.Cert.CheckSignatureFrom(signer.Cert) != nil && trustedByAll(s.Trusted, signer.Cert):
 		plan.Issue, plan.IssueReason = true, "the webhook configuration trusts the new CA now; the old CA's certificate goes"
@@ -192,15 +191,15 @@ type Outcome struct {
 
 // Carry makes the keys and certificates the plan calls for.
 func (p Plan) Carry(s Seen, pol Policy, now time.Time) (Outcome, error) {
-	out := Outcome{CA: s.CA, Trust: p.Bundle, Serving: s.Serving}
+	out := Outcome{CA: s.CA, Serving: s.Serving}
 	if p.NewCA {
 		ca, err := NewCA(now, pol.CAValidity)
 		if err != nil {
 			return Outcome{}, err
 		}
 		out.CA = ca
-		out.Trust = append([]*x509.Certificate{ca.Cert}, p.OldCAs...)
 	}
+	out.Trust = append([]*x509.Certificate{out.CA.Cert}, p.Older...)
 	if p.Issue {
 		leaf, err := Issue(out.CA, now, pol.Validity, pol.DNSNames, pol.IPs)
 		if err != nil {

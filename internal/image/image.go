@@ -67,19 +67,26 @@ func Build(ctx context.Context, o Options, s Spec) (v1.Image, error) {
 	return FromBinary(o, s, o.Arch, body)
 }
 
-// compile builds s's binary for linux/o.Arch, reproducibly.
+// compile builds s's binary for linux/o.Arch.
 func compile(ctx context.Context, o Options, s Spec) ([]byte, error) {
-	dir, err := os.MkdirTemp("", "image-"+s.Name+"-")
+	return GoBuild(ctx, o.Root, o.Version, s.Package, "linux", o.Arch)
+}
+
+// GoBuild builds pkg of the module at root for goos/goarch, statically
+// and reproducibly (-trimpath, no build ID, no VCS stamp; the version by
+// ldflags), and returns the binary: what every released binary is.
+func GoBuild(ctx context.Context, root, ver, pkg, goos, goarch string) ([]byte, error) {
+	dir, err := os.MkdirTemp("", "build-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, s.Name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid= "+version.LDFlag(o.Version), "-o", bin, s.Package)
-	cmd.Dir = o.Root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+o.Arch)
+	bin := filepath.Join(dir, "out")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid= "+version.LDFlag(ver), "-o", bin, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building %s for %s: %w\n%s", s.Package, o.Arch, err, out)
+		return nil, fmt.Errorf("building %s for %s/%s: %w\n%s", pkg, goos, goarch, err, out)
 	}
 	return os.ReadFile(bin)
 }

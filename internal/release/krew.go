@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -17,7 +16,7 @@ import (
 	"golang.org/x/mod/semver"
 	"sigs.k8s.io/yaml"
 
-	"github.com/staticroute/staticroute/internal/version"
+	"github.com/staticroute/staticroute/internal/image"
 )
 
 // pluginBinary is the plugin's executable, as kubectl finds it on PATH.
@@ -170,21 +169,9 @@ func WritePlugin(ctx context.Context, o Options, downloadURL string) ([]PluginAr
 			return nil, "", err
 		}
 	}
-	tmp, err := os.MkdirTemp("", "plugin-")
-	if err != nil {
-		return nil, "", err
-	}
-	defer os.RemoveAll(tmp)
 	var archives []PluginArchive
 	for _, p := range PluginPlatforms() {
-		bin := filepath.Join(tmp, p.OS+"-"+p.Arch)
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid= "+version.LDFlag(o.Version), "-o", bin, "./cmd/kubectl-staticroute")
-		cmd.Dir = o.Root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Arch)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, "", fmt.Errorf("building the plugin for %s/%s: %w\n%s", p.OS, p.Arch, err, out)
-		}
-		body, err := os.ReadFile(bin)
+		body, err := image.GoBuild(ctx, o.Root, o.Version, "./cmd/kubectl-staticroute", p.OS, p.Arch)
 		if err != nil {
 			return nil, "", err
 		}
