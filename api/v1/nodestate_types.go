@@ -153,6 +153,13 @@ type NodeGatewayHealth struct {
 // NodeClusterRanges compares the configured cluster ranges with what the
 // router reads on the node.
 type NodeClusterRanges struct {
+	// VPC is the VPC this router works in: the layout's vpcCIDRs, or when
+	// it sets none, the prefix of the node's address on its VPC link. The
+	// webhook admits gateways in what every node reports in common when
+	// the layout sets no VPC.
+	// +optional
+	// +listType=atomic
+	VPC []string `json:"vpc,omitempty"`
 	// +optional
 	// +listType=atomic
 	Configured []string `json:"configured,omitempty"`

@@ -2,6 +2,7 @@ package main
 
 import (
 	"maps"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -17,13 +18,15 @@ import (
 	"github.com/staticroute/staticroute/internal/router"
 )
 
-// watch makes the router's three informers: every StaticRoute, this node's
+// watch makes the router's informers: every StaticRoute, this node's
 // Node only, and the default/kubernetes EndpointSlices only, so that watch
-// traffic stays linear in the number of nodes. Changes that matter poke:
-// a route's spec or deletion (its generation), the node's labels, any
-// change of the API server's endpoints. Status writes (the summarizer's,
-// the kubelet's) do not, and no status is kept: a Node's lists its images.
-func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (router.Cache, []*kube.Informer, error) {
+// traffic stays linear in the number of nodes (unless watchLayout must
+// watch every Node: see there). Changes that matter poke: a route's spec
+// or deletion (its generation), the node's labels, any change of the API
+// server's endpoints. Status writes (the summarizer's, the kubelet's) do
+// not, and no status is kept: a Node's lists its images.
+func watch(kc *kube.Client, cfg router.Config, log logr.Logger, poke func()) (router.Cache, []*kube.Informer, error) {
+	nodeName := cfg.NodeName
 	conn := kube.NewConnection(log)
 	routes, err := kube.NewInformer(kube.Watch{
 		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: conn,
@@ -42,7 +45,7 @@ func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (rout
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
-	slices, err := kube.NewInformer(kube.Watch{
+	endpoints, err := kube.NewInformer(kube.Watch{
 		Client: kc.Discovery, Resource: "endpointslices", Namespace: metav1.NamespaceDefault, Example: &discoveryv1.EndpointSlice{}, Conn: conn,
 		Select: func(o *metav1.ListOptions) {
 			o.LabelSelector = labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: "kubernetes"}).String()
@@ -52,8 +55,43 @@ func watch(kc *kube.Client, nodeName string, log logr.Logger, poke func()) (rout
 	if err != nil {
 		return router.Cache{}, nil, err
 	}
-	c := router.Cache{Routes: routes.GetStore(), Node: node.GetStore(), Slices: slices.GetStore()}
-	return c, []*kube.Informer{routes, node, slices}, nil
+	c := router.Cache{Routes: routes.GetStore(), Node: node.GetStore(), Slices: endpoints.GetStore()}
+	informers := []*kube.Informer{routes, node, endpoints}
+	layout, err := watchLayout(kc, cfg, conn, log, poke, &c)
+	return c, append(informers, layout...), err
+}
+
+// watchLayout watches what the cluster says of the ranges the layout
+// leaves out: every Node's podCIDRs (a change of them pokes), the
+// ServiceCIDRs (any change pokes). A set range is not watched. Every Node
+// is what flannel and Calico watch too; the API server still sends each
+// router every Node's status updates (one per node each few minutes),
+// which setting podCIDRs in the layout spares.
+func watchLayout(kc *kube.Client, cfg router.Config, conn *kube.Connection, log logr.Logger, poke func(), c *router.Cache) ([]*kube.Informer, error) {
+	var out []*kube.Informer
+	if len(cfg.Cluster.Pod) == 0 {
+		podCIDRs := func(o metav1.Object) []string {
+			if n, ok := o.(*corev1.Node); ok {
+				return n.Spec.PodCIDRs
+			}
+			return nil
+		}
+		nodes, err := kube.WatchPodCIDRs(kc, conn, onChange(log.WithValues("kind", "Node", "for", "podCIDRs"), func(a, b metav1.Object) bool { return !slices.Equal(podCIDRs(a), podCIDRs(b)) }, poke))
+		if err != nil {
+			return nil, err
+		}
+		c.Nodes = nodes.GetStore()
+		out = append(out, nodes)
+	}
+	if len(cfg.Cluster.Service) == 0 {
+		services, err := kube.WatchServiceCIDRs(kc, conn, onChange(log.WithValues("kind", "ServiceCIDR"), func(metav1.Object, metav1.Object) bool { return true }, poke))
+		if err != nil {
+			return nil, err
+		}
+		c.ServiceCIDRs = services.GetStore()
+		out = append(out, services)
+	}
+	return out, nil
 }
 
 // onChange pokes on every add and delete, and on updates that changed says

@@ -39,7 +39,7 @@ import (
 )
 
 type options struct {
-	nodeName, vpcLink                            string
+	nodeName, nodeIP, vpcLink                    string
 	layout, vpc, pod, service, apiServers, never string
 	podLinks, tables, mark                       string
 	priority, markPriority, protocol             int
@@ -56,11 +56,12 @@ func main() {
 	o := options{}
 	def := policy.DefaultOptions()
 	flag.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "this node's name (default $NODE_NAME)")
-	flag.StringVar(&o.vpcLink, "vpc-link", "", "the VPC interface (default: the one holding an address inside --vpc-cidr)")
+	flag.StringVar(&o.nodeIP, "node-ip", os.Getenv("NODE_IP"), "this node's address, its InternalIP (default $NODE_IP, the downward API's status.hostIP): when the layout sets no VPC, the VPC is this address's prefix on its link")
+	flag.StringVar(&o.vpcLink, "vpc-link", "", "the VPC interface (default: the one holding an address inside --vpc-cidr, or else --node-ip)")
 	flag.StringVar(&o.layout, "layout", "", "the cluster's layout file (layout.yaml of the ConfigMap staticroute-layout, mounted): vpcCIDRs, podCIDRs, serviceCIDRs, apiServerAddresses; a flag below that is given overrides its field")
-	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required, here or in --layout): never steered; gateways lie in them")
-	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never steered")
-	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never steered")
+	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs: never steered; gateways lie in them (not given here or in --layout: the prefix of --node-ip on its link)")
+	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never steered (not given here or in --layout: every Node's spec.podCIDRs)")
+	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never steered (not given here or in --layout: the ServiceCIDR objects)")
 	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses, besides the kubeconfig host and the default/kubernetes EndpointSlice: never steered")
 	flag.StringVar(&o.never, "never-route", "", "comma-separated CIDRs never steered")
 	flag.StringVar(&o.podLinks, "pod-interfaces", "", "deprecated and ignored: a connection is inbound when it is addressed to the node from outside --vpc-cidr and --pod-cidr, whatever link it arrives on")
@@ -161,6 +162,12 @@ func routerConfig(o options) (router.Config, error) {
 	add(err)
 	c.NeverRoute, err = validate.ParsePrefixes("never-route", o.never)
 	add(err)
+	if o.nodeIP != "" {
+		c.NodeIP, err = validate.ParseIPv4(o.nodeIP)
+		if err != nil {
+			add(fmt.Errorf("--node-ip (or $NODE_IP): %q %w", o.nodeIP, err))
+		}
+	}
 	if c.NodeName == "" {
 		add(errors.New("--node-name (or $NODE_NAME from the downward API) is required"))
 	}
@@ -235,7 +242,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		clock.Mark(time.Now())
 		poke()
 	}
-	caches, informers, err := watch(kc, cfg.NodeName, log.WithName("watch"), changed)
+	caches, informers, err := watch(kc, cfg, log.WithName("watch"), changed)
 	if err != nil {
 		return err
 	}
@@ -261,7 +268,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	// scraper reach a hostNetwork pod; a port alone is served there and on
 	// loopback, never on the node's public address.
 	var vpcAddr netip.Addr
-	if n, err := kernel.ReadNode(cfg.VPCLink, cfg.Cluster.VPC); err == nil {
+	if n, err := kernel.ReadNode(r.VPCHint()); err == nil {
 		vpcAddr = n.VPCAddr
 	} else {
 		log.Error(err, "no VPC address yet: metrics and probes are served on loopback only")
@@ -297,9 +304,12 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		fw.Invalidate()
 		poke()
 	})
-	log.Info("starting", "node", cfg.NodeName, "vpc", cfg.Cluster.VPC, "tables", popts.Tables, "mark", fmt.Sprintf("%#x", popts.Mark))
+	log.Info("starting", "node", cfg.NodeName, "tables", popts.Tables, "mark", fmt.Sprintf("%#x", popts.Mark))
 	if !cache.WaitForCacheSync(ctx.Done(), hasSynced...) {
 		return nil // stopped before the first list
+	}
+	if err := checkLayout(r, kernel, log); err != nil {
+		return err
 	}
 	synced.Store(true)
 	// The first lists are no change to time: the first reconcile takes up
@@ -311,6 +321,22 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 		heartbeat.Beat(time.Now())
 		return err
 	})
+	return nil
+}
+
+// checkLayout resolves the layout once the caches hold the cluster: what
+// it leaves out must be discovered now, or the router stops here with an
+// error naming the setting.
+func checkLayout(r *router.Reconciler, kernel *policy.Kernel, log logr.Logger) error {
+	facts, err := kernel.ReadNode(r.VPCHint())
+	if err != nil {
+		return err
+	}
+	cluster, err := r.Layout(facts)
+	if err != nil {
+		return err
+	}
+	log.Info("layout", "vpc", cluster.VPC, "pod", cluster.Pod, "service", cluster.Service, "vpcLink", facts.VPCLink)
 	return nil
 }
 

@@ -60,9 +60,9 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.layout, "layout", "", "the cluster's layout file (layout.yaml of the ConfigMap staticroute-layout, mounted): vpcCIDRs, podCIDRs, serviceCIDRs, apiServerAddresses; a flag below that is given overrides its field")
-	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs (required, here or in --layout): every gateway must lie in one")
-	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never a destination")
-	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never a destination")
+	flag.StringVar(&o.vpc, "vpc-cidr", "", "comma-separated VPC CIDRs: every gateway must lie in one (not given here or in --layout: what every node router reports in common)")
+	flag.StringVar(&o.pod, "pod-cidr", "", "comma-separated pod CIDRs: never a destination (not given here or in --layout: every Node's spec.podCIDRs)")
+	flag.StringVar(&o.service, "service-cidr", "", "comma-separated service CIDRs: never a destination (not given here or in --layout: the ServiceCIDR objects)")
 	flag.StringVar(&o.apiServers, "api-server-address", "", "comma-separated API server addresses: never a destination")
 	flag.StringVar(&o.certDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key (a cert-manager Secret); reloaded when they change")
 	flag.StringVar(&o.host, "webhook-host", "", "address to serve admission on (empty: all)")
@@ -95,7 +95,7 @@ func main() {
 }
 
 func run(ctx context.Context, o options) error {
-	cfg, err := validate.Load(o.layout, validate.Flags{"vpc-cidr": o.vpc, "pod-cidr": o.pod, "service-cidr": o.service, "api-server-address": o.apiServers})
+	set, err := validate.Load(o.layout, validate.Flags{"vpc-cidr": o.vpc, "pod-cidr": o.pod, "service-cidr": o.service, "api-server-address": o.apiServers})
 	if err != nil {
 		return err
 	}
@@ -156,8 +156,13 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	conn := kube.NewConnection(ctrl.Log.WithName("watch"))
+	layout, layoutSynced, err := watchLayout(mgr, kc, conn, set, ctrl.Log.WithName("layout"))
+	if err != nil {
+		return err
+	}
 	informer, err := kube.NewInformer(kube.Watch{
-		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: kube.NewConnection(ctrl.Log.WithName("watch")),
+		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: conn,
 		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
 	}, store.Feed())
 	if err != nil {
@@ -185,7 +190,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	// Registered by hand, not by the builder, to time whole requests.
-	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Config: cfg, Store: store, Metrics: metrics}).WithRecoverPanic(true)
+	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Layout: layout, Store: store, Metrics: metrics}).WithRecoverPanic(true)
 	hook.LogConstructor = webhook.LogConstructor
 	mgr.GetWebhookServer().Register(webhook.Path, metrics.Instrument(hook))
 	if o.summarize {
@@ -201,11 +206,12 @@ func run(ctx context.Context, o options) error {
 			}
 			return nil
 		},
+		"layout-synced": layoutSynced,
 	}
 	if err := serveHTTP(ctx, o, ready); err != nil {
 		return err
 	}
-	ctrl.Log.Info("starting", "vpc", cfg.VPC, "pod", cfg.Pod, "service", cfg.Service, "apiServers", cfg.APIServers, "port", o.port)
+	ctrl.Log.Info("starting", "vpc", set.VPC, "pod", set.Pod, "service", set.Service, "apiServers", set.APIServers, "port", o.port)
 	return mgr.Start(ctx)
 }
 

@@ -54,7 +54,7 @@ func newProbeWorld(t *testing.T, routes ...*v1.StaticRoute) *probeWorld {
 	fw := &policy.Firewall{Conn: conn, Opts: pw.opts}
 	marks := &policy.ValidMarks{Kernel: k, Firewall: fw}
 	vpc := netip.MustParsePrefix("198.51.100.0/24")
-	facts, err := k.ReadNode("", []netip.Prefix{vpc})
+	facts, err := k.ReadNode(policy.VPCHint{CIDRs: []netip.Prefix{vpc}})
 	if err != nil {
 		t.Fatal(err)
 	}

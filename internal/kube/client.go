@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -22,9 +23,10 @@ import (
 // HTTP client (one connection pool, one TLS session).
 type Client struct {
 	Scheme    *runtime.Scheme
-	Core      rest.Interface // core/v1: the node's Node
+	Core      rest.Interface // core/v1: Nodes
 	Discovery rest.Interface // discovery.k8s.io/v1: the API server's EndpointSlice
 	Events    rest.Interface // events.k8s.io/v1
+	Network   rest.Interface // networking.k8s.io/v1: ServiceCIDRs
 	Routes    rest.Interface // networking.digitalocean.com/v1: StaticRoutes, node states
 }
 
@@ -49,6 +51,7 @@ func NewClient(cfg *rest.Config) (*Client, error) {
 		{&c.Core, corev1.SchemeGroupVersion, "/api"},
 		{&c.Discovery, discoveryv1.SchemeGroupVersion, "/apis"},
 		{&c.Events, eventsv1.SchemeGroupVersion, "/apis"},
+		{&c.Network, networkingv1.SchemeGroupVersion, "/apis"},
 		{&c.Routes, v1.GroupVersion, "/apis"},
 	} {
 		gc := rest.CopyConfig(cfg)

@@ -15,7 +15,7 @@ import (
 
 // Steering reads the node and steers its routes: *policy.Kernel.
 type Steering interface {
-	ReadNode(vpcLink string, vpc []netip.Prefix) (policy.Node, error)
+	ReadNode(h policy.VPCHint) (policy.Node, error)
 	Apply(policy.Desired) (policy.Applied, error)
 	RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error)
 	// Carried is the gateway each group's nexthop names in the kernel.

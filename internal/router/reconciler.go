@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -27,8 +28,13 @@ import (
 
 // Config is what the router is told by flags.
 type Config struct {
-	NodeName   string
-	VPCLink    string // empty: the link holding an address inside Cluster.VPC
+	NodeName string
+	VPCLink  string // empty: the link holding an address inside Cluster.VPC
+	// NodeIP is the node's address (the downward API's status.hostIP):
+	// when the layout sets no VPC, the VPC link is the one holding it.
+	NodeIP netip.Addr
+	// Cluster is the layout as set (file and flags); what it leaves out
+	// is discovered at each reconcile (Layout).
 	Cluster    validate.Config
 	NeverRoute []netip.Prefix
 	Resync     time.Duration
@@ -43,6 +49,9 @@ type Cache struct {
 	Node   cache.Store // this node's Node only
 	Routes cache.Store // every StaticRoute
 	Slices cache.Store // the default/kubernetes EndpointSlices
+	// Where the layout sets no podCIDRs, every Node (their podCIDRs);
+	// where it sets no serviceCIDRs, the ServiceCIDRs. Nil otherwise.
+	Nodes, ServiceCIDRs cache.Store
 }
 
 // Reconciler programs one node.
@@ -200,14 +209,17 @@ func (r *Reconciler) gather(ctx context.Context, t *timing) (*gathered, error) {
 	routes := listed[*v1.StaticRoute](r.Cache.Routes)
 	// The input key and the reports must not depend on the cache's order.
 	slices.SortFunc(routes, func(a, b *v1.StaticRoute) int { return strings.Compare(a.Name, b.Name) })
-	cluster := r.Config.Cluster
-	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 	readStart := time.Now()
-	facts, err := r.Kernel.ReadNode(r.Config.VPCLink, cluster.VPC)
+	facts, err := r.Kernel.ReadNode(r.VPCHint())
 	if err != nil {
 		return nil, fmt.Errorf("reading the node's links: %w", err)
 	}
 	t.readNode = time.Since(readStart)
+	cluster, err := r.Layout(facts)
+	if err != nil {
+		return nil, err
+	}
+	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 	facts.Labels = node.Labels
 	g := &gathered{node: node, now: time.Now()}
 	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes)}
@@ -391,6 +403,30 @@ func listed[T any](s cache.Store) []T {
 		}
 	}
 	return out
+}
+
+// VPCHint is how the router finds its VPC link.
+func (r *Reconciler) VPCHint() policy.VPCHint {
+	return policy.VPCHint{Link: r.Config.VPCLink, CIDRs: r.Config.Cluster.VPC, NodeIP: r.Config.NodeIP}
+}
+
+// Layout is the cluster's layout on this node: what the layout sets, and
+// for what it leaves out, what the node and the cluster say: the prefix of
+// the node's address on its VPC link (facts), every Node's podCIDRs, the
+// ServiceCIDRs. A setting neither set nor discovered is an error naming
+// it.
+func (r *Reconciler) Layout(facts policy.Node) (validate.Config, error) {
+	var d validate.Discovered
+	if facts.VPCPrefix.IsValid() {
+		d.VPC = []netip.Prefix{facts.VPCPrefix}
+	}
+	if r.Cache.Nodes != nil {
+		d.Pod = kube.PodCIDRs(r.Cache.Nodes)
+	}
+	if r.Cache.ServiceCIDRs != nil {
+		d.Service = kube.ServiceCIDRs(r.Cache.ServiceCIDRs)
+	}
+	return validate.Resolve(r.Config.Cluster, d)
 }
 
 // apiEndpoints are the API server's addresses from the default/kubernetes

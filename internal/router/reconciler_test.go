@@ -47,9 +47,9 @@ func (p *parts) call(name string) error {
 	return p.fail[name]
 }
 
-func (p *parts) ReadNode(string, []netip.Prefix) (policy.Node, error) {
+func (p *parts) ReadNode(policy.VPCHint) (policy.Node, error) {
 	vpc := netip.MustParsePrefix("198.51.100.0/24")
-	return policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}, MainVia: p.mainVia}, p.call("read node")
+	return policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), VPCPrefix: vpc, OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}, MainVia: p.mainVia}, p.call("read node")
 }
 
 func (p *parts) Apply(d policy.Desired) (policy.Applied, error) {
@@ -103,7 +103,8 @@ func newTestReconciler(t *testing.T, p *parts, withNode bool) *Reconciler {
 	return &Reconciler{
 		Cache:  Cache{Node: nodes, Routes: routes, Slices: cache.NewStore(cache.MetaNamespaceKeyFunc)},
 		Kernel: p, Firewall: fakeFirewall{p}, Marks: p, Reporter: p, Metrics: m,
-		Config: Config{NodeName: "node-1", Cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}, AdoptLegacyRoutes: true},
+		Config: Config{NodeName: "node-1", Cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+			Pod: []netip.Prefix{netip.MustParsePrefix("198.18.64.0/18")}, Service: []netip.Prefix{netip.MustParsePrefix("198.18.128.0/18")}}, AdoptLegacyRoutes: true},
 	}
 }
 

@@ -61,6 +61,7 @@ type Outcome struct {
 func (p *Reporter) Report(ctx context.Context, o Outcome) error {
 	node := o.Node
 	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.Err)
+	status.ClusterRanges.Mismatches = append(status.ClusterRanges.Mismatches, podMismatches(o.Cluster, node)...)
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
 	}
@@ -92,6 +93,14 @@ const maxEvents = 10
 func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute, status v1.StaticRouteNodeStateStatus) {
 	if p.Events == nil {
 		return
+	}
+	var lastMismatches []string
+	if p.last != nil {
+		lastMismatches = p.last.ClusterRanges.Mismatches
+	}
+	if m := status.ClusterRanges.Mismatches; len(m) > 0 && !slices.Equal(m, lastMismatches) {
+		p.Events.Eventf(node, nil, corev1.EventTypeWarning, "LayoutMismatch", "Layout",
+			"node %s disagrees with the layout (the ConfigMap %s): %s", node.Name, validate.LayoutConfigMap, strings.Join(m, "; "))
 	}
 	last := map[string]v1.NodeGroupState{}
 	if p.last != nil {
@@ -167,11 +176,14 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, he
 	for _, p := range facts.Connected {
 		s.ClusterRanges.Seen = append(s.ClusterRanges.Seen, p.String())
 	}
-	// The VPC the flags name must be what the VPC link is connected to.
+	for _, p := range cluster.VPC {
+		s.ClusterRanges.VPC = append(s.ClusterRanges.VPC, p.String())
+	}
+	// The VPC the layout sets must be what the VPC link is connected to.
 	for _, vpc := range cluster.VPC {
 		if !slices.ContainsFunc(facts.OnLink, func(p netip.Prefix) bool { return p.Overlaps(vpc) }) {
 			s.ClusterRanges.Mismatches = append(s.ClusterRanges.Mismatches,
-				fmt.Sprintf("--vpc-cidr %s is not connected on %s (on-link: %v)", vpc, facts.VPCLink, facts.OnLink))
+				fmt.Sprintf("the VPC %s (vpcCIDRs) is not connected on %s (on-link: %v)", vpc, facts.VPCLink, facts.OnLink))
 		}
 	}
 
@@ -181,6 +193,23 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, he
 	}
 	s.Conditions = []metav1.Condition{ready, externalAgents(d, facts)}
 	return s
+}
+
+// podMismatches are the node's pod CIDRs (spec.podCIDRs) that the pod
+// ranges do not cover: traffic to its pods would not be carved out on
+// the other nodes.
+func podMismatches(cluster validate.Config, node *corev1.Node) []string {
+	var out []string
+	for _, s := range node.Spec.PodCIDRs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			continue
+		}
+		if !slices.ContainsFunc(cluster.Pod, func(r netip.Prefix) bool { return r.Contains(p.Addr()) && r.Bits() <= p.Bits() }) {
+			out = append(out, fmt.Sprintf("the node's pod CIDR %s (spec.podCIDRs) is outside the pod ranges %v (podCIDRs)", p, cluster.Pod))
+		}
+	}
+	return out
 }
 
 // gatewayHealth is the health of the checked members' gateways.

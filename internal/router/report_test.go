@@ -89,7 +89,7 @@ func TestNodeStatus(t *testing.T) {
 			facts:   facts,
 			cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}},
 			check: func(t *testing.T, s v1.StaticRouteNodeStateStatus) {
-				if len(s.ClusterRanges.Mismatches) != 1 || !strings.Contains(s.ClusterRanges.Mismatches[0], "203.0.113.0/24 is not connected on vpc0") {
+				if len(s.ClusterRanges.Mismatches) != 1 || !strings.Contains(s.ClusterRanges.Mismatches[0], "the VPC 203.0.113.0/24 (vpcCIDRs) is not connected on vpc0") {
 					t.Errorf("%+v", s.ClusterRanges)
 				}
 			},
@@ -152,6 +152,36 @@ func TestEventsOnlyOnFailuresTransitionsAndBounded(t *testing.T) {
 		p.last = &step.s
 		if !slices.Equal(rec.reasons, step.wants) {
 			t.Errorf("%s: Events %v, want %v", step.name, rec.reasons, step.wants)
+		}
+	}
+}
+
+// A node whose view disagrees with the layout says so in its node state
+// and, once per change of what disagrees, in a Warning Event.
+func TestLayoutMismatchIsReportedOnce(t *testing.T) {
+	cluster := validate.Config{Pod: []netip.Prefix{netip.MustParsePrefix("198.18.64.0/18")}}
+	inside := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.65.0/24", "2001:db8::/64"}}}
+	outside := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.19.0.0/24"}}}
+	wider := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: corev1.NodeSpec{PodCIDRs: []string{"198.18.0.0/16"}}}
+	if m := podMismatches(cluster, inside); len(m) != 0 {
+		t.Errorf("a pod CIDR inside podCIDRs: %v", m)
+	}
+	if m := podMismatches(cluster, wider); len(m) != 1 {
+		t.Errorf("a pod CIDR wider than podCIDRs: %v", m)
+	}
+	m := podMismatches(cluster, outside)
+	if len(m) != 1 || !strings.Contains(m[0], "the node's pod CIDR 198.19.0.0/24 (spec.podCIDRs) is outside the pod ranges [198.18.64.0/18] (podCIDRs)") {
+		t.Fatalf("a pod CIDR outside podCIDRs: %v", m)
+	}
+	rec := &recorder{}
+	p := &Reporter{Events: rec}
+	for i, want := range []int{1, 0} {
+		s := v1.StaticRouteNodeStateStatus{ClusterRanges: v1.NodeClusterRanges{Mismatches: m}}
+		rec.reasons = nil
+		p.recordTransitions(outside, nil, s)
+		p.last = &s
+		if len(rec.reasons) != want || (want == 1 && rec.reasons[0] != "LayoutMismatch") {
+			t.Errorf("report %d: Events %v, want %d LayoutMismatch", i+1, rec.reasons, want)
 		}
 	}
 }

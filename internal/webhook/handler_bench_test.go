@@ -66,7 +66,7 @@ func BenchmarkHandler(b *testing.B) {
 		{"LogConstructor", LogConstructor},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			hook := admission.WithValidator[*v1.StaticRoute](scheme, &Validator{Config: cfg(), Store: store})
+			hook := admission.WithValidator[*v1.StaticRoute](scheme, &Validator{Layout: Fixed(cfg()), Store: store})
 			hook.LogConstructor = c.log
 			b.ReportAllocs()
 			for b.Loop() {

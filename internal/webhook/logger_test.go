@@ -21,7 +21,7 @@ func TestARejectionIsLoggedWithTheRouteTheRequestAndTheUser(t *testing.T) {
 	}}
 	ctx := logf.IntoContext(admission.NewContextWithRequest(context.Background(), req), LogConstructor(base, &req))
 
-	v := &Validator{Config: cfg(), Store: NewStore(0)}
+	v := &Validator{Layout: Fixed(cfg()), Store: NewStore(0)}
 	if _, err := v.ValidateCreate(ctx, sr("b", "", "198.51.100.1", "0.0.0.0")); err == nil {
 		t.Fatal("an invalid route was admitted")
 	}

@@ -11,7 +11,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // Path is where the validator is served; config/webhook names it too.
@@ -19,7 +18,7 @@ const Path = "/validate-networking-digitalocean-com-v1-staticroute"
 
 // Validator admits StaticRoutes that pkg/validate accepts.
 type Validator struct {
-	Config  validate.Config
+	Layout  Layout
 	Store   *Store
 	Metrics *Metrics // optional
 }
@@ -66,7 +65,11 @@ func (v *Validator) decide(ctx context.Context, sr, old *v1.StaticRoute) (admiss
 		dryRun = req.DryRun != nil && *req.DryRun
 		user = req.UserInfo.Username
 	}
-	res, ok := v.Store.Admit(ctx, v.Config, sr, old, dryRun)
+	cfg, err := v.Layout.Config()
+	if err != nil {
+		return nil, "unavailable", apierrors.NewServiceUnavailable("the staticroute webhook cannot judge routes yet: " + err.Error())
+	}
+	res, ok := v.Store.Admit(ctx, cfg, sr, old, dryRun)
 	if !ok {
 		return nil, "unavailable", apierrors.NewServiceUnavailable("the staticroute webhook is still loading the existing StaticRoutes: try again in a few seconds")
 	}

@@ -17,7 +17,7 @@ func TestValidator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := &Validator{Config: cfg(), Store: store, Metrics: m}
+	v := &Validator{Layout: Fixed(cfg()), Store: store, Metrics: m}
 	ctx := context.Background()
 
 	if _, err := v.ValidateCreate(ctx, sr("a", "", "10.116.0.4", "203.0.113.0/24")); err != nil {

@@ -43,7 +43,7 @@ func TestDumpInterruptedIsReadAgain(t *testing.T) {
 	}
 	// ReadNode too: what the first tries collected is not counted twice.
 	interrupt(1)
-	node, err := k.ReadNode("vpc0", nil)
+	node, err := k.ReadNode(VPCHint{Link: "vpc0"})
 	if err != nil || len(node.Connected) != 2 {
 		t.Fatalf("ReadNode after an interrupted dump: %+v %v, want the 2 connected routes once", node, err)
 	}

@@ -86,6 +86,9 @@ type Node struct {
 	// sources).
 	VPCLink string
 	VPCAddr netip.Addr
+	// VPCPrefix is VPCAddr's prefix on the link: the VPC, where the
+	// layout sets none.
+	VPCPrefix netip.Prefix
 	// OnLink are the prefixes connected on the VPC link: a gateway outside
 	// them is not on-link.
 	OnLink []netip.Prefix

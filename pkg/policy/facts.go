@@ -11,18 +11,54 @@ import (
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
+// VPCHint is how ReadNode finds the VPC link, the first that is given:
+// by name (--vpc-link), as the link holding an address inside one of
+// CIDRs (the layout's vpcCIDRs), or as the link holding NodeIP (the
+// node's InternalIP, from the downward API): the layout sets no VPC then,
+// and the VPC is that address's prefix.
+type VPCHint struct {
+	Link   string
+	CIDRs  []netip.Prefix
+	NodeIP netip.Addr
+}
+
+// holds says whether ip, an address of the link named link, marks it as
+// the VPC link.
+func (h VPCHint) holds(link string, ip netip.Addr) bool {
+	switch {
+	case h.Link != "":
+		return link == h.Link
+	case len(h.CIDRs) > 0:
+		return containsAddr(h.CIDRs, ip)
+	}
+	return h.NodeIP.IsValid() && ip == h.NodeIP
+}
+
+// notFound says why no link matched h, and what to give.
+func (h VPCHint) notFound() error {
+	switch {
+	case h.Link != "":
+		return fmt.Errorf("link %s has no IPv4 address", h.Link)
+	case len(h.CIDRs) > 0:
+		return fmt.Errorf("no link holds an address inside the VPC %v: give --vpc-link", h.CIDRs)
+	case h.NodeIP.IsValid():
+		return fmt.Errorf("no link holds the node's address %s: set vpcCIDRs in the ConfigMap %s, or give --vpc-link", h.NodeIP, validate.LayoutConfigMap)
+	}
+	return fmt.Errorf("the VPC link cannot be found: the layout sets no vpcCIDRs and the node's address is not known; give $NODE_IP (the downward API's status.hostIP) or --node-ip, or set vpcCIDRs in the ConfigMap %s", validate.LayoutConfigMap)
+}
+
 // ReadNode reads what the desired state needs from the kernel: the VPC
-// link (named, or found as the link holding an address inside one of vpc),
-// the node's address on it, the prefixes on-link there, and every
-// connected route of the main table.
-func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
+// link (found as h says), the node's address on it and that address's
+// prefix, the prefixes on-link there, and every connected route of the
+// main table.
+func (k *Kernel) ReadNode(h VPCHint) (Node, error) {
 	var n Node
 	links, err := consistent(k.NL.LinkList)
 	if err != nil {
 		return n, fmt.Errorf("listing links: %w", err)
 	}
 	for _, l := range links {
-		if vpcLink != "" && l.Attrs().Name != vpcLink {
+		if h.Link != "" && l.Attrs().Name != h.Link {
 			continue
 		}
 		addrs, err := consistent(func() ([]netlink.Addr, error) { return k.NL.AddrList(l, unix.AF_INET) })
@@ -31,23 +67,19 @@ func (k *Kernel) ReadNode(vpcLink string, vpc []netip.Prefix) (Node, error) {
 		}
 		for _, a := range addrs {
 			ip, ok := netip.AddrFromSlice(a.IP.To4())
-			if !ok {
+			if !ok || !h.holds(l.Attrs().Name, ip) {
 				continue
 			}
-			if vpcLink != "" || containsAddr(vpc, ip) {
-				n.VPCLink, n.VPCAddr = l.Attrs().Name, ip
-				break
-			}
+			ones, _ := a.Mask.Size()
+			n.VPCLink, n.VPCAddr, n.VPCPrefix = l.Attrs().Name, ip, netip.PrefixFrom(ip, ones).Masked()
+			break
 		}
 		if n.VPCLink != "" {
 			break
 		}
 	}
 	if n.VPCLink == "" {
-		if vpcLink != "" {
-			return n, fmt.Errorf("link %s has no IPv4 address", vpcLink)
-		}
-		return n, fmt.Errorf("no link holds an address inside the VPC %v: give --vpc-link", vpc)
+		return n, h.notFound()
 	}
 	vpcIndex := 0
 	if l, err := k.NL.LinkByName(n.VPCLink); err == nil {

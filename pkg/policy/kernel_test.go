@@ -281,21 +281,32 @@ func itoa(i int) string { return strconv.Itoa(i) }
 func TestKernelReadNode(t *testing.T) {
 	n := nodeWorld(t)
 	k := newKernel(t, n)
-	for _, tc := range []struct {
-		link string
-		vpc  []netip.Prefix
-	}{{"vpc0", nil}, {"", []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}} {
-		got, err := k.ReadNode(tc.link, tc.vpc)
+	for _, h := range []VPCHint{
+		{Link: "vpc0"},
+		{CIDRs: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		// The layout sets no VPC: the node's address finds it.
+		{NodeIP: netip.MustParseAddr("198.51.100.10")},
+	} {
+		got, err := k.ReadNode(h)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.VPCLink != "vpc0" || got.VPCAddr.String() != "198.51.100.10" ||
+		if got.VPCLink != "vpc0" || got.VPCAddr.String() != "198.51.100.10" || got.VPCPrefix.String() != "198.51.100.0/24" ||
 			fmt.Sprint(got.OnLink) != "[198.51.100.0/24]" || fmt.Sprint(got.Connected) != "[198.51.100.0/24 203.0.113.0/26]" {
-			t.Errorf("ReadNode(%q, %v) = %+v", tc.link, tc.vpc, got)
+			t.Errorf("ReadNode(%+v) = %+v", h, got)
 		}
 	}
-	if _, err := k.ReadNode("", []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}); err == nil || !strings.Contains(err.Error(), "--vpc-link") {
-		t.Errorf("no VPC link: err = %v", err)
+	for _, c := range []struct {
+		h    VPCHint
+		want string
+	}{
+		{VPCHint{CIDRs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}, "--vpc-link"},
+		{VPCHint{NodeIP: netip.MustParseAddr("192.0.2.7")}, "no link holds the node's address 192.0.2.7: set vpcCIDRs in the ConfigMap staticroute-layout"},
+		{VPCHint{}, "give $NODE_IP"},
+	} {
+		if _, err := k.ReadNode(c.h); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ReadNode(%+v): err = %v, want %q", c.h, err, c.want)
+		}
 	}
 }
 

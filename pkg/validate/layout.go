@@ -64,7 +64,8 @@ type Flags map[string]string
 // LoadConfig is the cluster's layout as both binaries take it, the one
 // function for it: each setting from its flag when the flag is given,
 // else from the layout file (file names it in messages; "" when there is
-// none). Every mistake is named at once, by the flag or the field.
+// none). Every mistake is named at once, by the flag or the field. A
+// setting left out is empty: Resolve fills it from what the cluster says.
 func LoadConfig(l Layout, file string, f Flags) (Config, error) {
 	in := func(field string) string {
 		return fmt.Sprintf("%s in %s (the ConfigMap %s)", field, file, LayoutConfigMap)
@@ -81,10 +82,6 @@ func LoadConfig(l Layout, file string, f Flags) (Config, error) {
 	what, v := pick("vpc-cidr", "vpcCIDRs", l.VPCCIDRs)
 	if c.VPC, err = parsePrefixes(what, v); err != nil {
 		errs = append(errs, err)
-	} else if len(c.VPC) == 0 && file == "" {
-		errs = append(errs, errors.New("--vpc-cidr is required: give the CIDR(s) of the VPC the nodes and gateways share (or vpcCIDRs in a --layout file)"))
-	} else if len(c.VPC) == 0 {
-		errs = append(errs, fmt.Errorf("the VPC is not set: give vpcCIDRs in %s (the ConfigMap %s), or --vpc-cidr: the CIDR(s) of the VPC the nodes and gateways share", file, LayoutConfigMap))
 	}
 	what, v = pick("pod-cidr", "podCIDRs", l.PodCIDRs)
 	if c.Pod, err = parsePrefixes(what, v); err != nil {

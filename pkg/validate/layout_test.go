@@ -40,16 +40,10 @@ func TestLoadConfigNamesEveryMistakeBySetting(t *testing.T) {
 	}
 }
 
-func TestLoadConfigNeedsTheVPC(t *testing.T) {
-	for _, c := range []struct {
-		file, want string
-	}{
-		{"", "--vpc-cidr is required"},
-		{"/etc/staticroute/layout.yaml", "give vpcCIDRs in /etc/staticroute/layout.yaml (the ConfigMap staticroute-layout), or --vpc-cidr"},
-	} {
-		if _, err := LoadConfig(Layout{}, c.file, nil); err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("file %q: %v, want %q", c.file, err, c.want)
-		}
+func TestLoadConfigLeavesOutWhatIsNotSet(t *testing.T) {
+	c, err := LoadConfig(Layout{}, "/etc/staticroute/layout.yaml", nil)
+	if err != nil || len(c.VPC)+len(c.Pod)+len(c.Service)+len(c.APIServers) != 0 {
+		t.Fatalf("an empty layout: %+v, %v; want nothing set, for Resolve to discover", c, err)
 	}
 }
 
@@ -87,8 +81,20 @@ func FuzzLayout(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if _, err := LoadConfig(l, "layout.yaml", nil); err != nil && !strings.Contains(err.Error(), "layout.yaml") {
+		c, err := LoadConfig(l, "layout.yaml", nil)
+		if err != nil && !strings.Contains(err.Error(), "layout.yaml") {
 			t.Fatalf("an error that names no setting: %v", err)
 		}
+		// Nothing discovered: what the file leaves out is named.
+		if _, err := Resolve(c, Discovered{}); err != nil && !strings.Contains(err.Error(), "of the ConfigMap staticroute-layout") {
+			t.Fatalf("an unresolved layout whose error names no setting: %v", err)
+		}
 	})
+}
+
+func TestParseLayoutOfOnlyComments(t *testing.T) {
+	l, err := ParseLayout([]byte("# vpcCIDRs: [10.116.0.0/20]\n# podCIDRs: []\n"))
+	if err != nil || len(l.VPCCIDRs)+len(l.PodCIDRs)+len(l.ServiceCIDRs)+len(l.APIServerAddresses) != 0 {
+		t.Fatalf("%+v, %v", l, err)
+	}
 }

@@ -93,10 +93,13 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 			checks = append(checks, check{as, v, resource, ns, false})
 		}
 	}
-	// The router: reads routes, its Node and the API server's endpoints;
-	// writes its node state and Events.
+	// The router: reads routes, its Node (and every Node's podCIDRs, and
+	// the ServiceCIDRs, where the layout leaves them out) and the API
+	// server's endpoints; writes its node state and Events.
 	allow(router, "", "staticroutes.networking.digitalocean.com", "get", "list", "watch")
 	allow(router, "", "nodes", "get", "list", "watch")
+	allow(router, "", "servicecidrs.networking.k8s.io", "list", "watch")
+	deny(router, "", "servicecidrs.networking.k8s.io", "create", "update", "delete")
 	allow(router, "default", "endpointslices.discovery.k8s.io", "list", "watch")
 	allow(router, "", "staticroutenodestates.networking.digitalocean.com", "create", "patch")
 	allow(router, "default", "events.events.k8s.io", "create", "patch")
@@ -106,8 +109,9 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	deny(router, "", "nodes", "update", "patch", "delete")
 	deny(router, "staticroute-system", "secrets", "get", "list", "watch")
 	deny(router, "kube-system", "secrets", "get", "list")
-	// The webhook: reads routes and node states, writes route status and
-	// its Lease.
+	// The webhook: reads routes and node states (and the Nodes and
+	// ServiceCIDRs the layout is discovered from), writes route status
+	// and its Lease.
 	allow(webhook, "", "staticroutes.networking.digitalocean.com", "get", "list", "watch")
 	allow(webhook, "", "staticroutenodestates.networking.digitalocean.com", "get", "list", "watch")
 	allow(webhook, "", "staticroutes.networking.digitalocean.com/status", "update", "patch")
@@ -115,7 +119,10 @@ func TestReleaseInstallsWithLeastPrivilege(t *testing.T) {
 	allow(webhook, "default", "events.events.k8s.io", "create", "patch")
 	deny(webhook, "", "staticroutes.networking.digitalocean.com", "create", "update", "patch", "delete")
 	deny(webhook, "", "staticroutenodestates.networking.digitalocean.com", "create", "patch", "delete")
-	deny(webhook, "", "nodes", "get", "list", "watch", "update", "patch", "delete")
+	allow(webhook, "", "nodes", "list", "watch")
+	allow(webhook, "", "servicecidrs.networking.k8s.io", "list", "watch")
+	deny(webhook, "", "nodes", "update", "patch", "delete")
+	deny(webhook, "", "servicecidrs.networking.k8s.io", "create", "update", "delete")
 	deny(webhook, "staticroute-system", "secrets", "get", "list")
 	deny(webhook, "kube-system", "leases.coordination.k8s.io", "update")
 

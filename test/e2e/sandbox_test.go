@@ -16,17 +16,19 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/staticroute/staticroute/internal/image"
 	"github.com/staticroute/staticroute/internal/release"
 	"github.com/staticroute/staticroute/test/framework"
+	"github.com/staticroute/staticroute/pkg/validate"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
 // releaseWorkloads are the node router's DaemonSet and the webhook's
 // Deployment as the release file holds them.
-func releaseWorkloads(t *testing.T, root string) (appsv1.DaemonSet, appsv1.Deployment) {
+func releaseWorkloads(t *testing.T, root string) (appsv1.DaemonSet, appsv1.Deployment, corev1.ConfigMap) {
 	t.Helper()
 	y, err := release.Render(root, "default", release.Images{"webhook": "e2e/webhook", "node-router": "e2e/node-router"})
 	if err != nil {
@@ -34,6 +36,7 @@ func releaseWorkloads(t *testing.T, root string) (appsv1.DaemonSet, appsv1.Deplo
 	}
 	var ds appsv1.DaemonSet
 	var dep appsv1.Deployment
+	var layout corev1.ConfigMap
 	for _, doc := range bytes.Split(y, []byte("\n---\n")) {
 		var meta struct{ Kind string }
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
@@ -44,15 +47,17 @@ func releaseWorkloads(t *testing.T, root string) (appsv1.DaemonSet, appsv1.Deplo
 			err = yaml.Unmarshal(doc, &ds)
 		case "Deployment":
 			err = yaml.Unmarshal(doc, &dep)
+		case "ConfigMap":
+			err = yaml.Unmarshal(doc, &layout)
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
-	if ds.Name == "" || dep.Name == "" {
-		t.Fatal("the release lacks the DaemonSet or the Deployment")
+	if ds.Name == "" || dep.Name == "" || layout.Name != validate.LayoutConfigMap {
+		t.Fatal("the release lacks the DaemonSet, the Deployment or the layout's ConfigMap")
 	}
-	return ds, dep
+	return ds, dep, layout
 }
 
 // TestSandboxedRouters runs the release's images under runc: the webhook,
@@ -78,21 +83,31 @@ func TestSandboxedRouters(t *testing.T) {
 		images[s.Name] = img
 	}
 	img := images["node-router"]
-	ds, dep := releaseWorkloads(t, root)
+	ds, dep, layout := releaseWorkloads(t, root)
 	c := &cluster{cp: framework.StartControlPlane(t)}
 	certDir, ca := framework.NewWebhookCerts(t)
 	c.cp.Install(t, ca)
 	// The webhook's Pod is not on the host network; here it shares the
 	// test's namespace, where the API server calls it.
-	// The world's layout as a user writes it into the ConfigMap
-	// staticroute-layout, mounted as the kubelet would: both workloads
-	// read it, and neither gets a layout flag.
+	// The release's ConfigMap staticroute-layout as it ships, setting
+	// nothing, mounted as the kubelet would: both workloads read it,
+	// neither gets a layout flag, and everything is discovered: the VPC
+	// from each node's address, the pod ranges from the Nodes, the
+	// Service range from the API server's ServiceCIDR.
 	layoutDir := t.TempDir()
 	if err := os.Chmod(layoutDir, 0o755); err != nil { // read by the webhook's non-root user
 		t.Fatal(err)
 	}
-	if err := framework.ProjectFiles(layoutDir, map[string][]byte{"layout.yaml": netlab.PlanFor(1).LayoutYAML()}); err != nil {
+	if l, err := validate.ParseLayout([]byte(layout.Data["layout.yaml"])); err != nil || len(l.VPCCIDRs)+len(l.PodCIDRs)+len(l.ServiceCIDRs) != 0 {
+		t.Fatalf("the release's layout sets ranges (%+v, %v): a user would have to edit them", l, err)
+	}
+	if err := framework.ProjectFiles(layoutDir, map[string][]byte{"layout.yaml": []byte(layout.Data["layout.yaml"])}); err != nil {
 		t.Fatal(err)
+	}
+	// The Nodes first, as in a cluster, where the webhook's Pod runs on
+	// one: it reads their pod ranges at start.
+	for i := range 3 {
+		c.cp.MustKubectl(t, []byte(fmt.Sprintf("apiVersion: v1\nkind: Node\nmetadata: {name: node-%d}\nspec: {podCIDRs: [%s]}\n", i+1, podCIDR(i))), "create", "-f", "-")
 	}
 	c.webhook = framework.StartSandboxedWebhook(t, c.cp, certDir, framework.Sandbox{
 		Pod: dep.Spec.Template.Spec, Container: "webhook", Image: images["webhook"],
@@ -107,12 +122,11 @@ func TestSandboxedRouters(t *testing.T) {
 	for i, ns := range c.w.Nodes {
 		name := fmt.Sprintf("node-%d", i+1)
 		c.names = append(c.names, name)
-		c.cp.MustKubectl(t, []byte("apiVersion: v1\nkind: Node\nmetadata: {name: "+name+"}\n"), "create", "-f", "-")
 		c.api = append(c.api, netlab.Forward(t, ns, u.Host, u.Host))
 		box := framework.Sandbox{
 			Pod: ds.Spec.Template.Spec, Container: "node-router", Image: img,
 			NetNS:   "/var/run/netns/" + ns.Name,
-			Env:     map[string]string{"NODE_NAME": name, "GOMEMLIMIT": "134217728"},
+			Env:     map[string]string{"NODE_NAME": name, "NODE_IP": c.w.NodeVPC(i), "GOMEMLIMIT": "134217728"},
 			Volumes: map[string]string{"layout": layoutDir},
 			Token:   framework.RouterToken(t, c.cp, name), CA: string(c.cp.Config.CAData), Namespace: "staticroute-system",
 			APIServer: u.Host,
@@ -139,12 +153,11 @@ func TestSandboxedRouters(t *testing.T) {
 	c.w.Node.IP(t, "route", "add", "192.0.2.8", "via", netlab.GwAVPC)
 
 	apply := func(y []byte) { c.cp.MustKubectl(t, y, "apply", "-f", "-") }
-	if r := c.cp.Kubectl(context.Background(), routeYAML("bad", "", "192.0.2.1", netlab.EchoAddr), "apply", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "is outside the VPC") {
-		t.Fatalf("the sandboxed webhook did not refuse a gateway outside the VPC: %v\n%s", r.Err, r.Stderr)
-	}
+	checkDiscoveredLayout(t, c)
 	const client = "198.19.5.5" // inside a steered prefix
 	apply(routeYAML("primary", "", netlab.GwAVPC, netlab.EchoAddr, "198.19.0.0/16"))
 	c.expect(t, all(netlab.GwAPublic))
+	checkDiscoveredCarveOuts(t, c)
 	err = framework.Eventually(context.Background(), 10*time.Second, func() error {
 		main := c.w.Node.IP(t, "route", "show", "table", "main")
 		if strings.Contains(main, netlab.EchoAddr+" via") || !strings.Contains(main, "192.0.2.8 via") {
@@ -236,6 +249,68 @@ func TestSandboxedRouters(t *testing.T) {
 				t.Errorf("from %s, %s:%s%s: %d %v, want 200", tc.from.Name, tc.addr, port, path, status, err)
 			case !tc.want && err == nil:
 				t.Errorf("from %s (the internet), %s:%s%s answered %d: the router's ports must not listen on the node's public address", tc.from.Name, tc.addr, port, path, status)
+			}
+		}
+	}
+}
+
+// podCIDR is node i's spec.podCIDRs in the sandbox test.
+func podCIDR(i int) string { return fmt.Sprintf("198.18.%d.0/24", 64+i) }
+
+// checkDiscoveredLayout checks that every check and carve-out follows
+// the discovered layout: the webhook refuses a gateway outside the
+// routers' VPC, and destinations in a node's pod range or the API
+// server's ServiceCIDR (198.18.255.0/24, the control plane's
+// --service-cluster-ip-range); every node state reports the VPC and
+// those ranges; and each node's kernel keeps them off the steering
+// table.
+func checkDiscoveredLayout(t *testing.T, c *cluster) {
+	t.Helper()
+	refuse := func(name, gw, dest, want string) {
+		t.Helper()
+		err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+			r := c.cp.Kubectl(context.Background(), routeYAML(name, "", gw, dest), "apply", "--dry-run=server", "-f", "-")
+			if r.Err == nil || !strings.Contains(r.Stderr, want) {
+				return fmt.Errorf("%v\n%s", r.Err, r.Stderr)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("the webhook, on the discovered layout, did not refuse %s with %q: %v", name, want, err)
+		}
+	}
+	// Until the routers have reported the VPC, the webhook refuses as
+	// unavailable: the first check waits for that.
+	refuse("bad", "192.0.2.1", netlab.EchoAddr, "is outside the VPC (198.51.100.0/24)")
+	refuse("to-pods", netlab.GwAVPC, "198.18.65.0/26", "the pod CIDR 198.18.64.0/23")
+	refuse("to-services", netlab.GwAVPC, "198.18.255.16/28", "the service CIDR 198.18.255.0/24")
+	if r := c.cp.Kubectl(context.Background(), routeYAML("good", "", netlab.GwAVPC, netlab.EchoAddr), "apply", "--dry-run=server", "-f", "-"); r.Err != nil {
+		t.Fatalf("a good route refused on the discovered layout: %s", r.Stderr)
+	}
+	const want = `["198.51.100.0/24"] ["198.51.100.0/24","198.18.64.0/23","198.18.66.0/24","198.18.255.0/24"] `
+	for _, name := range c.names {
+		err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+			out := c.cp.MustKubectl(t, nil, "get", "staticroutenodestate", name, "-o", "jsonpath={.status.clusterRanges.vpc} {.status.clusterRanges.configured} {.status.clusterRanges.mismatches}")
+			if out != want {
+				return fmt.Errorf("node state: %s", out)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("node %s does not report the discovered layout (vpc, configured, mismatches) %s: %v", name, want, err)
+		}
+	}
+}
+
+// checkDiscoveredCarveOuts checks, once a route is applied, that each
+// node's steering table throws the discovered ranges back to main.
+func checkDiscoveredCarveOuts(t *testing.T, c *cluster) {
+	t.Helper()
+	for i, name := range c.names {
+		routes := c.w.Nodes[i].IP(t, "route", "show", "table", "all", "type", "throw")
+		for _, r := range []string{"198.51.100.0/24", "198.18.64.0/23", "198.18.66.0/24", "198.18.255.0/24"} {
+			if !strings.Contains(routes, "throw "+r+" ") {
+				t.Errorf("node %s: the discovered range %s is not carved out of the steering table:\n%s", name, r, routes)
 			}
 		}
 	}
