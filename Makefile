@@ -31,7 +31,7 @@ $(BIN)/%: FORCE
 FORCE:
 
 .PHONY: tools
-tools: $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/controller-gen ## Build kube-apiserver, etcd, kubectl, controller-gen from the Go module proxy (cached).
+tools: $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/controller-gen $(BIN)/helm ## Build kube-apiserver, etcd, kubectl, controller-gen, helm from the Go module proxy (cached).
 
 $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager: hack/tools/kube/go.mod
 	cd hack/tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
@@ -41,6 +41,9 @@ $(BIN)/etcd: hack/tools/etcd/go.mod
 
 $(BIN)/controller-gen: hack/tools/gen/go.mod
 	cd hack/tools/gen && $(GO) build -o $@ sigs.k8s.io/controller-tools/cmd/controller-gen
+
+$(BIN)/helm: hack/tools/helm/go.mod
+	cd hack/tools/helm && $(GO) build -o $@ helm.sh/helm/v4/cmd/helm
 
 $(BIN)/staticcheck: hack/tools/lint/go.mod
 	cd hack/tools/lint && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
@@ -65,6 +68,10 @@ manifests: $(BIN)/controller-gen ## Regenerate CRDs and deepcopy from the API ty
 	$(BIN)/controller-gen object paths=./api/...
 	$(BIN)/controller-gen crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
+.PHONY: chart
+chart: ## Regenerate charts/staticroute's templates and values from config/ (internal/chart).
+	$(GO) run ./hack/chart
+
 ##@ Demo
 
 .PHONY: prereqs
@@ -85,7 +92,12 @@ demo-notice:
 ##@ Test
 
 .PHONY: test
-test: prereqs unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZTIME each), end to end (as root).
+test: prereqs test-notice unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZTIME each), end to end (as root).
+
+.PHONY: test-notice
+test-notice:
+	@test -x $(BIN)/kube-apiserver -a -x $(BIN)/etcd -a -x $(BIN)/kubectl -a -x $(BIN)/kube-controller-manager -a -x $(BIN)/controller-gen -a -x $(BIN)/staticcheck -a -x $(BIN)/helm || \
+	  echo "First run: building the tools the tests use (kube-apiserver, kubectl, kube-controller-manager $(K8S_VER), etcd, controller-gen, staticcheck, helm) from the Go module proxy into ./bin (about 20 minutes on 2 cores, longer on a busy machine; cached after), then the tests (about 12 minutes)."
 
 .PHONY: lint
 lint: $(BIN)/staticcheck ## go vet and staticcheck (pinned in hack/tools/lint).

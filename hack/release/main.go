@@ -11,7 +11,9 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
+	"github.com/staticroute/staticroute/internal/chart"
 	"github.com/staticroute/staticroute/internal/release"
 )
 
@@ -68,6 +70,43 @@ func main() {
 	} else {
 		fmt.Println("wrote", manifest, "(archives expected under "+*downloadURL+")")
 	}
+	if err := writeChart(o, images); err != nil {
+		fail(err)
+	}
+}
+
+// writeChart packages charts/staticroute into OUT/chart with the
+// release's version and images by digest; a version that is not
+// semantic gets none (Helm requires one).
+func writeChart(o release.Options, images release.Images) error {
+	name, ok := chart.PackageName(o.Version)
+	if !ok {
+		fmt.Printf("no chart package: -version %s is not a semantic version such as v0.6.0\n", o.Version)
+		return nil
+	}
+	_, created, err := release.Commit(o.Root)
+	if err != nil {
+		return err
+	}
+	digests := map[string]string{}
+	for n, ref := range images {
+		if _, d, ok := strings.Cut(ref, "@"); ok {
+			digests[chart.DigestKey(n)] = d
+		}
+	}
+	b, err := chart.Package(o.Root, chart.Release{Version: o.Version, Registry: strings.TrimSuffix(o.Registry, "/"), Digests: digests, Created: created})
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(o.Out, "chart", name)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Println("wrote", p, "(helm install staticroute", p+")")
+	return nil
 }
 
 func fail(err error) {

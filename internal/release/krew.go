@@ -1,9 +1,6 @@
 package release
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -44,35 +41,9 @@ func ArchiveName(ver string, p Platform) string {
 }
 
 // PluginTarball packs the plugin's binary and the LICENSE as krew
-// installs them. Every header is fixed (owner, mode, the commit's time),
-// and gzip records no name or time: the same binary gives the same bytes.
+// installs them, the same binary giving the same bytes (Tarball).
 func PluginTarball(binary, license []byte, modTime time.Time) ([]byte, error) {
-	var buf bytes.Buffer
-	gz, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-	if err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(gz)
-	for _, f := range []struct {
-		name string
-		mode int64
-		body []byte
-	}{{pluginBinary, 0o755, binary}, {"LICENSE", 0o644, license}} {
-		h := &tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.body)), ModTime: modTime.UTC(), Typeflag: tar.TypeReg, Format: tar.FormatPAX, Uname: "root", Gname: "root"}
-		if err := tw.WriteHeader(h); err != nil {
-			return nil, err
-		}
-		if _, err := tw.Write(f.body); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return Tarball([]TarFile{{pluginBinary, 0o755, binary}, {"LICENSE", 0o644, license}}, modTime)
 }
 
 // The krew manifest (krew.googlecontainertools.github.com/v1alpha2

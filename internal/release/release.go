@@ -66,12 +66,7 @@ func BuildImages(ctx context.Context, o Options) (Images, error) {
 // Render is config/<overlay> as one YAML stream with every ko:// image
 // replaced by its ref in images.
 func Render(root, overlay string, images Images) ([]byte, error) {
-	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", overlay))
-	if err != nil {
-		return nil, fmt.Errorf("kustomize config/%s: %w", overlay, err)
-	}
-	y, err := m.AsYaml()
+	y, err := Kustomize(root, overlay)
 	if err != nil {
 		return nil, err
 	}
@@ -84,6 +79,21 @@ func Render(root, overlay string, images Images) ([]byte, error) {
 	}
 	return y, nil
 }
+
+// Kustomize is config/overlay as kustomize builds it, images still named
+// by ImageName.
+func Kustomize(root, overlay string) ([]byte, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join(root, "config", overlay))
+	if err != nil {
+		return nil, fmt.Errorf("kustomize config/%s: %w", overlay, err)
+	}
+	return m.AsYaml()
+}
+
+// ImageName is how config/ names the image of the binary name before a
+// release replaces it: ko's syntax.
+func ImageName(name string) string { return koPrefix + name }
 
 // file is one of the release's YAML files: the overlay of config/ it
 // renders, and the line that heads it.
@@ -118,6 +128,11 @@ func Write(ctx context.Context, o Options) (Images, error) {
 // commit is HEAD's hash and time: the images' revision and creation time,
 // so that the same commit gives the same digests.
 func commit(root string) (string, time.Time, error) {
+	return Commit(root)
+}
+
+// Commit is HEAD's hash and time.
+func Commit(root string) (string, time.Time, error) {
 	out, err := exec.Command("git", "-C", root, "log", "-1", "--format=%H %ct").Output()
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("reading the commit (git log): %w", err)
