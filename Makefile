@@ -30,11 +30,30 @@ $(BIN)/%: FORCE
 .PHONY: FORCE
 FORCE:
 
+# A test node: kubelet, kube-proxy, the scheduler, containerd (no cgo: the
+# snapshotters that need C libraries left out) and the CNI plugins.
+NODE_TOOLS := $(BIN)/kubelet $(BIN)/kube-proxy $(BIN)/kube-scheduler $(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr $(BIN)/cni/bridge $(BIN)/cni/host-local $(BIN)/cni/loopback $(BIN)/cni/portmap
+
 .PHONY: tools
-tools: $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/controller-gen $(BIN)/helm ## Build kube-apiserver, etcd, kubectl, controller-gen, helm from the Go module proxy (cached).
+tools: $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager $(BIN)/etcd $(BIN)/controller-gen $(BIN)/helm $(NODE_TOOLS) ## Build kube-apiserver, etcd, kubectl, controller-gen, helm and a test node's kubelet, containerd and CNI plugins from the Go module proxy (cached).
 
 $(BIN)/kube-apiserver $(BIN)/kubectl $(BIN)/kube-controller-manager: hack/tools/kube/go.mod
 	cd hack/tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(BIN)/kubelet $(BIN)/kube-proxy $(BIN)/kube-scheduler: hack/tools/kube/go.mod
+	cd hack/tools/kube && $(GO) build -ldflags '$(K8S_LDFLAGS)' -o $@ k8s.io/kubernetes/cmd/$(notdir $@)
+
+$(BIN)/containerd $(BIN)/containerd-shim-runc-v2 $(BIN)/ctr: hack/tools/node/go.mod
+	cd hack/tools/node && CGO_ENABLED=0 $(GO) build -tags 'no_btrfs no_devmapper no_zfs' -o $@ github.com/containerd/containerd/v2/cmd/$(notdir $@)
+
+$(BIN)/cni/bridge $(BIN)/cni/loopback: hack/tools/node/go.mod
+	cd hack/tools/node && CGO_ENABLED=0 $(GO) build -o $@ github.com/containernetworking/plugins/plugins/main/$(notdir $@)
+
+$(BIN)/cni/host-local: hack/tools/node/go.mod
+	cd hack/tools/node && CGO_ENABLED=0 $(GO) build -o $@ github.com/containernetworking/plugins/plugins/ipam/$(notdir $@)
+
+$(BIN)/cni/portmap: hack/tools/node/go.mod
+	cd hack/tools/node && CGO_ENABLED=0 $(GO) build -o $@ github.com/containernetworking/plugins/plugins/meta/$(notdir $@)
 
 $(BIN)/etcd: hack/tools/etcd/go.mod
 	cd hack/tools/etcd && $(GO) build -o $@ go.etcd.io/etcd/server/v3
@@ -96,8 +115,8 @@ test: prereqs test-notice unit-test fuzz e2e ## Run every test: unit, fuzz (FUZZ
 
 .PHONY: test-notice
 test-notice:
-	@test -x $(BIN)/kube-apiserver -a -x $(BIN)/etcd -a -x $(BIN)/kubectl -a -x $(BIN)/kube-controller-manager -a -x $(BIN)/controller-gen -a -x $(BIN)/staticcheck -a -x $(BIN)/helm || \
-	  echo "First run: building the tools the tests use (kube-apiserver, kubectl, kube-controller-manager $(K8S_VER), etcd, controller-gen, staticcheck, helm) from the Go module proxy into ./bin (about 20 minutes on 2 cores, longer on a busy machine; cached after), then the tests (about 12 minutes)."
+	@test -x $(BIN)/kube-apiserver -a -x $(BIN)/etcd -a -x $(BIN)/kubectl -a -x $(BIN)/kube-controller-manager -a -x $(BIN)/controller-gen -a -x $(BIN)/staticcheck -a -x $(BIN)/helm -a -x $(BIN)/kubelet -a -x $(BIN)/containerd || \
+	  echo "First run: building the tools the tests use (kube-apiserver, kubectl, kube-controller-manager, kubelet, kube-proxy, kube-scheduler $(K8S_VER), etcd, containerd, the CNI plugins, controller-gen, staticcheck, helm) from the Go module proxy into ./bin (about 30 minutes on 2 cores, longer on a busy machine; cached after), then the tests (about 12 minutes)."
 
 .PHONY: lint
 lint: $(BIN)/staticcheck ## go vet and staticcheck (pinned in hack/tools/lint).

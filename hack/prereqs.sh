@@ -12,6 +12,7 @@ missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
 command -v setpriv >/dev/null || missing+=(util-linux)
+command -v nsenter >/dev/null || missing+=(util-linux) # a test node's kubelet and containerd enter its network namespace
 command -v sysctl >/dev/null || missing+=(procps)
 command -v runc >/dev/null || missing+=(runc) # the pods' sandbox in the e2e tests
 

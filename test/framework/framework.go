@@ -67,8 +67,16 @@ type Process struct {
 // log when the test fails, and stops it at cleanup.
 func Start(t tb.T, name string, args ...string) *Process {
 	t.Helper()
+	return StartCmd(t, exec.Command(name, args...))
+}
+
+// StartCmd is Start for a command the caller built (its environment, its
+// folder); its output goes to the Process.
+func StartCmd(t tb.T, cmd *exec.Cmd) *Process {
+	t.Helper()
+	name := cmd.Path
 	p := &Process{Name: filepath.Base(name), done: make(chan struct{}), log: &lockedWriter{buf: &bytes.Buffer{}}}
-	p.cmd = exec.Command(name, args...)
+	p.cmd = cmd
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {

@@ -1,0 +1,69 @@
+package framework
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/staticroute/staticroute/test/tb"
+)
+
+// kubeletTunables are the host-wide kernel settings a kubelet sets at
+// start (its setupKernelTunables, protectKernelDefaults off).
+var kubeletTunables = []string{
+	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+}
+
+// holdKernelTunables records the kubelet's kernel tunables now and writes
+// them back at cleanup, also when the test fails. With several nodes the
+// first record is the oldest and its cleanup runs last.
+func holdKernelTunables(t tb.T) {
+	t.Helper()
+	was := map[string]string{}
+	for _, k := range kubeletTunables {
+		b, err := os.ReadFile(filepath.Join("/proc/sys", k))
+		if err != nil {
+			t.Fatalf("recording %s before a kubelet changes it: %v", k, err)
+		}
+		was[k] = strings.TrimSpace(string(b))
+	}
+	t.Cleanup(func() {
+		for k, v := range was {
+			p := filepath.Join("/proc/sys", k)
+			if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == v {
+				continue
+			}
+			if err := os.WriteFile(p, []byte(v), 0o644); err != nil {
+				t.Errorf("restoring %s to %s: %v", k, v, err)
+			}
+		}
+	})
+}
+
+// containerLogs is where a kubelet links every container's log: a fixed
+// path, outside its root directory.
+const containerLogs = "/var/log/containers"
+
+// holdContainerLogLinks removes at cleanup the links the kubelet whose
+// pod logs are under dir left in /var/log/containers, and the folder if
+// it made it.
+func holdContainerLogLinks(t tb.T, dir string) {
+	t.Helper()
+	_, err := os.Stat(containerLogs)
+	existed := err == nil
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir(containerLogs)
+		for _, e := range entries {
+			p := filepath.Join(containerLogs, e.Name())
+			if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, dir+"/") {
+				if err := os.Remove(p); err != nil {
+					t.Errorf("removing the kubelet's link %s: %v", p, err)
+				}
+			}
+		}
+		if !existed {
+			_ = os.Remove(containerLogs) // only if empty: another node's links may still be there
+		}
+	})
+}
