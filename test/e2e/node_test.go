@@ -11,13 +11,14 @@ import (
 	"time"
 
 	"github.com/staticroute/staticroute/internal/image"
+	"github.com/staticroute/staticroute/internal/release"
 	"github.com/staticroute/staticroute/test/framework"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
 // nodeImages builds the test nodes' sandbox image as an OCI layout
 // archive to import.
-func nodeImages(t *testing.T, root string) []string {
+func nodeImages(t *testing.T, root string) []framework.NodeImage {
 	t.Helper()
 	idx, err := image.BuildIndex(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)},
 		image.Spec{Name: "pause", Package: "./test/pause", Description: "the test nodes' pod sandbox"}, []string{"amd64"})
@@ -28,8 +29,57 @@ func nodeImages(t *testing.T, root string) []string {
 	if err := image.WriteLayout(dir, idx, framework.PauseImage); err != nil {
 		t.Fatal(err)
 	}
-	return []string{dir + ".tar"}
+	d, err := idx.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []framework.NodeImage{{Archive: dir + ".tar", Name: framework.PauseImage, Digest: d.String()}}
 }
+
+// killContainer sends SIGKILL to the process of the container whose
+// status names containerID (containerd://ID).
+func killContainer(t *testing.T, node *framework.Node, containerID string) {
+	t.Helper()
+	id := strings.TrimPrefix(containerID, "containerd://")
+	out, err := node.Ctr("tasks", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == id {
+			fmt.Sscan(f[1], &pid)
+		}
+	}
+	if pid == 0 {
+		t.Fatalf("no task %s in:\n%s", id, out)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// realNodeTest is the start of a test with real nodes: root, and a check
+// at the very end that the host is as it was before.
+func realNodeTest(t *testing.T) string {
+	t.Helper()
+	framework.RequireRoot(t)
+	root, err := framework.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := hostState(t)
+	t.Cleanup(func() {
+		if after := hostState(t); after != before {
+			t.Errorf("the host after the nodes:\n%s\nbefore:\n%s", after, before)
+		}
+	})
+	return root
+}
+
+// podRange is a real node's pod range: inside the clusters' pod CIDR,
+// clear of the world's simulated pod link (198.18.64.0/24).
+const podRange = "198.18.96.0/24"
 
 // hostState is what a kubelet may change outside its namespace.
 func hostState(t *testing.T) string {
@@ -51,6 +101,12 @@ func hostState(t *testing.T) string {
 	fmt.Fprintf(&b, "cgroups %v\n", cgroups)
 	links, _ := filepath.Glob("/var/log/containers/*")
 	fmt.Fprintf(&b, "%d container log links\n", len(links))
+	for _, d := range []string{"/run/containerd", "/var/lib/cni"} {
+		_, err = os.Stat(d)
+		fmt.Fprintf(&b, "%s: %v\n", d, err == nil)
+	}
+	netns, _ := filepath.Glob("/var/run/netns/cni-*")
+	fmt.Fprintf(&b, "pod network namespaces %v\n", netns)
 	return b.String()
 }
 
@@ -61,22 +117,12 @@ func hostState(t *testing.T) string {
 // test ends the host is as it was: the kernel tunables the kubelet set,
 // its mounts, cgroups and log links.
 func TestRealNode(t *testing.T) {
-	framework.RequireRoot(t)
-	root, err := framework.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := hostState(t)
-	t.Cleanup(func() {
-		if after := hostState(t); after != before {
-			t.Errorf("the host after the node:\n%s\nbefore:\n%s", after, before)
-		}
-	})
+	root := realNodeTest(t)
 	images := nodeImages(t, root)
 	cp := framework.StartControlPlane(t, framework.Flag{Name: "authorization-mode", Value: "Node,RBAC"})
 	w := netlab.NewWorld(t)
 	start := time.Now()
-	node := framework.StartNode(t, cp, framework.NodeOptions{Name: "node-1", IP: w.NodeVPC(0), NS: w.Node, PodCIDR: "198.18.64.0/24", Images: images})
+	node := framework.StartNode(t, cp, framework.NodeOptions{Name: "node-1", IP: w.NodeVPC(0), NS: w.Node, PodCIDR: podRange, Images: images})
 	t.Logf("containerd and the kubelet on node-1: Ready in %s", time.Since(start).Round(time.Millisecond))
 
 	cp.MustKubectl(t, []byte("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: default}\n"), "apply", "-f", "-")
@@ -98,7 +144,7 @@ spec:
 		return r.Stdout, nil
 	}
 	var running string
-	err = framework.Eventually(context.Background(), 60*time.Second, func() error {
+	err := framework.Eventually(context.Background(), 60*time.Second, func() error {
 		s, err := status()
 		if err != nil || !strings.HasPrefix(s, "Running true 0 containerd://") {
 			return fmt.Errorf("pod: %q %v", s, err)
@@ -111,23 +157,7 @@ spec:
 	}
 
 	// SIGKILL the container's process: the kubelet starts it again.
-	id := strings.TrimPrefix(strings.Fields(running)[3], "containerd://")
-	out, err := node.Ctr("tasks", "list")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	for _, l := range strings.Split(out, "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == id {
-			fmt.Sscan(f[1], &pid)
-		}
-	}
-	if pid == 0 {
-		t.Fatalf("no task %s in:\n%s", id, out)
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killContainer(t, node, strings.Fields(running)[3])
 	err = framework.Eventually(context.Background(), 60*time.Second, func() error {
 		s, err := status()
 		if err != nil || !strings.HasPrefix(s, "Running true 1 ") {
@@ -137,5 +167,102 @@ spec:
 	})
 	if err != nil {
 		t.Fatalf("the kubelet did not restart the killed container: %v", err)
+	}
+}
+
+// releaseImages builds the release's images as OCI layout archives to
+// import, and the refs the release file names them by: by digest, as
+// make release does.
+func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, refs release.Images) {
+	t.Helper()
+	refs = release.Images{}
+	for _, s := range image.Specs() {
+		idx, err := image.BuildIndex(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, s, []string{"amd64"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "e2e.test/" + s.Name + ":e2e"
+		dir := filepath.Join(t.TempDir(), s.Name)
+		if err := image.WriteLayout(dir, idx, name); err != nil {
+			t.Fatal(err)
+		}
+		d, err := idx.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		archives = append(archives, framework.NodeImage{Archive: dir + ".tar", Name: name, Digest: d.String()})
+		refs[s.Name] = name + "@" + d.String()
+	}
+	return archives, refs
+}
+
+// TestReleaseOnRealNodes applies the release file for clusters without
+// cert-manager, unchanged, to a cluster of real nodes (kubelet,
+// containerd, kube-proxy in nftables mode, the CNI bridge; the
+// controller manager and the scheduler): the certs Job completes, both
+// webhook replicas are Ready, and the node router's Pod is Running and
+// Ready through its real probes, talking to the API server through the
+// kubernetes Service.
+func TestReleaseOnRealNodes(t *testing.T) {
+	root := realNodeTest(t)
+	archives, refs := releaseImages(t, root)
+	y, err := release.Render(root, "without-cert-manager", refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := framework.StartClusterControlPlane(t, "203.0.113.250")
+	cp.StartClusterControllers(t)
+	w := netlab.NewWorld(t)
+	node := framework.StartNode(t, cp, framework.NodeOptions{Name: "node-1", IP: w.NodeVPC(0), NS: w.Node, PodCIDR: podRange, Images: append(nodeImages(t, root), archives...)})
+
+	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
+	cp.MustKubectl(t, y, "apply", "-f", "-")
+	wait := func(what string, args ...string) {
+		t.Helper()
+		err := framework.Eventually(context.Background(), 120*time.Second, func() error {
+			r := cp.Kubectl(context.Background(), nil, append([]string{"-n", "staticroute-system"}, args...)...)
+			if r.Err != nil {
+				return fmt.Errorf("%v: %s", r.Err, r.Stderr)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s\n%s\n%s", what, err, cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods,jobs,ds,deploy", "-o", "wide"),
+				cp.MustKubectl(t, nil, "-n", "staticroute-system", "describe", "pods"), node.PodLogs())
+		}
+	}
+	wait("the certs Job", "wait", "--for=condition=Complete", "job/staticroute-certs", "--timeout=5s")
+	wait("the node router", "rollout", "status", "ds/staticroute-node-router", "--timeout=5s")
+	wait("the webhook", "rollout", "status", "deploy/staticroute-webhook", "--timeout=5s")
+	t.Log(cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-o", "wide"))
+
+	// The router found its layout as the release leaves it, from a real
+	// kubelet's downward API (status.hostIP), the Node's podCIDRs and the
+	// API server's ServiceCIDR, and reports it with its node-bound token.
+	const want = `["198.51.100.0/24"] ["198.51.100.0/24","198.18.96.0/24","198.18.255.0/24"]`
+	err = framework.Eventually(context.Background(), 30*time.Second, func() error {
+		got := cp.MustKubectl(t, nil, "get", "staticroutenodestate", "node-1", "-o", "jsonpath={.status.clusterRanges.vpc} {.status.clusterRanges.configured}")
+		if got != want {
+			return fmt.Errorf("%s", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("node-1's state (vpc, configured): %v, want %s", err, want)
+	}
+
+	// The router's container killed: the kubelet starts it again, and its
+	// probes make it Ready.
+	id := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "-o", "jsonpath={.items[0].status.containerStatuses[0].containerID}")
+	killContainer(t, node, id)
+	err = framework.Eventually(context.Background(), 60*time.Second, func() error {
+		got := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].ready}")
+		if got != "1 true" {
+			return fmt.Errorf("restarts, ready: %s", got)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Errorf("the killed router: %v\n%s", err, node.PodLogs())
 	}
 }

@@ -32,6 +32,10 @@ type ControlPlane struct {
 	Dir        string
 	kubectl    string
 	clientset  *kubernetes.Clientset // Clientset's, made once
+	// Advertise is the address the API server advertises (a cluster
+	// control plane's): nodes forward it to the API server.
+	Advertise string
+	caFile    string // the serving CA's, for the root CA's publisher
 }
 
 // Flag is one command-line flag of kube-apiserver, without its dashes.
@@ -40,6 +44,13 @@ type Flag struct{ Name, Value string }
 // StartControlPlane starts etcd and kube-apiserver from ./bin, the latter
 // with the given flags too, and stops them at cleanup.
 func StartControlPlane(t tb.T, apiServerFlags ...Flag) *ControlPlane {
+	t.Helper()
+	return startControlPlane(t, nil, apiServerFlags...)
+}
+
+// startControlPlane is StartControlPlane, with prepare (if not nil) given
+// the environment before it starts.
+func startControlPlane(t tb.T, prepare func(*envtest.Environment), apiServerFlags ...Flag) *ControlPlane {
 	t.Helper()
 	root, err := Root()
 	if err != nil {
@@ -56,6 +67,9 @@ func StartControlPlane(t tb.T, apiServerFlags ...Flag) *ControlPlane {
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "198.18.255.0/24")
 	for _, f := range apiServerFlags {
 		env.ControlPlane.GetAPIServer().Configure().Set(f.Name, f.Value)
+	}
+	if prepare != nil {
+		prepare(env)
 	}
 	// APISERVER_LOG=<file>: the API server's log at -v=1 there (it says
 	// why it closes a watch, for one).

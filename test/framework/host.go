@@ -2,6 +2,7 @@ package framework
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -64,6 +65,49 @@ func holdContainerLogLinks(t tb.T, dir string) {
 		}
 		if !existed {
 			_ = os.Remove(containerLogs) // only if empty: another node's links may still be there
+		}
+	})
+}
+
+// hostDirs are folders a node's containerd makes outside its own,
+// whatever it is told: its runc shims' sockets, and the CNI library's
+// cache of results.
+var hostDirs = []string{"/run/containerd", "/var/lib/cni"}
+
+// holdHostDirs removes at cleanup each of hostDirs that was not there.
+func holdHostDirs(t tb.T) {
+	t.Helper()
+	for _, d := range hostDirs {
+		if _, err := os.Stat(d); err == nil {
+			continue
+		}
+		t.Cleanup(func() {
+			if err := os.RemoveAll(d); err != nil {
+				t.Errorf("removing %s, made by the nodes' containerd: %v", d, err)
+			}
+		})
+	}
+}
+
+// holdPodNetNS deletes at cleanup the pods' network namespaces that
+// containerd made (/var/run/netns/cni-…) and did not delete, since the
+// node's containers are killed rather than stopped through the CRI.
+func holdPodNetNS(t tb.T) {
+	t.Helper()
+	before := map[string]bool{}
+	entries, _ := os.ReadDir("/var/run/netns")
+	for _, e := range entries {
+		before[e.Name()] = true
+	}
+	t.Cleanup(func() {
+		entries, _ := os.ReadDir("/var/run/netns")
+		for _, e := range entries {
+			if before[e.Name()] || !strings.HasPrefix(e.Name(), "cni-") {
+				continue
+			}
+			if out, err := exec.Command("ip", "netns", "delete", e.Name()).CombinedOutput(); err != nil {
+				t.Errorf("deleting a pod's network namespace %s: %v: %s", e.Name(), err, out)
+			}
 		}
 	})
 }

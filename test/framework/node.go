@@ -50,7 +50,13 @@ type NodeOptions struct {
 	PodCIDR string
 	// Images are OCI layout archives to import (ctr images import), as a
 	// registry would have served them: their names and digests are kept.
-	Images []string
+	Images []NodeImage
+}
+
+// NodeImage is an OCI layout archive whose index names Name, and whose
+// digest is Digest: the image is known by both, as after a pull.
+type NodeImage struct {
+	Archive, Name, Digest string
 }
 
 // PauseImage is the sandbox image of every test node, imported as
@@ -80,6 +86,8 @@ func StartNode(t tb.T, cp *ControlPlane, o NodeOptions) *Node {
 	n := &Node{Name: o.Name, IP: o.IP, NS: o.NS, Dir: dir, CgroupRoot: "/" + filepath.Base(dir), cp: cp}
 	holdKernelTunables(t)
 	holdContainerLogLinks(t, dir)
+	holdHostDirs(t)
+	holdPodNetNS(t)
 	// Cleanups run last first: the host's state is restored after
 	// containerd stopped, and the containers go while it still runs,
 	// after the kubelet (which would start them again) stopped.
@@ -88,8 +96,40 @@ func StartNode(t tb.T, cp *ControlPlane, o NodeOptions) *Node {
 	n.startContainerd(t, o)
 	t.Cleanup(func() { n.removeContainers(t) })
 	n.startKubelet(t)
+	if cp.Advertise != "" {
+		n.startKubeProxy(t)
+	}
 	n.waitReady(t, o.PodCIDR)
 	return n
+}
+
+// startKubeProxy runs kube-proxy (nftables) in the node's namespace, and
+// forwards the API server's advertised address there to it: the
+// kubernetes Service's ClusterIP leads to that address, as in a cluster.
+func (n *Node) startKubeProxy(t tb.T) {
+	t.Helper()
+	u, err := url.Parse(n.cp.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := strings.Cut(u.Host, ":")
+	n.NS.IP(t, "addr", "add", n.cp.Advertise+"/32", "dev", "lo")
+	netlab.Forward(t, n.NS, n.cp.Advertise+":"+port, u.Host)
+	config := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: nftables
+clientConnection: {kubeconfig: %q}
+hostnameOverride: %s
+bindAddress: %s
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+# No host-wide conntrack settings: the table's size is the root
+# namespace's.
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+`, n.cp.UserKubeconfig(t, "system:kube-proxy"), n.Name, n.IP)
+	must(t, os.WriteFile(n.path("kube-proxy.yaml"), []byte(config), 0o644))
+	p := StartCmd(t, n.inNetNS(Bin(t, "kube-proxy"), "--config", n.path("kube-proxy.yaml"), "--v", "2"))
+	p.Name = "kube-proxy on " + n.Name
 }
 
 func (n *Node) path(p ...string) string { return filepath.Join(append([]string{n.Dir}, p...)...) }
@@ -111,8 +151,8 @@ func (n *Node) startContainerd(t tb.T, o NodeOptions) {
 	}
 	cni := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "e2e", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}]}},
-  {"type": "portmap", "capabilities": {"portMappings": true}}]}`, o.PodCIDR)
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
+  {"type": "portmap", "capabilities": {"portMappings": true}}]}`, o.PodCIDR, n.path("cni", "ipam"))
 	must(t, os.MkdirAll(n.path("cni"), 0o755))
 	must(t, os.WriteFile(n.path("cni", "10-e2e.conflist"), []byte(cni), 0o644))
 	config := fmt.Sprintf(`version = 3
@@ -162,10 +202,31 @@ state = %[2]q
 		t.Fatalf("containerd on %s did not start: %v\n%s", n.Name, err, n.Containerd.Output())
 	}
 	for _, img := range o.Images {
-		if out, err := n.Ctr("images", "import", "--all-platforms", img); err != nil {
-			t.Fatalf("importing %s into %s: %v\n%s", img, n.Name, err, out)
+		if out, err := n.Ctr("images", "import", "--all-platforms", img.Archive); err != nil {
+			t.Fatalf("importing %s into %s: %v\n%s", img.Archive, n.Name, err, out)
+		}
+		// A pull records the image by digest too; an import does not,
+		// and the release names images by digest.
+		repo, _, _ := strings.Cut(img.Name, ":")
+		if out, err := n.Ctr("images", "tag", "--force", img.Name, repo+"@"+img.Digest); err != nil {
+			t.Fatalf("naming %s by digest on %s: %v\n%s", img.Name, n.Name, err, out)
 		}
 	}
+}
+
+// PodLogs are the logs of the node's containers, by file, as the kubelet
+// keeps them (kubectl logs would need the API server to reach the
+// kubelet).
+func (n *Node) PodLogs() string {
+	var b strings.Builder
+	_ = filepath.WalkDir(n.path("pod-logs"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			c, _ := os.ReadFile(p)
+			fmt.Fprintf(&b, "--- %s\n%s", p, tail(string(c), 30))
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // Socket is containerd's.
