@@ -216,6 +216,7 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	node := framework.StartNode(t, cp, framework.NodeOptions{Name: "node-1", IP: w.NodeVPC(0), NS: w.Node, PodCIDR: podRange, Images: append(nodeImages(t, root), archives...)})
 
 	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
+	applied := time.Now()
 	cp.MustKubectl(t, y, "apply", "-f", "-")
 	wait := func(what string, args ...string) {
 		t.Helper()
@@ -234,7 +235,8 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	wait("the certs Job", "wait", "--for=condition=Complete", "job/staticroute-certs", "--timeout=5s")
 	wait("the node router", "rollout", "status", "ds/staticroute-node-router", "--timeout=5s")
 	wait("the webhook", "rollout", "status", "deploy/staticroute-webhook", "--timeout=5s")
-	t.Log(cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-o", "wide"))
+	t.Logf("kubectl apply → the certs Job complete, the router and both webhook replicas Ready: %s\n%s", time.Since(applied).Round(100*time.Millisecond),
+		cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-o", "wide"))
 
 	// The router found its layout as the release leaves it, from a real
 	// kubelet's downward API (status.hostIP), the Node's podCIDRs and the
