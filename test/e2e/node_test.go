@@ -197,12 +197,15 @@ func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, r
 }
 
 // TestReleaseOnRealNodes applies the release file for clusters without
-// cert-manager, unchanged, to a cluster of real nodes (kubelet,
-// containerd, kube-proxy in nftables mode, the CNI bridge; the
-// controller manager and the scheduler): the certs Job completes, both
-// webhook replicas are Ready, and the node router's Pod is Running and
-// Ready through its real probes, talking to the API server through the
-// kubernetes Service.
+// cert-manager, unchanged, to a cluster of two real nodes (kubelet,
+// containerd, kube-proxy in nftables mode, the CNI bridge; the controller
+// manager and the scheduler; Pod Security baseline enforced on every
+// other namespace): the certs Job completes, both webhook replicas are
+// Ready, and each node's router is Running and Ready through its real
+// probes, talking to the API server through the kubernetes Service and
+// reporting the layout it discovered. A bad StaticRoute is refused and a
+// good one admitted through API server → Service → webhook pod. A killed
+// router is restarted by the kubelet.
 func TestReleaseOnRealNodes(t *testing.T) {
 	root := realNodeTest(t)
 	archives, refs := releaseImages(t, root)
@@ -210,10 +213,20 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp := framework.StartClusterControlPlane(t, "203.0.113.250")
+	w := netlab.NewWorldN(t, 2)
+	cp := framework.StartClusterControlPlane(t, "203.0.113.250", w.AddVPCHost(t, "198.51.100.250"))
 	cp.StartClusterControllers(t)
-	w := netlab.NewWorld(t)
-	node := framework.StartNode(t, cp, framework.NodeOptions{Name: "node-1", IP: w.NodeVPC(0), NS: w.Node, PodCIDR: podRange, Images: append(nodeImages(t, root), archives...)})
+	var nodes []*framework.Node
+	for i, ns := range w.Nodes {
+		nodes = append(nodes, framework.StartNode(t, cp, framework.NodeOptions{Name: fmt.Sprintf("node-%d", i+1), IP: w.NodeVPC(i), NS: ns,
+			PodCIDR: fmt.Sprintf("198.18.%d.0/24", 96+i), Images: append(nodeImages(t, root), archives...)}))
+	}
+	node := nodes[0]
+	// Baseline is enforced where a namespace does not say otherwise: a
+	// host-network pod is refused there.
+	if r := cp.Kubectl(context.Background(), []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec: {hostNetwork: true, containers: [{name: c, image: "+framework.PauseImage+"}]}\n"), "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "violates PodSecurity \"baseline:latest\"") {
+		t.Fatalf("Pod Security baseline is not enforced: %v\n%s", r.Err, r.Stderr)
+	}
 
 	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
 	applied := time.Now()
@@ -241,24 +254,35 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	// The router found its layout as the release leaves it, from a real
 	// kubelet's downward API (status.hostIP), the Node's podCIDRs and the
 	// API server's ServiceCIDR, and reports it with its node-bound token.
-	const want = `["198.51.100.0/24"] ["198.51.100.0/24","198.18.96.0/24","198.18.255.0/24"]`
-	err = framework.Eventually(context.Background(), 30*time.Second, func() error {
-		got := cp.MustKubectl(t, nil, "get", "staticroutenodestate", "node-1", "-o", "jsonpath={.status.clusterRanges.vpc} {.status.clusterRanges.configured}")
-		if got != want {
-			return fmt.Errorf("%s", got)
+	const want = `["198.51.100.0/24"] ["198.51.100.0/24","198.18.96.0/23","198.18.255.0/24"]`
+	for _, n := range nodes {
+		err = framework.Eventually(context.Background(), 30*time.Second, func() error {
+			got := cp.MustKubectl(t, nil, "get", "staticroutenodestate", n.Name, "-o", "jsonpath={.status.clusterRanges.vpc} {.status.clusterRanges.configured}")
+			if got != want {
+				return fmt.Errorf("%s", got)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%s's state (vpc, configured): %v, want %s", n.Name, err, want)
 		}
-		return nil
-	})
-	if err != nil {
-		t.Errorf("node-1's state (vpc, configured): %v, want %s", err, want)
+	}
+
+	// Admission as in a cluster: the API server calls the webhook's
+	// Service, at its pods' addresses, through the node.
+	if r := cp.Kubectl(context.Background(), routeYAML("bad", "", "192.0.2.1", netlab.EchoAddr), "apply", "--dry-run=server", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "is outside the VPC (198.51.100.0/24)") {
+		t.Errorf("a gateway outside the VPC, through the webhook's Service: %v\n%s", r.Err, r.Stderr)
+	}
+	if r := cp.Kubectl(context.Background(), routeYAML("good", "", netlab.GwAVPC, netlab.EchoAddr), "apply", "-f", "-"); r.Err != nil {
+		t.Errorf("a good route, through the webhook's Service: %v\n%s", r.Err, r.Stderr)
 	}
 
 	// The router's container killed: the kubelet starts it again, and its
 	// probes make it Ready.
-	id := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "-o", "jsonpath={.items[0].status.containerStatuses[0].containerID}")
+	id := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "--field-selector", "spec.nodeName=node-1", "-o", "jsonpath={.items[0].status.containerStatuses[0].containerID}")
 	killContainer(t, node, id)
 	err = framework.Eventually(context.Background(), 60*time.Second, func() error {
-		got := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].ready}")
+		got := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "--field-selector", "spec.nodeName=node-1", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].ready}")
 		if got != "1 true" {
 			return fmt.Errorf("restarts, ready: %s", got)
 		}

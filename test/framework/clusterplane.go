@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"net/url"
+
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/test/netlab"
 	"github.com/staticroute/staticroute/test/tb"
 )
 
@@ -28,8 +31,15 @@ const ClusterIP = "198.18.255.1"
 // a cluster's does, so that a pod's in-cluster client (through
 // kube-proxy) trusts it; it advertises advertise (the default/kubernetes
 // EndpointSlice), where each node forwards to it; and it authorizes
-// kubelets with the Node authorizer.
-func StartClusterControlPlane(t tb.T, advertise string) *ControlPlane {
+// kubelets with the Node authorizer. Pod Security baseline is enforced
+// wherever a namespace does not say otherwise.
+//
+// kube-apiserver runs in host's network namespace (a VPC host of the
+// world), where routes to the nodes' pod ranges lead (StartNode adds
+// them): it calls webhooks at their Services' endpoints
+// (--enable-aggregator-routing), as one beside the nodes would. etcd
+// and the test reach each other and it through forwarders on loopback.
+func StartClusterControlPlane(t tb.T, advertise string, host *netlab.NS) *ControlPlane {
 	t.Helper()
 	dir := t.TempDir()
 	b, err := certs.New(certs.Options{DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
@@ -38,18 +48,42 @@ func StartClusterControlPlane(t tb.T, advertise string) *ControlPlane {
 	must(t, os.WriteFile(filepath.Join(dir, "apiserver.crt"), b.Cert, 0o600))
 	must(t, os.WriteFile(filepath.Join(dir, "apiserver.key"), b.Key, 0o600))
 	writeSASigner(t, dir)
+	apiAddr, etcdAddr := freeAddr(t), freeAddr(t)
+	_, apiPort, _ := net.SplitHostPort(apiAddr)
+	wrapper := filepath.Join(dir, "kube-apiserver-in-netns")
+	must(t, os.WriteFile(wrapper, []byte("#!/bin/sh\nexec nsenter --net=/var/run/netns/"+host.Name+" -- "+Bin(t, "kube-apiserver")+` "$@"`+"\n"), 0o755))
+	// Pod Security baseline enforced on every namespace without a label
+	// of its own, as hardened clusters do.
+	admission := filepath.Join(dir, "admission.yaml")
+	must(t, os.WriteFile(admission, []byte(`apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: baseline, enforce-version: latest}
+    exemptions: {}
+`), 0o600))
+	netlab.Forward(t, host, etcdAddr, etcdAddr)
+	netlab.ForwardInto(t, host, apiAddr, apiAddr)
 	cp := startControlPlane(t, func(env *envtest.Environment) {
 		api := env.ControlPlane.GetAPIServer()
 		api.CertDir = dir
 		api.SecureServing.CA = b.CA
+		api.Path = wrapper
+		api.SecureServing.ListenAddr.Address, api.SecureServing.ListenAddr.Port = "127.0.0.1", apiPort
+		env.ControlPlane.Etcd = &envtest.Etcd{URL: &url.URL{Scheme: "http", Host: etcdAddr}}
 	},
-		Flag{"authorization-mode", "Node,RBAC"}, Flag{"advertise-address", advertise},
+		Flag{"authorization-mode", "Node,RBAC"}, Flag{"advertise-address", advertise}, Flag{"enable-aggregator-routing", "true"},
+		Flag{"admission-control-config-file", admission},
 		// envtest turns the ServiceAccount admission plugin off (it has
 		// no controller manager): pods get no token volume without it.
 		Flag{"disable-admission-plugins", ""}, Flag{"enable-admission-plugins", "ServiceAccount,NodeRestriction"})
 	cp.caFile = filepath.Join(dir, "ca.crt")
 	must(t, os.WriteFile(cp.caFile, b.CA, 0o600))
 	cp.Advertise = advertise
+	cp.Host = host
 	return cp
 }
 

@@ -20,6 +20,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/certs"
+	"github.com/staticroute/staticroute/test/netlab"
 	"github.com/staticroute/staticroute/test/tb"
 )
 
@@ -35,7 +36,10 @@ type ControlPlane struct {
 	// Advertise is the address the API server advertises (a cluster
 	// control plane's): nodes forward it to the API server.
 	Advertise string
-	caFile    string // the serving CA's, for the root CA's publisher
+	// Host is the namespace kube-apiserver runs in (a cluster control
+	// plane's); nil: the test's own.
+	Host   *netlab.NS
+	caFile string // the serving CA's, for the root CA's publisher
 }
 
 // Flag is one command-line flag of kube-apiserver, without its dashes.

@@ -99,6 +99,10 @@ func StartNode(t tb.T, cp *ControlPlane, o NodeOptions) *Node {
 	if cp.Advertise != "" {
 		n.startKubeProxy(t)
 	}
+	if cp.Host != nil {
+		// The API server calls webhooks at their pods: through the node.
+		cp.Host.IP(t, "route", "add", o.PodCIDR, "via", o.IP)
+	}
 	n.waitReady(t, o.PodCIDR)
 	return n
 }

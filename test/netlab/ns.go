@@ -180,6 +180,7 @@ func InNS(t tb.T, n *NS, f func() error) {
 type Forwarder struct {
 	t              tb.T
 	n              *NS
+	dialIn         *NS // nil: the target is dialled from the root namespace
 	listen, target string
 
 	mu       sync.Mutex
@@ -221,13 +222,25 @@ func (f *Forwarder) track(c net.Conn) bool {
 	return true
 }
 
+// ForwardInto relays connections to listen, in the root namespace, to
+// target inside n: the way into a process that runs in n.
+func ForwardInto(t tb.T, n *NS, listen, target string) *Forwarder {
+	t.Helper()
+	return startForwarder(t, &Forwarder{t: t, dialIn: n, listen: listen, target: target, conns: map[net.Conn]bool{}})
+}
+
 // Forward listens on listen inside n (nil: the test's own namespace) and
 // relays every connection to target, dialled from the test's own
 // namespace: a process inside n can then reach a server on the root
 // namespace's loopback (an API server) without a link between them.
 func Forward(t tb.T, n *NS, listen, target string) *Forwarder {
 	t.Helper()
-	f := &Forwarder{t: t, n: n, listen: listen, target: target, conns: map[net.Conn]bool{}}
+	return startForwarder(t, &Forwarder{t: t, n: n, listen: listen, target: target, conns: map[net.Conn]bool{}})
+}
+
+// startForwarder starts f listening, and pauses it at cleanup.
+func startForwarder(t tb.T, f *Forwarder) *Forwarder {
+	t.Helper()
 	f.mu.Lock()
 	f.start()
 	f.mu.Unlock()
@@ -262,12 +275,37 @@ func (f *Forwarder) start() {
 	}()
 }
 
+// dial connects to the target, from inside dialIn if set: on a thread
+// of its own, put back in the root namespace after (or discarded if it
+// cannot be).
+func (f *Forwarder) dial() (net.Conn, error) {
+	if f.dialIn == nil {
+		return net.Dial("tcp", f.target)
+	}
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer orig.Close()
+	if err := netns.Set(f.dialIn.NS); err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	conn, err := net.Dial("tcp", f.target)
+	if netns.Set(orig) == nil {
+		runtime.UnlockOSThread()
+	}
+	return conn, err
+}
+
 func (f *Forwarder) relay(in net.Conn) {
 	defer in.Close()
 	if !f.track(in) {
 		return
 	}
-	out, err := net.Dial("tcp", f.target)
+	out, err := f.dial()
 	if err != nil {
 		return
 	}

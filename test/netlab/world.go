@@ -266,3 +266,16 @@ func (w *World) AddPod(t tb.T, link string, bridged bool) *NS {
 }
 
 var portCounter atomic.Int64
+
+// AddVPCHost plugs a new host into the VPC at addr (a small world's), on
+// a link named vpc0: a control plane beside the nodes.
+func (w *World) AddVPCHost(t tb.T, addr string) *NS {
+	t.Helper()
+	h := New(t)
+	port := fmt.Sprintf("p%d", portCounter.Add(1))
+	w.Switch.IP(t, "link", "add", "name", port, "type", "veth", "peer", "name", "vpc0", "netns", h.Name)
+	w.Switch.IP(t, "link", "set", port, "master", "br-vpc", "up")
+	h.IP(t, "addr", "add", fmt.Sprintf("%s/%d", addr, w.VPC.Bits()), "dev", "vpc0")
+	h.IP(t, "link", "set", "vpc0", "up")
+	return h
+}
