@@ -205,7 +205,9 @@ func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, r
 // probes, talking to the API server through the kubernetes Service and
 // reporting the layout it discovered. A bad StaticRoute is refused and a
 // good one admitted through API server → Service → webhook pod. A killed
-// router is restarted by the kubelet.
+// router is restarted by the kubelet. Uninstalled as docs/install.md
+// says, with its clean-up Job, each node's rules, our tables, nexthops,
+// nftables table and src_valid_mark are as before install.
 func TestReleaseOnRealNodes(t *testing.T) {
 	root := realNodeTest(t)
 	archives, refs := releaseImages(t, root)
@@ -213,6 +215,7 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cleanupJob := docsCleanupJob(t, root)
 	w := netlab.NewWorldN(t, 2)
 	cp := framework.StartClusterControlPlane(t, "203.0.113.250", w.AddVPCHost(t, "198.51.100.250"))
 	cp.StartClusterControllers(t)
@@ -222,6 +225,10 @@ func TestReleaseOnRealNodes(t *testing.T) {
 			PodCIDR: fmt.Sprintf("198.18.%d.0/24", 96+i), Images: append(nodeImages(t, root), archives...)}))
 	}
 	node := nodes[0]
+	var kernelBefore []string
+	for _, n := range nodes {
+		kernelBefore = append(kernelBefore, ourKernelState(t, n.NS))
+	}
 	// Baseline is enforced where a namespace does not say otherwise: a
 	// host-network pod is refused there.
 	if r := cp.Kubectl(context.Background(), []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec: {hostNetwork: true, containers: [{name: c, image: "+framework.PauseImage+"}]}\n"), "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "violates PodSecurity \"baseline:latest\"") {
@@ -291,4 +298,63 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	if err != nil {
 		t.Errorf("the killed router: %v\n%s", err, node.PodLogs())
 	}
+
+	// Uninstall as docs/install.md says, with its clean-up Job: each
+	// node's rules, tables, nftables and src_valid_mark as before.
+	if got := ourKernelState(t, node.NS); got == kernelBefore[0] {
+		t.Fatalf("the installed router left no trace to clean up:\n%s", got)
+	}
+	cp.MustKubectl(t, nil, "delete", "staticroutes", "--all")
+	cp.MustKubectl(t, nil, "-n", "staticroute-system", "delete", "daemonset", "staticroute-node-router", "--cascade=foreground")
+	for _, n := range nodes {
+		job := strings.NewReplacer("NODE", n.Name, "IMAGE", refs["node-router"]).Replace(cleanupJob)
+		cp.MustKubectl(t, []byte(job), "apply", "-f", "-")
+	}
+	wait("the clean-up Jobs", "wait", "--for=condition=Complete", "job", "-l", "app.kubernetes.io/name=staticroute-cleanup", "--timeout=5s")
+	cp.MustKubectl(t, y, "delete", "-f", "-", "--ignore-not-found", "--wait=false")
+	for i, n := range nodes {
+		if got := ourKernelState(t, n.NS); got != kernelBefore[i] {
+			t.Errorf("%s after uninstall:\n%s\nbefore install:\n%s", n.Name, got, kernelBefore[i])
+		}
+	}
+}
+
+// docsCleanupJob is the clean-up Job docs/install.md gives a user.
+func docsCleanupJob(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "docs", "install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(b), "`cleanup-job.yaml`:\n\n```yaml\n")
+	job, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/install.md has no cleanup-job.yaml block")
+	}
+	return job
+}
+
+// ourKernelState is what of a node's kernel a router owns: the rules,
+// the routes of its tables, nexthops, its nftables table, and
+// src_valid_mark on the links the node had before install (kube-proxy's
+// table and the CNI's bridge are not ours).
+func ourKernelState(t *testing.T, ns *netlab.NS) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString(ns.IP(t, "rule"))
+	for _, l := range strings.Split(ns.IP(t, "route", "show", "table", "all"), "\n") {
+		if strings.Contains(l, "table 521") || strings.Contains(l, "table 522") {
+			b.WriteString(l + "\n")
+		}
+	}
+	b.WriteString(ns.IP(t, "nexthop"))
+	for _, l := range strings.Split(ns.Exec(t, "nft", "list", "tables"), "\n") {
+		if strings.Contains(l, "staticroute") {
+			b.WriteString(l + "\n")
+		}
+	}
+	for _, link := range []string{"all", "default", "lo", "vpc0", "pub0"} {
+		fmt.Fprintf(&b, "%s %s", link, ns.Exec(t, "sysctl", "-n", "net.ipv4.conf."+link+".src_valid_mark"))
+	}
+	return b.String()
 }
