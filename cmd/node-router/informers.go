@@ -16,6 +16,7 @@ import (
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
+	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // watch makes the router's informers: every StaticRoute, this node's
@@ -69,6 +70,9 @@ func watch(kc *kube.Client, cfg router.Config, log logr.Logger, poke func()) (ro
 // which setting podCIDRs in the layout spares.
 func watchLayout(kc *kube.Client, cfg router.Config, conn *kube.Connection, log logr.Logger, poke func(), c *router.Cache) ([]*kube.Informer, error) {
 	var out []*kube.Informer
+	var nodes, services cache.Store
+	ranges := kube.NewCached(func() validate.Discovered { return kube.Discover(nodes, services) })
+	changed := func() { ranges.Changed(); poke() }
 	if len(cfg.Cluster.Pod) == 0 {
 		podCIDRs := func(o metav1.Object) []string {
 			if n, ok := o.(*corev1.Node); ok {
@@ -76,20 +80,23 @@ func watchLayout(kc *kube.Client, cfg router.Config, conn *kube.Connection, log 
 			}
 			return nil
 		}
-		nodes, err := kube.WatchPodCIDRs(kc, conn, onChange(log.WithValues("kind", "Node", "for", "podCIDRs"), func(a, b metav1.Object) bool { return !slices.Equal(podCIDRs(a), podCIDRs(b)) }, poke))
+		inf, err := kube.WatchPodCIDRs(kc, conn, onChange(log.WithValues("kind", "Node", "for", "podCIDRs"), func(a, b metav1.Object) bool { return !slices.Equal(podCIDRs(a), podCIDRs(b)) }, changed))
 		if err != nil {
 			return nil, err
 		}
-		c.Nodes = nodes.GetStore()
-		out = append(out, nodes)
+		nodes = inf.GetStore()
+		out = append(out, inf)
 	}
 	if len(cfg.Cluster.Service) == 0 {
-		services, err := kube.WatchServiceCIDRs(kc, conn, onChange(log.WithValues("kind", "ServiceCIDR"), func(metav1.Object, metav1.Object) bool { return true }, poke))
+		inf, err := kube.WatchServiceCIDRs(kc, conn, onChange(log.WithValues("kind", "ServiceCIDR"), func(metav1.Object, metav1.Object) bool { return true }, changed))
 		if err != nil {
 			return nil, err
 		}
-		c.ServiceCIDRs = services.GetStore()
-		out = append(out, services)
+		services = inf.GetStore()
+		out = append(out, inf)
+	}
+	if len(out) > 0 {
+		c.Ranges = ranges
 	}
 	return out, nil
 }

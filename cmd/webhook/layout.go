@@ -23,7 +23,7 @@ import (
 // later: the node routers report it, and they need no webhook to start.
 // It returns the layout and a readiness check: its informers have listed.
 func watchLayout(mgr manager.Manager, kc *kube.Client, conn *kube.Connection, set validate.Config, log logr.Logger) (*webhook.Discovery, healthz.Checker, error) {
-	d := &webhook.Discovery{Set: set}
+	d := webhook.NewDiscovery(set)
 	var informers []*kube.Informer
 	add := func(store *cache.Store, watch func(*kube.Client, *kube.Connection, cache.ResourceEventHandler) (*kube.Informer, error)) error {
 		inf, err := watch(kc, conn, d.Feed())

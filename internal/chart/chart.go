@@ -26,10 +26,7 @@ const Namespace = "staticroute-system"
 
 // Generated are the chart's files that Generate writes, by path in Dir;
 // Chart.yaml, templates/_helpers.tpl and README.md are written by hand.
-var generated = []string{"templates/staticroute.yaml", "values.yaml"}
-
-// Generated names the files Generate writes.
-func Generated() []string { return generated }
+func Generated() []string { return []string{"templates/staticroute.yaml", "values.yaml"} }
 
 // the overlays the chart is made of, and when each object is installed.
 const (
@@ -160,18 +157,19 @@ func deepCopy(m map[string]any) (map[string]any, error) {
 	return out, yaml.Unmarshal(b, &out)
 }
 
-// workloads are the chart's values for each workload of config/, by kind
-// and name.
-var workloads = map[string]string{
-	"Deployment/staticroute-webhook":    "webhook",
-	"DaemonSet/staticroute-node-router": "nodeRouter",
+// workload is the chart's values key for a workload of config/, by kind
+// and name ("" for any other object).
+func workload(kindName string) string {
+	return map[string]string{
+		"Deployment/staticroute-webhook":    "webhook",
+		"DaemonSet/staticroute-node-router": "nodeRouter",
+	}[kindName]
 }
 
-// images are the chart's keys of image.digests, by binary.
-var images = map[string]string{"webhook": "webhook", "node-router": "nodeRouter", "certs": "certs"}
-
 // DigestKey is the key under image.digests of the image of binary name.
-func DigestKey(name string) string { return images[name] }
+func DigestKey(name string) string {
+	return map[string]string{"webhook": "webhook", "node-router": "nodeRouter", "certs": "certs"}[name]
+}
 
 // place puts the chart's values into o.
 func place(p *params, o object) error {
@@ -189,7 +187,7 @@ func place(p *params, o object) error {
 	case o.kind() == "ConfigMap" && o.name() == validate.LayoutConfigMap:
 		return placeLayout(p, o)
 	}
-	if v, ok := workloads[o.kind()+"/"+o.name()]; ok {
+	if v := workload(o.kind() + "/" + o.name()); v != "" {
 		return placeWorkload(p, o, v)
 	}
 	placeImages(p, o.m)
@@ -203,7 +201,7 @@ func placeImages(p *params, v any) {
 		for k, x := range v {
 			if s, ok := x.(string); ok && k == "image" && strings.HasPrefix(s, release.ImageName("")) {
 				name := strings.TrimPrefix(s, release.ImageName(""))
-				v[k] = p.scalar(fmt.Sprintf(`include "staticroute.image" (dict "ctx" $ "name" %q "key" %q)`, name, images[name]))
+				v[k] = p.scalar(fmt.Sprintf(`include "staticroute.image" (dict "ctx" $ "name" %q "key" %q)`, name, DigestKey(name)))
 				continue
 			}
 			placeImages(p, x)

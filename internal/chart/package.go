@@ -23,12 +23,16 @@ type Release struct {
 	Created time.Time // the files' time in the archive: the commit's
 }
 
-var semver = regexp.MustCompile(`^v(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`)
+// semver matches a release's version, vX.Y.Z[-pre], and captures the
+// chart's version in it.
+func semver(v string) []string {
+	return regexp.MustCompile(`^v(\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?)$`).FindStringSubmatch(v)
+}
 
 // PackageName is the archive's name for version v, and whether v is a
 // semantic version (only those are packaged: Helm requires one).
 func PackageName(v string) (string, bool) {
-	m := semver.FindStringSubmatch(v)
+	m := semver(v)
 	if m == nil {
 		return "", false
 	}
@@ -41,7 +45,7 @@ func PackageName(v string) (string, bool) {
 // own packager (chartutil.Save) would pull the helm SDK and the k8s.io
 // modules it pins into our go.mod: the format is a tarball, written here.
 func Package(root string, r Release) ([]byte, error) {
-	m := semver.FindStringSubmatch(r.Version)
+	m := semver(r.Version)
 	if m == nil {
 		return nil, fmt.Errorf("chart version %q: a chart needs a semantic version such as v1.2.3", r.Version)
 	}

@@ -71,7 +71,7 @@ namespace:
 		if obj == nil {
 			return nil, fmt.Errorf("config/default has no %s", w.key)
 		}
-		y, err := yaml.Marshal(map[string]any{workloads[w.key]: defaults(*obj)})
+		y, err := yaml.Marshal(map[string]any{workload(w.key): defaults(*obj)})
 		if err != nil {
 			return nil, err
 		}

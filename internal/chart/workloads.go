@@ -8,10 +8,10 @@ import (
 
 // podFields are the pod spec's fields a user sets per workload, each
 // written only when not empty.
-var podFields = []string{"nodeSelector", "tolerations", "affinity"}
+func podFields() []string { return []string{"nodeSelector", "tolerations", "affinity"} }
 
 // containerFields are the first container's.
-var containerFields = []string{"resources", "livenessProbe", "readinessProbe"}
+func containerFields() []string { return []string{"resources", "livenessProbe", "readinessProbe"} }
 
 // placeWorkload makes a workload's replicas, scheduling, resources,
 // probes and extra arguments the values under v.
@@ -25,11 +25,11 @@ func placeWorkload(p *params, o object, v string) error {
 	if _, ok := spec["replicas"]; ok {
 		spec["replicas"] = p.scalar(".Values." + v + ".replicas")
 	}
-	for _, f := range podFields {
+	for _, f := range podFields() {
 		pod[f] = p.block(".Values." + v + "." + f)
 	}
 	c := containers[0].(map[string]any)
-	for _, f := range containerFields {
+	for _, f := range containerFields() {
 		c[f] = p.block(".Values." + v + "." + f)
 	}
 	args, _ := c["args"].([]any)
@@ -46,13 +46,13 @@ func defaults(o object) map[string]any {
 		out["replicas"] = r
 	}
 	pod := dig(spec, "template", "spec")
-	for _, f := range podFields {
+	for _, f := range podFields() {
 		out[f] = orEmpty(pod[f], f)
 	}
 	containers, _ := pod["containers"].([]any)
 	if len(containers) > 0 {
 		c, _ := containers[0].(map[string]any)
-		for _, f := range containerFields {
+		for _, f := range containerFields() {
 			out[f] = orEmpty(c[f], f)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/validate"
 )
 
 // The cluster's layout where the cluster itself knows it, for the
@@ -50,6 +51,20 @@ func WatchReportedVPCs(c *Client, conn *Connection, h cache.ResourceEventHandler
 			s.Status = v1.StaticRouteNodeStateStatus{ClusterRanges: v1.NodeClusterRanges{VPC: s.Status.ClusterRanges.VPC}}
 		}),
 	}, h)
+}
+
+// Discover is what the stores say of the pod ranges (nodes: every Node's
+// podCIDRs) and the Service ranges (services: the ServiceCIDRs), each
+// aggregated; a nil store is a range the layout sets, not watched.
+func Discover(nodes, services cache.Store) validate.Discovered {
+	var d validate.Discovered
+	if nodes != nil {
+		d.Pod = validate.Aggregate(PodCIDRs(nodes))
+	}
+	if services != nil {
+		d.Service = validate.Aggregate(ServiceCIDRs(services))
+	}
+	return d
 }
 
 // ServiceCIDRs are the CIDRs of the ServiceCIDRs in s (one being deleted

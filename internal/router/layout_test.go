@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -30,7 +31,10 @@ func TestRouterLayoutDiscovers(t *testing.T) {
 	facts := policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), VPCPrefix: netip.MustParsePrefix("198.51.100.0/24")}
 	p := netip.MustParsePrefix
 
-	r := &Reconciler{Cache: Cache{Nodes: nodes, ServiceCIDRs: services}}
+	discover := func(nodes, services cache.Store) *kube.Cached[validate.Discovered] {
+		return kube.NewCached(func() validate.Discovered { return kube.Discover(nodes, services) })
+	}
+	r := &Reconciler{Cache: Cache{Ranges: discover(nodes, services)}}
 	c, err := r.Layout(facts)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +54,7 @@ func TestRouterLayoutDiscovers(t *testing.T) {
 	}
 
 	// Neither: the error names the setting.
-	r = &Reconciler{Cache: Cache{Nodes: cache.NewStore(cache.MetaNamespaceKeyFunc), ServiceCIDRs: services}}
+	r = &Reconciler{Cache: Cache{Ranges: discover(cache.NewStore(cache.MetaNamespaceKeyFunc), services)}}
 	if _, err := r.Layout(facts); err == nil || !strings.Contains(err.Error(), "set podCIDRs in layout.yaml") {
 		t.Errorf("no pod range anywhere: %v", err)
 	}

@@ -49,9 +49,10 @@ type Cache struct {
 	Node   cache.Store // this node's Node only
 	Routes cache.Store // every StaticRoute
 	Slices cache.Store // the default/kubernetes EndpointSlices
-	// Where the layout sets no podCIDRs, every Node (their podCIDRs);
-	// where it sets no serviceCIDRs, the ServiceCIDRs. Nil otherwise.
-	Nodes, ServiceCIDRs cache.Store
+	// Ranges are the pod and Service ranges the layout leaves out, as
+	// the Nodes and the ServiceCIDRs say (kube.Discover), computed again
+	// only when those change; nil when the layout sets both.
+	Ranges *kube.Cached[validate.Discovered]
 }
 
 // Reconciler programs one node.
@@ -417,14 +418,11 @@ func (r *Reconciler) VPCHint() policy.VPCHint {
 // it.
 func (r *Reconciler) Layout(facts policy.Node) (validate.Config, error) {
 	var d validate.Discovered
+	if r.Cache.Ranges != nil {
+		d = r.Cache.Ranges.Get()
+	}
 	if facts.VPCPrefix.IsValid() {
 		d.VPC = []netip.Prefix{facts.VPCPrefix}
-	}
-	if r.Cache.Nodes != nil {
-		d.Pod = kube.PodCIDRs(r.Cache.Nodes)
-	}
-	if r.Cache.ServiceCIDRs != nil {
-		d.Service = kube.ServiceCIDRs(r.Cache.ServiceCIDRs)
 	}
 	return validate.Resolve(r.Config.Cluster, d)
 }

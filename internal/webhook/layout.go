@@ -1,9 +1,6 @@
 package webhook
 
 import (
-	"net/netip"
-	"sync"
-
 	toolscache "k8s.io/client-go/tools/cache"
 
 	"github.com/staticroute/staticroute/internal/kube"
@@ -26,40 +23,42 @@ func (f Fixed) Config() (validate.Config, error) { return validate.Config(f), ni
 
 // Discovery is a layout that takes what the layout file leaves out from
 // what the cluster says: the ServiceCIDRs, the Nodes' podCIDRs, and the
-// VPC every node router reports (validate.CommonVPC). It is computed
-// again after a watched object changed, not on every admission.
+// VPC every node router reports (validate.CommonVPC). It is resolved
+// again after a watched object changed (Feed), not on every admission.
 type Discovery struct {
 	Set validate.Config
 	// The informers' stores of what is discovered; nil for a setting
 	// that Set gives, which is then not watched. NodeStates needs Nodes.
 	ServiceCIDRs, Nodes, NodeStates toolscache.Store
 
-	mu    sync.Mutex
-	fresh bool
-	cfg   validate.Config
-	err   error
+	resolved *kube.Cached[resolved]
+}
+
+type resolved struct {
+	cfg validate.Config
+	err error
+}
+
+// NewDiscovery is a Discovery of what set leaves out; give it its
+// stores before the first Config.
+func NewDiscovery(set validate.Config) *Discovery {
+	d := &Discovery{Set: set}
+	d.resolved = kube.NewCached(func() resolved {
+		cfg, err := validate.Resolve(d.Set, d.Discovered())
+		return resolved{cfg, err}
+	})
+	return d
 }
 
 // Config resolves the layout, again only after a change (Feed).
 func (d *Discovery) Config() (validate.Config, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.fresh {
-		d.cfg, d.err = validate.Resolve(d.Set, d.Discovered())
-		d.fresh = true
-	}
-	return d.cfg, d.err
+	r := d.resolved.Get()
+	return r.cfg, r.err
 }
 
 // Discovered reads the stores.
 func (d *Discovery) Discovered() validate.Discovered {
-	var out validate.Discovered
-	if d.ServiceCIDRs != nil {
-		out.Service = kube.ServiceCIDRs(d.ServiceCIDRs)
-	}
-	if d.Nodes != nil {
-		out.Pod = kube.PodCIDRs(d.Nodes)
-	}
+	out := kube.Discover(d.Nodes, d.ServiceCIDRs)
 	if d.NodeStates != nil && d.Nodes != nil {
 		out.VPC, out.NoVPC = validate.CommonVPC(kube.ReportedVPCs(d.NodeStates, d.Nodes))
 	}
@@ -68,26 +67,10 @@ func (d *Discovery) Discovered() validate.Discovered {
 
 // Feed is the informers' handler: any change makes the next Config
 // resolve again.
-func (d *Discovery) Feed() toolscache.ResourceEventHandler {
-	stale := func() {
-		d.mu.Lock()
-		d.fresh = false
-		d.mu.Unlock()
-	}
-	return toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { stale() },
-		UpdateFunc: func(any, any) { stale() },
-		DeleteFunc: func(any) { stale() },
-	}
-}
+func (d *Discovery) Feed() toolscache.ResourceEventHandler { return d.resolved.Feed() }
 
 // CheckRanges says which of the pod and service ranges is neither set
 // nor discovered, as the webhook checks at start. The VPC is left out:
 // routers report it later, and until then admission refuses as
 // unavailable, naming vpcCIDRs.
-func (d *Discovery) CheckRanges() error {
-	disc := d.Discovered()
-	disc.VPC = []netip.Prefix{netip.PrefixFrom(netip.IPv4Unspecified(), 0)} // stands for "judged at admission"
-	_, err := validate.Resolve(d.Set, disc)
-	return err
-}
+func (d *Discovery) CheckRanges() error { return validate.CheckRanges(d.Set, d.Discovered()) }

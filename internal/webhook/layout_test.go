@@ -21,7 +21,8 @@ import (
 // them, with the handler wired as in the webhook.
 func discovery(t *testing.T, set validate.Config) (*Discovery, func(s toolscache.Store, obj any)) {
 	t.Helper()
-	d := &Discovery{Set: set, ServiceCIDRs: toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), Nodes: toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), NodeStates: toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)}
+	d := NewDiscovery(set)
+	d.ServiceCIDRs, d.Nodes, d.NodeStates = toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), toolscache.NewStore(toolscache.MetaNamespaceKeyFunc), toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
 	h := d.Feed()
 	return d, func(s toolscache.Store, obj any) {
 		if err := s.Add(obj); err != nil {
@@ -64,7 +65,7 @@ func TestDiscoveryTakesWhatTheClusterSays(t *testing.T) {
 
 func TestDiscoveryKeepsWhatIsSet(t *testing.T) {
 	set := validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("10.116.0.0/20")}, Pod: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}, Service: []netip.Prefix{netip.MustParsePrefix("10.245.0.0/16")}}
-	d := &Discovery{Set: set} // nothing watched
+	d := NewDiscovery(set) // nothing watched
 	c, err := d.Config()
 	if err != nil || !slices.Equal(c.VPC, set.VPC) || !slices.Equal(c.Pod, set.Pod) || !slices.Equal(c.Service, set.Service) {
 		t.Errorf("%+v, %v; want the set layout", c, err)
@@ -77,6 +78,9 @@ func TestValidatorRefusesWhileTheVPCIsUnknown(t *testing.T) {
 	d, add := discovery(t, validate.Config{})
 	add(d.ServiceCIDRs, &networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"198.18.255.0/24"}}})
 	add(d.Nodes, node("a", "198.18.64.0/24"))
+	if err := d.CheckRanges(); err != nil {
+		t.Errorf("at start, with the pod and Service ranges known and the VPC not yet: %v", err)
+	}
 	v := &Validator{Layout: d, Store: NewStore(0)}
 	_, err := v.ValidateCreate(context.Background(), sr("a", "", "198.51.100.4", "203.0.113.0/24"))
 	if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "set vpcCIDRs in layout.yaml of the ConfigMap staticroute-layout") {

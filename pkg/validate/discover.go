@@ -32,30 +32,42 @@ type Discovered struct {
 // neither given nor discovered is an error naming it and how to set it,
 // every one at once.
 func Resolve(set Config, d Discovered) (Config, error) {
-	c := set
-	var errs []error
-	missing := func(field, flag, why string) {
-		errs = append(errs, fmt.Errorf("%s is not set and could not be discovered: %s; set %s in layout.yaml of the ConfigMap %s (or --%s)", field, why, field, LayoutConfigMap, flag))
-	}
+	c, err := resolveRanges(set, d)
 	if len(c.VPC) == 0 {
 		c.VPC = d.VPC
 		if len(c.VPC) == 0 {
-			missing("vpcCIDRs", "vpc-cidr", cmp.Or(d.NoVPC, "no address of the node's was found"))
+			err = errors.Join(unresolved("vpcCIDRs", "vpc-cidr", cmp.Or(d.NoVPC, "no address of the node's was found")), err)
 		}
 	}
+	return c, err
+}
+
+// CheckRanges is Resolve's error for the pod and Service ranges alone:
+// what the webhook needs at start, its VPC coming later from the routers.
+func CheckRanges(set Config, d Discovered) error {
+	_, err := resolveRanges(set, d)
+	return err
+}
+
+// resolveRanges resolves the pod and Service ranges; the VPC is as set.
+func resolveRanges(set Config, d Discovered) (Config, error) {
+	c := set
+	var errs []error
 	if len(c.Pod) == 0 {
-		c.Pod = Aggregate(d.Pod)
-		if len(c.Pod) == 0 {
-			missing("podCIDRs", "pod-cidr", "no Node has spec.podCIDRs (the controller-manager's --allocate-node-cidrs, or your CNI's IPAM, fills them)")
+		if c.Pod = Aggregate(d.Pod); len(c.Pod) == 0 {
+			errs = append(errs, unresolved("podCIDRs", "pod-cidr", "no Node has spec.podCIDRs (the controller-manager's --allocate-node-cidrs, or your CNI's IPAM, fills them)"))
 		}
 	}
 	if len(c.Service) == 0 {
-		c.Service = Aggregate(d.Service)
-		if len(c.Service) == 0 {
-			missing("serviceCIDRs", "service-cidr", "the API server holds no ServiceCIDR (networking.k8s.io/v1; it makes one from its --service-cluster-ip-range)")
+		if c.Service = Aggregate(d.Service); len(c.Service) == 0 {
+			errs = append(errs, unresolved("serviceCIDRs", "service-cidr", "the API server holds no ServiceCIDR (networking.k8s.io/v1; it makes one from its --service-cluster-ip-range)"))
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+func unresolved(field, flag, why string) error {
+	return fmt.Errorf("%s is not set and could not be discovered: %s; set %s in layout.yaml of the ConfigMap %s (or --%s)", field, why, field, LayoutConfigMap, flag)
 }
 
 // Aggregate is the IPv4 addresses of ps as the fewest prefixes, sorted: a

@@ -48,6 +48,16 @@ func TestResolveNamesEverySettingNeitherSetNorDiscovered(t *testing.T) {
 	}
 }
 
+func TestCheckRangesLeavesTheVPCOut(t *testing.T) {
+	d := Discovered{Pod: prefixes("198.18.64.0/24"), Service: prefixes("198.18.255.0/24")}
+	if err := CheckRanges(Config{}, d); err != nil {
+		t.Errorf("pod and Service ranges known, no VPC: %v", err)
+	}
+	if err := CheckRanges(Config{}, Discovered{Service: d.Service}); err == nil || !strings.Contains(err.Error(), "podCIDRs is not set") || strings.Contains(err.Error(), "vpcCIDRs") {
+		t.Errorf("no pod range: %v", err)
+	}
+}
+
 func TestAggregateKeepsIPv4AsFewestPrefixes(t *testing.T) {
 	var nodes []netip.Prefix
 	for i := range 256 {

@@ -85,7 +85,7 @@ const podRange = "198.18.96.0/24"
 func hostState(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
-	for _, k := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"} {
+	for _, k := range framework.KubeletTunables() {
 		v, err := os.ReadFile(filepath.Join("/proc/sys", k))
 		if err != nil {
 			t.Fatal(err)

@@ -21,8 +21,8 @@ import (
 
 	"github.com/staticroute/staticroute/internal/image"
 	"github.com/staticroute/staticroute/internal/release"
-	"github.com/staticroute/staticroute/test/framework"
 	"github.com/staticroute/staticroute/pkg/validate"
+	"github.com/staticroute/staticroute/test/framework"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 

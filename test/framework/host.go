@@ -9,11 +9,13 @@ import (
 	"github.com/staticroute/staticroute/test/tb"
 )
 
-// kubeletTunables are the host-wide kernel settings a kubelet sets at
+// KubeletTunables are the host-wide kernel settings a kubelet sets at
 // start (its setupKernelTunables, protectKernelDefaults off).
-var kubeletTunables = []string{
-	"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
-	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+func KubeletTunables() []string {
+	return []string{
+		"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
+		"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes",
+	}
 }
 
 // holdKernelTunables records the kubelet's kernel tunables now and writes
@@ -22,7 +24,7 @@ var kubeletTunables = []string{
 func holdKernelTunables(t tb.T) {
 	t.Helper()
 	was := map[string]string{}
-	for _, k := range kubeletTunables {
+	for _, k := range KubeletTunables() {
 		b, err := os.ReadFile(filepath.Join("/proc/sys", k))
 		if err != nil {
 			t.Fatalf("recording %s before a kubelet changes it: %v", k, err)
@@ -72,12 +74,12 @@ func holdContainerLogLinks(t tb.T, dir string) {
 // hostDirs are folders a node's containerd makes outside its own,
 // whatever it is told: its runc shims' sockets, and the CNI library's
 // cache of results.
-var hostDirs = []string{"/run/containerd", "/var/lib/cni"}
+func hostDirs() []string { return []string{"/run/containerd", "/var/lib/cni"} }
 
 // holdHostDirs removes at cleanup each of hostDirs that was not there.
 func holdHostDirs(t tb.T) {
 	t.Helper()
-	for _, d := range hostDirs {
+	for _, d := range hostDirs() {
 		if _, err := os.Stat(d); err == nil {
 			continue
 		}
