@@ -20,20 +20,27 @@ import (
 // archive to import.
 func nodeImages(t *testing.T, root string) []framework.NodeImage {
 	t.Helper()
+	return []framework.NodeImage{testImage(t, root, "pause", framework.PauseImage, "the test nodes' pod sandbox")}
+}
+
+// testImage builds the image of the command in test/<name> as an OCI
+// layout archive, named ref.
+func testImage(t *testing.T, root, name, ref, description string) framework.NodeImage {
+	t.Helper()
 	idx, err := image.BuildIndex(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)},
-		image.Spec{Name: "pause", Package: "./test/pause", Description: "the test nodes' pod sandbox"}, []string{"amd64"})
+		image.Spec{Name: name, Package: "./test/" + name, Description: description}, []string{"amd64"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(t.TempDir(), "pause")
-	if err := image.WriteLayout(dir, idx, framework.PauseImage); err != nil {
+	dir := filepath.Join(t.TempDir(), name)
+	if err := image.WriteLayout(dir, idx, ref); err != nil {
 		t.Fatal(err)
 	}
 	d, err := idx.Digest()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []framework.NodeImage{{Archive: dir + ".tar", Name: framework.PauseImage, Digest: d.String()}}
+	return framework.NodeImage{Archive: dir + ".tar", Name: ref, Digest: d.String()}
 }
 
 // killContainer sends SIGKILL to the process of the container whose
@@ -170,19 +177,19 @@ spec:
 	}
 }
 
-// releaseImages builds the release's images as OCI layout archives to
-// import, and the refs the release file names them by: by digest, as
-// make release does.
-func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, refs release.Images) {
+// releaseImages builds the release's images of version as OCI layout
+// archives to import, and the refs the release file names them by: by
+// digest, as make release does.
+func releaseImages(t *testing.T, root, version string) (archives []framework.NodeImage, refs release.Images) {
 	t.Helper()
 	refs = release.Images{}
 	for _, s := range image.Specs() {
-		idx, err := image.BuildIndex(context.Background(), image.Options{Root: root, Version: "e2e", Created: time.Unix(0, 0)}, s, []string{"amd64"})
+		idx, err := image.BuildIndex(context.Background(), image.Options{Root: root, Version: version, Created: time.Unix(0, 0)}, s, []string{"amd64"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		name := "e2e.test/" + s.Name + ":e2e"
-		dir := filepath.Join(t.TempDir(), s.Name)
+		name := "e2e.test/" + s.Name + ":" + version
+		dir := filepath.Join(t.TempDir(), s.Name+"-"+version)
 		if err := image.WriteLayout(dir, idx, name); err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +201,81 @@ func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, r
 		refs[s.Name] = name + "@" + d.String()
 	}
 	return archives, refs
+}
+
+// realCluster is the release file applied to a cluster of real nodes.
+type realCluster struct {
+	cp    *framework.ControlPlane
+	w     *netlab.World
+	nodes []*framework.Node
+	refs  release.Images // the installed images
+	yaml  []byte         // the applied release file
+	// Started is what the cluster took to start (control plane, nodes);
+	// Installed, from kubectl apply to the certs Job complete and every
+	// router and webhook replica Ready.
+	started, installed time.Duration
+}
+
+// startRealCluster starts a cluster of n real nodes (kubelet, containerd,
+// kube-proxy in nftables mode, the CNI bridge; the controller manager
+// and the scheduler; Pod Security baseline enforced on every other
+// namespace) with the release's images and extra imported.
+func startRealCluster(t *testing.T, root string, n int, archives []framework.NodeImage, refs release.Images) *realCluster {
+	t.Helper()
+	y, err := release.Render(root, "without-cert-manager", refs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c := &realCluster{w: netlab.NewWorldN(t, n), refs: refs, yaml: y}
+	c.cp = framework.StartClusterControlPlane(t, "203.0.113.250", c.w.AddVPCHost(t, "198.51.100.250"))
+	c.cp.StartClusterControllers(t)
+	archives = append(nodeImages(t, root), archives...)
+	for i, ns := range c.w.Nodes {
+		c.nodes = append(c.nodes, framework.StartNode(t, c.cp, framework.NodeOptions{Name: fmt.Sprintf("node-%d", i+1), IP: c.w.NodeVPC(i), NS: ns,
+			PodCIDR: fmt.Sprintf("198.18.%d.0/24", 96+i), Images: archives}))
+	}
+	c.started = time.Since(start)
+	return c
+}
+
+// install applies the release file as docs/install.md says, and waits
+// for the certs Job to complete and every router and webhook replica to
+// be Ready.
+func (c *realCluster) install(t *testing.T) {
+	t.Helper()
+	c.cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
+	applied := time.Now()
+	c.cp.MustKubectl(t, c.yaml, "apply", "-f", "-")
+	c.wait(t, "the certs Job", "wait", "--for=condition=Complete", "job/staticroute-certs", "--timeout=5s")
+	c.wait(t, "the node router", "rollout", "status", "ds/staticroute-node-router", "--timeout=5s")
+	c.wait(t, "the webhook", "rollout", "status", "deploy/staticroute-webhook", "--timeout=5s")
+	c.installed = time.Since(applied)
+	t.Logf("the cluster started in %s; kubectl apply → the certs Job complete, the router and both webhook replicas Ready: %s\n%s",
+		c.started.Round(100*time.Millisecond), c.installed.Round(100*time.Millisecond),
+		c.cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-o", "wide"))
+}
+
+// wait runs kubectl with args in staticroute-system until it succeeds,
+// for up to two minutes, and fails the test with what the nodes say if
+// it does not.
+func (c *realCluster) wait(t *testing.T, what string, args ...string) {
+	t.Helper()
+	err := framework.Eventually(context.Background(), 120*time.Second, func() error {
+		r := c.cp.Kubectl(context.Background(), nil, append([]string{"-n", "staticroute-system"}, args...)...)
+		if r.Err != nil {
+			return fmt.Errorf("%v: %s", r.Err, r.Stderr)
+		}
+		return nil
+	})
+	if err != nil {
+		var logs strings.Builder
+		for _, n := range c.nodes {
+			logs.WriteString(n.PodLogs())
+		}
+		t.Fatalf("%s: %v\n%s\n%s\n%s", what, err, c.cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods,jobs,ds,deploy", "-o", "wide"),
+			c.cp.MustKubectl(t, nil, "-n", "staticroute-system", "describe", "pods"), logs.String())
+	}
 }
 
 // TestReleaseOnRealNodes applies the release file for clusters without
@@ -210,21 +292,10 @@ func releaseImages(t *testing.T, root string) (archives []framework.NodeImage, r
 // nftables table and src_valid_mark are as before install.
 func TestReleaseOnRealNodes(t *testing.T) {
 	root := realNodeTest(t)
-	archives, refs := releaseImages(t, root)
-	y, err := release.Render(root, "without-cert-manager", refs)
-	if err != nil {
-		t.Fatal(err)
-	}
+	archives, refs := releaseImages(t, root, "e2e")
 	cleanupJob := docsCleanupJob(t, root)
-	w := netlab.NewWorldN(t, 2)
-	cp := framework.StartClusterControlPlane(t, "203.0.113.250", w.AddVPCHost(t, "198.51.100.250"))
-	cp.StartClusterControllers(t)
-	var nodes []*framework.Node
-	for i, ns := range w.Nodes {
-		nodes = append(nodes, framework.StartNode(t, cp, framework.NodeOptions{Name: fmt.Sprintf("node-%d", i+1), IP: w.NodeVPC(i), NS: ns,
-			PodCIDR: fmt.Sprintf("198.18.%d.0/24", 96+i), Images: append(nodeImages(t, root), archives...)}))
-	}
-	node := nodes[0]
+	c := startRealCluster(t, root, 2, archives, refs)
+	cp, nodes, node := c.cp, c.nodes, c.nodes[0]
 	var kernelBefore []string
 	for _, n := range nodes {
 		kernelBefore = append(kernelBefore, ourKernelState(t, n.NS))
@@ -234,36 +305,14 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	if r := cp.Kubectl(context.Background(), []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: hostnet, namespace: default}\nspec: {hostNetwork: true, containers: [{name: c, image: "+framework.PauseImage+"}]}\n"), "create", "-f", "-"); r.Err == nil || !strings.Contains(r.Stderr, "violates PodSecurity \"baseline:latest\"") {
 		t.Fatalf("Pod Security baseline is not enforced: %v\n%s", r.Err, r.Stderr)
 	}
-
-	cp.MustKubectl(t, nil, "create", "namespace", "staticroute-system")
-	applied := time.Now()
-	cp.MustKubectl(t, y, "apply", "-f", "-")
-	wait := func(what string, args ...string) {
-		t.Helper()
-		err := framework.Eventually(context.Background(), 120*time.Second, func() error {
-			r := cp.Kubectl(context.Background(), nil, append([]string{"-n", "staticroute-system"}, args...)...)
-			if r.Err != nil {
-				return fmt.Errorf("%v: %s", r.Err, r.Stderr)
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatalf("%s: %v\n%s\n%s\n%s", what, err, cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods,jobs,ds,deploy", "-o", "wide"),
-				cp.MustKubectl(t, nil, "-n", "staticroute-system", "describe", "pods"), node.PodLogs())
-		}
-	}
-	wait("the certs Job", "wait", "--for=condition=Complete", "job/staticroute-certs", "--timeout=5s")
-	wait("the node router", "rollout", "status", "ds/staticroute-node-router", "--timeout=5s")
-	wait("the webhook", "rollout", "status", "deploy/staticroute-webhook", "--timeout=5s")
-	t.Logf("kubectl apply → the certs Job complete, the router and both webhook replicas Ready: %s\n%s", time.Since(applied).Round(100*time.Millisecond),
-		cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-o", "wide"))
+	c.install(t)
 
 	// The router found its layout as the release leaves it, from a real
 	// kubelet's downward API (status.hostIP), the Node's podCIDRs and the
 	// API server's ServiceCIDR, and reports it with its node-bound token.
 	const want = `["198.51.100.0/24"] ["198.51.100.0/24","198.18.96.0/23","198.18.255.0/24"]`
 	for _, n := range nodes {
-		err = framework.Eventually(context.Background(), 30*time.Second, func() error {
+		err := framework.Eventually(context.Background(), 30*time.Second, func() error {
 			got := cp.MustKubectl(t, nil, "get", "staticroutenodestate", n.Name, "-o", "jsonpath={.status.clusterRanges.vpc} {.status.clusterRanges.configured}")
 			if got != want {
 				return fmt.Errorf("%s", got)
@@ -288,7 +337,7 @@ func TestReleaseOnRealNodes(t *testing.T) {
 	// probes make it Ready.
 	id := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "--field-selector", "spec.nodeName=node-1", "-o", "jsonpath={.items[0].status.containerStatuses[0].containerID}")
 	killContainer(t, node, id)
-	err = framework.Eventually(context.Background(), 60*time.Second, func() error {
+	err := framework.Eventually(context.Background(), 60*time.Second, func() error {
 		got := cp.MustKubectl(t, nil, "-n", "staticroute-system", "get", "pods", "-l", "app.kubernetes.io/name=staticroute-node-router", "--field-selector", "spec.nodeName=node-1", "-o", "jsonpath={.items[0].status.containerStatuses[0].restartCount} {.items[0].status.containerStatuses[0].ready}")
 		if got != "1 true" {
 			return fmt.Errorf("restarts, ready: %s", got)
@@ -310,8 +359,8 @@ func TestReleaseOnRealNodes(t *testing.T) {
 		job := strings.NewReplacer("NODE", n.Name, "IMAGE", refs["node-router"]).Replace(cleanupJob)
 		cp.MustKubectl(t, []byte(job), "apply", "-f", "-")
 	}
-	wait("the clean-up Jobs", "wait", "--for=condition=Complete", "job", "-l", "app.kubernetes.io/name=staticroute-cleanup", "--timeout=5s")
-	cp.MustKubectl(t, y, "delete", "-f", "-", "--ignore-not-found", "--wait=false")
+	c.wait(t, "the clean-up Jobs", "wait", "--for=condition=Complete", "job", "-l", "app.kubernetes.io/name=staticroute-cleanup", "--timeout=5s")
+	cp.MustKubectl(t, c.yaml, "delete", "-f", "-", "--ignore-not-found", "--wait=false")
 	for i, n := range nodes {
 		if got := ourKernelState(t, n.NS); got != kernelBefore[i] {
 			t.Errorf("%s after uninstall:\n%s\nbefore install:\n%s", n.Name, got, kernelBefore[i])

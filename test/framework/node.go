@@ -39,6 +39,7 @@ type Node struct {
 
 	Containerd, Kubelet *Process
 	cp                  *ControlPlane
+	kubeconfig          string // the kubelet's
 }
 
 // NodeOptions say what node to start.
@@ -127,6 +128,9 @@ hostnameOverride: %s
 bindAddress: %s
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
+# NodePorts answer on every address of the node, its public one too, as
+# on a DigitalOcean node (nftables mode's default is the node IP only).
+nodePortAddresses: [0.0.0.0/0]
 # No host-wide conntrack settings: the table's size is the root
 # namespace's.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
@@ -153,8 +157,11 @@ func (n *Node) startContainerd(t tb.T, o NodeOptions) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Pods egress masqueraded to their node's address, as DOKS's CNI
+	// does: the NAT gateways masquerade only VPC sources. The bridge
+	// plugin writes that rule with nft (knftables), beside ours.
 	cni := fmt.Sprintf(`{"cniVersion": "1.0.0", "name": "e2e", "plugins": [
-  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "ipMasqBackend": "nftables",
    "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
   {"type": "portmap", "capabilities": {"portMappings": true}}]}`, o.PodCIDR, n.path("cni", "ipam"))
 	must(t, os.MkdirAll(n.path("cni"), 0o755))
@@ -274,18 +281,29 @@ resolvConf: ""
 clusterDomain: cluster.local
 `, n.CgroupRoot, n.Socket(), n.IP, n.path("pod-logs"))
 	must(t, os.WriteFile(n.path("kubelet.yaml"), []byte(config), 0o644))
-	kubeconfig := n.cp.UserKubeconfig(t, "system:node:"+n.Name, "system:nodes")
+	n.kubeconfig = n.cp.UserKubeconfig(t, "system:node:"+n.Name, "system:nodes")
 	u, err := url.Parse(n.cp.Config.Host)
 	if err != nil {
 		t.Fatal(err)
 	}
 	netlab.Forward(t, n.NS, u.Host, u.Host)
+	n.StartKubelet(t)
+}
+
+// StartKubelet starts the node's kubelet (again, after StopKubelet): it
+// finds the pods it ran in its root dir and in containerd, as a kubelet
+// restarted on a host does.
+func (n *Node) StartKubelet(t tb.T) {
+	t.Helper()
 	n.Kubelet = StartCmd(t, n.inNetNS(Bin(t, "kubelet"),
-		"--config", n.path("kubelet.yaml"), "--kubeconfig", kubeconfig,
+		"--config", n.path("kubelet.yaml"), "--kubeconfig", n.kubeconfig,
 		"--root-dir", n.path("kubelet"), "--cert-dir", n.path("kubelet", "pki"),
 		"--hostname-override", n.Name, "--node-ip", n.IP, "--v", "2"))
 	n.Kubelet.Name = "kubelet on " + n.Name
 }
+
+// StopKubelet stops the node's kubelet; its containers keep running.
+func (n *Node) StopKubelet() { n.Kubelet.Stop() }
 
 // waitReady waits for the Node to register, gives it its pod range, and
 // waits for it to be Ready.

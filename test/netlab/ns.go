@@ -318,3 +318,23 @@ func (f *Forwarder) relay(in net.Conn) {
 	go func() { _, _ = io.Copy(in, out); done <- struct{}{} }()
 	<-done
 }
+
+// Open is a namespace someone else made and will delete (a pod's, made by
+// the CNI): the test only closes its handles at cleanup.
+func Open(t tb.T, name string) *NS {
+	t.Helper()
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		t.Fatalf("opening namespace %s: %v", name, err)
+	}
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		ns.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		h.Close()
+		ns.Close()
+	})
+	return &NS{Name: name, NS: ns, NL: h}
+}

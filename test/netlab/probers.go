@@ -19,13 +19,29 @@ type Probers struct {
 // StartProbers starts a prober, one probe every every, on each node and
 // the pod, and lets them settle.
 func (w *World) StartProbers(t tb.T, every time.Duration) *Probers {
-	p := &Probers{}
+	var from []ProbeFrom
 	for i, ns := range w.Nodes {
-		p.ps = append(p.ps, StartProber(t, ns, every))
-		p.own = append(p.own, w.NodePublic(i))
+		from = append(from, ProbeFrom{NS: ns, Own: w.NodePublic(i)})
 	}
-	p.ps = append(p.ps, StartProber(t, w.Pod, every))
-	p.own = append(p.own, w.NodePublic(0)) // the pod is behind node 0
+	// The pod is behind node 0.
+	return StartProbersFrom(t, every, append(from, ProbeFrom{NS: w.Pod, Own: w.NodePublic(0)})...)
+}
+
+// ProbeFrom is a namespace to probe from, and the address that means a
+// leak there: its node's own public address.
+type ProbeFrom struct {
+	NS  *NS
+	Own string
+}
+
+// StartProbersFrom starts a prober in each of from, one probe every
+// every, and lets them settle.
+func StartProbersFrom(t tb.T, every time.Duration, from ...ProbeFrom) *Probers {
+	p := &Probers{}
+	for _, f := range from {
+		p.ps = append(p.ps, StartProber(t, f.NS, every))
+		p.own = append(p.own, f.Own)
+	}
 	time.Sleep(300 * time.Millisecond)
 	return p
 }
