@@ -258,7 +258,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	}
 	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: changed, Log: log.WithName("health"), Metrics: healthMetrics, Damping: o.damping}
 	r := &router.Reconciler{
-		Cache: caches, Kernel: kernel, Firewall: fw, Marks: marks, Config: cfg, Metrics: metrics,
+		Cache: caches, Kernel: kernel, Datapath: &policy.Datapath{Routes: kernel, Firewall: fw, Marks: marks}, Config: cfg, Metrics: metrics,
 		Reporter: &router.Reporter{Writer: writer, Events: events}, Health: monitor,
 		Wake: func(after time.Duration) { time.AfterFunc(after, poke) }, Clock: &clock,
 	}

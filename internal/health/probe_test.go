@@ -63,17 +63,7 @@ func newProbeWorld(t *testing.T, routes ...*v1.StaticRoute) *probeWorld {
 	pw.apply = func() {
 		t.Helper()
 		k.Invalidate() // what the router's route and link events do
-		if _, err := k.Apply(pw.d); err != nil {
-			t.Fatal(err)
-		}
-		on, err := marks.Read()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := fw.Apply(pw.d, on.Record); err != nil {
-			t.Fatal(err)
-		}
-		if err := marks.TurnOn(on); err != nil {
+		if _, err := (&policy.Datapath{Routes: k, Firewall: fw, Marks: marks}).Apply(pw.d); err != nil {
 			t.Fatal(err)
 		}
 	}

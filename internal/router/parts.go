@@ -8,31 +8,21 @@ import (
 	"github.com/staticroute/staticroute/pkg/policy"
 )
 
-// The reconciler's parts are small interfaces, so that what it does in
-// which order (nothing after a failed apply, the record of the links before
-// they change, always a report) is tested without a kernel or an API
+// The reconciler's parts are small interfaces, so that what it does (read,
+// compute, apply, always a report) is tested without a kernel or an API
 // server. The real ones are policy's and this package's.
 
-// Steering reads the node and steers its routes: *policy.Kernel.
+// Steering reads the node and what its kernel carries: *policy.Kernel.
 type Steering interface {
 	ReadNode(h policy.VPCHint) (policy.Node, error)
-	Apply(policy.Desired) (policy.Applied, error)
-	RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error)
 	// Carried is the gateway each group's nexthop names in the kernel.
 	Carried(groups []string) (map[string]netip.Addr, error)
 }
 
-// Firewall marks what must not be steered: *policy.Firewall.
-type Firewall interface {
-	Apply(d policy.Desired, marked []int) (changed bool, err error)
-	Counters() (map[string]policy.Counter, error)
-}
-
-// Marks turns on src_valid_mark on the node's links, recording them first:
-// *policy.ValidMarks.
-type Marks interface {
-	Read() (policy.MarkPlan, error)
-	TurnOn(policy.MarkPlan) error
+// Datapath writes a desired state, all of it, in its own safe order:
+// *policy.Datapath.
+type Datapath interface {
+	Apply(policy.Desired) (policy.Applied, error)
 }
 
 // NodeReporter reports what the router did: *Reporter.
@@ -49,7 +39,6 @@ type Health interface {
 
 var (
 	_ Steering     = (*policy.Kernel)(nil)
-	_ Firewall     = (*policy.Firewall)(nil)
-	_ Marks        = (*policy.ValidMarks)(nil)
+	_ Datapath     = (*policy.Datapath)(nil)
 	_ NodeReporter = (*Reporter)(nil)
 )

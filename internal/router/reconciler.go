@@ -59,8 +59,7 @@ type Cache struct {
 type Reconciler struct {
 	Cache    Cache
 	Kernel   Steering
-	Firewall Firewall
-	Marks    Marks
+	Datapath Datapath
 	Config   Config
 	Metrics  *Metrics
 	Reporter NodeReporter
@@ -121,7 +120,7 @@ func inputKey(in policy.Input) [sha256.Size]byte {
 		holds = append(holds, g+" via "+gw.String())
 	}
 	slices.Sort(holds)
-	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n%v\n", in.Node, in.Cluster, in.NeverRoute, health, holds)
+	fmt.Fprintf(h, "%+v\n%+v\n%v\n%v\n%v\n%t\n", in.Node, in.Cluster, in.NeverRoute, health, holds, in.AdoptLegacy)
 	return [sha256.Size]byte(h.Sum(nil))
 }
 
@@ -138,25 +137,18 @@ func (r *Reconciler) Reconcile(ctx context.Context) error {
 
 func (r *Reconciler) reconcile(ctx context.Context) error {
 	t := startTiming(r.Clock)
-	log := logr.FromContextOrDiscard(ctx)
 	g, err := r.gather(ctx, &t)
 	if err != nil || g == nil {
 		return err
 	}
 	d := r.decide(&g.in, g.health, g.now, &t)
-	applyErr := r.applyKernel(ctx, d, &t)
-	if applyErr == nil {
+	applied, err := r.apply(ctx, d, &t)
+	if applied.Steered {
 		r.afterApply(ctx, d, g.now)
-		applyErr = r.adoptLegacy(ctx, g)
 	}
-	var fwErr error
-	if applyErr == nil {
-		fwErr = r.applyFirewall(ctx, d)
-	}
-	err = firstErr(applyErr, fwErr)
 	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err}
 	if rerr := r.Reporter.Report(ctx, o); rerr != nil {
-		log.Error(rerr, "writing the node state")
+		logr.FromContextOrDiscard(ctx).Error(rerr, "writing the node state")
 	}
 	if err != nil {
 		return err
@@ -223,7 +215,8 @@ func (r *Reconciler) gather(ctx context.Context, t *timing) (*gathered, error) {
 	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 	facts.Labels = node.Labels
 	g := &gathered{node: node, now: time.Now()}
-	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes)}
+	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes),
+		AdoptLegacy: r.Config.AdoptLegacyRoutes}
 	if r.now != nil {
 		g.now = r.now()
 	}
@@ -252,12 +245,13 @@ func (r *Reconciler) decide(in *policy.Input, health map[group.Path]group.Health
 	return d
 }
 
-// applyKernel writes the routes and rules, and counts and logs a switch
-// even if a later step fails: the traffic took the new path.
-func (r *Reconciler) applyKernel(ctx context.Context, d policy.Desired, t *timing) error {
+// apply writes d through the datapath, and counts and logs what it did:
+// a switch even if a later step failed, since the traffic took the new
+// path.
+func (r *Reconciler) apply(ctx context.Context, d policy.Desired, t *timing) (policy.Applied, error) {
 	applyStart := time.Now()
 	region := trace.StartRegion(ctx, "kernel apply")
-	applied, err := r.Kernel.Apply(d)
+	applied, err := r.Datapath.Apply(d)
 	region.End()
 	// The process's CPU time over the reconcile up to the end of Apply: on
 	// a shared, busy machine sinceEvent includes time spent waiting for a
@@ -271,11 +265,11 @@ func (r *Reconciler) applyKernel(ctx context.Context, d policy.Desired, t *timin
 		queued = t.started.Sub(t.event)
 		r.Metrics.EventToKernel.Observe(sinceEvent.Seconds())
 	}
-	// The traffic counters only feed metrics: read after the switch, not
-	// before it. Before the firewall's table is rewritten, which resets
-	// them.
-	if packets, err := r.Firewall.Counters(); err == nil {
-		r.Metrics.countTraffic(packets)
+	if applied.Traffic != nil {
+		r.Metrics.countTraffic(applied.Traffic)
+	}
+	if applied.FirewallChanged {
+		r.Metrics.resetTraffic()
 	}
 	log := logr.FromContextOrDiscard(ctx)
 	kv := []any{"toSwitch", applied.ToSwitch.String(), "sinceEvent", sinceEvent.String(), "queued", queued.String(), "readNode", t.readNode.String(), "compute", t.compute.String(), "cpu", cpu.String()}
@@ -287,7 +281,13 @@ func (r *Reconciler) applyKernel(ctx context.Context, d policy.Desired, t *timin
 		r.Metrics.Moves.Add(float64(applied.Moved))
 		log.Info("moved groups to new gateways", append([]any{"groups", applied.Moved}, kv...)...)
 	}
-	return err
+	for _, l := range applied.LegacyRemoved {
+		log.Info("removed the old operator's route from the main table", "route", l.String())
+	}
+	if len(applied.MarksTurnedOn) > 0 {
+		log.Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", applied.MarksTurnedOn)
+	}
+	return applied, err
 }
 
 // afterApply records what now carries each group (the damper, the
@@ -303,45 +303,6 @@ func (r *Reconciler) afterApply(ctx context.Context, d policy.Desired, now time.
 	if r.Health != nil {
 		r.Health.Set(ctx, d.Probes)
 	}
-}
-
-// adoptLegacy removes the old operator's main-table routes that a
-// StaticRoute now steers: only once our table is in place, so that the
-// destinations never fall back to main in between.
-func (r *Reconciler) adoptLegacy(ctx context.Context, g *gathered) error {
-	if !r.Config.AdoptLegacyRoutes || len(g.in.Node.MainVia) == 0 {
-		return nil
-	}
-	legacy := policy.LegacyRoutes(g.in.Routes)
-	if !policy.MayHoldLegacy(g.in.Node.MainVia, legacy) {
-		return nil
-	}
-	removed, err := r.Kernel.RemoveLegacyRoutes(legacy)
-	for _, l := range removed {
-		logr.FromContextOrDiscard(ctx).Info("removed the old operator's route from the main table", "route", l.String())
-	}
-	return err
-}
-
-// applyFirewall writes the nftables table, then turns src_valid_mark on
-// where the table's record says it must be: the record first.
-func (r *Reconciler) applyFirewall(ctx context.Context, d policy.Desired) error {
-	// A failed read still writes the firewall, with the last record; not
-	// before the record was ever read, which would erase it.
-	marks, markErr := r.Marks.Read()
-	if !marks.Known {
-		return markErr
-	}
-	changed, fwErr := r.Firewall.Apply(d, marks.Record)
-	if changed && fwErr == nil {
-		r.Metrics.resetTraffic()
-	}
-	if markErr == nil && fwErr == nil {
-		if markErr = r.Marks.TurnOn(marks); markErr == nil && len(marks.TurnOn) > 0 {
-			logr.FromContextOrDiscard(ctx).Info("set src_valid_mark=1: strict rp_filter checks inbound sources with their mark", "links", marks.TurnOn)
-		}
-	}
-	return firstErr(fwErr, markErr)
 }
 
 // holds sets in.Hold from the damper: a group that switched less than
@@ -443,14 +404,6 @@ func (r *Reconciler) apiEndpoints() []netip.Addr {
 	return out
 }
 
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}
 
 // processCPU is the CPU time this process has used, every thread, to the
 // nanosecond (the scheduler's own count: getrusage's moves in ticks of

@@ -118,6 +118,9 @@ type Input struct {
 	// Hold names, per group, the member it must keep for now: a switch
 	// within a period of its last one waits (group.Damper).
 	Hold map[string]string
+	// AdoptLegacy: remove the old operator's main-table routes that a
+	// StaticRoute now steers (--adopt-legacy-routes).
+	AdoptLegacy bool
 }
 
 // Desired is a node's whole desired steering state: plain data, printable.
@@ -134,6 +137,10 @@ type Desired struct {
 	// Probes are the health checks this node runs, one per distinct probe,
 	// each with its slot (its mark and table): sorted by slot.
 	Probes []Probe
+	// Legacy are the old operator's main-table routes to remove once our
+	// table steers their destinations (Input.AdoptLegacy); nil when the
+	// main table holds none of them.
+	Legacy map[LegacyRoute]bool
 }
 
 // Probe is a health check a node runs, in its slot: probes leave with
@@ -165,6 +172,14 @@ func (d Desired) String() string {
 	}
 	for _, p := range d.Probes {
 		fmt.Fprintf(&b, "probe %d: %s\n", p.Slot, p.Probe)
+	}
+	legacy := make([]string, 0, len(d.Legacy))
+	for l := range d.Legacy {
+		legacy = append(legacy, l.String())
+	}
+	slices.Sort(legacy)
+	for _, l := range legacy {
+		fmt.Fprintf(&b, "old operator's route to remove from main: %s\n", l)
 	}
 	return b.String()
 }
@@ -270,6 +285,11 @@ func Compute(in Input) Desired {
 		}
 	}
 	d.Probes = probeSlots(probes)
+	if in.AdoptLegacy {
+		if legacy := LegacyRoutes(in.Routes); MayHoldLegacy(in.Node.MainVia, legacy) {
+			d.Legacy = legacy
+		}
+	}
 	if len(d.Routes) > 0 {
 		for _, p := range carve.prefixes {
 			d.Routes = append(d.Routes, Route{Prefix: p, Kind: Throw})

@@ -98,24 +98,12 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 	}
 }
 
-// applyAll applies d as the router does: routes, then the record of the
-// links to mark, the firewall and src_valid_mark.
+// applyAll applies d as the router does, through the Datapath: routes,
+// the record of the links to mark, the firewall and src_valid_mark.
 func applyAll(t *testing.T, n *netlab.NS, d Desired) (*Kernel, *Firewall) {
 	t.Helper()
-	k := newKernel(t, n)
-	if _, err := k.Apply(d); err != nil {
-		t.Fatal(err)
-	}
-	f := newFirewall(t, n)
-	marks := &ValidMarks{Kernel: k, Firewall: f}
-	on, err := marks.Read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Apply(d, on.Record); err != nil {
-		t.Fatal(err)
-	}
-	if err := marks.TurnOn(on); err != nil {
+	k, f := newKernel(t, n), newFirewall(t, n)
+	if _, err := (&Datapath{Routes: k, Firewall: f, Marks: &ValidMarks{Kernel: k, Firewall: f}}).Apply(d); err != nil {
 		t.Fatal(err)
 	}
 	return k, f
@@ -202,18 +190,15 @@ func TestValidMarksRecordedAndRestored(t *testing.T) {
 	// A link that appears later is turned on at the next reconcile.
 	n.IP(t, "link", "add", "late0", "type", "veth", "peer", "name", "late1")
 	marks := &ValidMarks{Kernel: k, Firewall: f}
-	on, err := marks.Read()
-	n.Must(t, err)
-	if _, err := f.Apply(d, on.Record); err != nil {
+	if _, err := (&Datapath{Routes: k, Firewall: f, Marks: marks}).Apply(d); err != nil {
 		t.Fatal(err)
 	}
-	n.Must(t, marks.TurnOn(on))
 	if get("late0") != "1" {
 		t.Fatalf("late0: %s", get("late0"))
 	}
 	// A restarted router (a new Firewall and ValidMarks) finds the record.
 	restarted := &ValidMarks{Kernel: newKernel(t, n), Firewall: newFirewall(t, n)}
-	on, err = restarted.Read()
+	on, err := restarted.Read()
 	n.Must(t, err)
 	if len(on.TurnOn) != 0 {
 		t.Fatalf("after a restart it would turn on %v again", on)

@@ -126,6 +126,18 @@ type Applied struct {
 	// swap, or the nexthop replace when nothing else changed): what a
 	// change takes to reach the traffic.
 	ToSwitch time.Duration
+
+	// What Datapath.Apply adds: Steered, the routes and rules are as
+	// desired (the traffic took the new path, whatever failed after);
+	// Traffic, each group's counter read after the switch (nil if it could
+	// not be read); the old operator's routes removed; whether the
+	// firewall's table was rewritten (its counters start again); the
+	// links whose src_valid_mark was turned on.
+	Steered         bool
+	Traffic         map[string]Counter
+	LegacyRemoved   []LegacyRoute
+	FirewallChanged bool
+	MarksTurnedOn   []int
 }
 
 // Apply makes the kernel's steering match d: it reads what the kernel

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -74,5 +75,41 @@ func TestMayHoldLegacy(t *testing.T) {
 		if got := MayHoldLegacy(ps, legacy); got != tc.want {
 			t.Errorf("main via %v: %v, want %v", tc.mainVia, got, tc.want)
 		}
+	}
+}
+
+// Compute names the old operator's routes to remove only when told to
+// adopt them and the main table holds a route to one of their
+// destinations (ReadNode's MainVia): once they are gone, a reconcile
+// costs no dump of main.
+func TestComputeNamesLegacyRoutesToRemove(t *testing.T) {
+	route := sr("egress", "", "198.51.100.4", 0, "192.0.2.0/24", "198.19.0.0/16")
+	want := map[LegacyRoute]bool{
+		{Dst: netip.MustParsePrefix("192.0.2.0/24"), Gateway: netip.MustParseAddr("198.51.100.4")}:  true,
+		{Dst: netip.MustParsePrefix("198.19.0.0/16"), Gateway: netip.MustParseAddr("198.51.100.4")}: true,
+	}
+	for name, tc := range map[string]struct {
+		adopt   bool
+		mainVia []string
+		want    map[LegacyRoute]bool
+	}{
+		"adopting, main holds one":          {adopt: true, mainVia: []string{"192.0.2.0/24"}, want: want},
+		"adopting, main holds none of them": {adopt: true, mainVia: []string{"203.0.113.0/24"}},
+		"not adopting":                      {mainVia: []string{"192.0.2.0/24"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			in := nodeInput(route)
+			in.AdoptLegacy = tc.adopt
+			for _, p := range tc.mainVia {
+				in.Node.MainVia = append(in.Node.MainVia, netip.MustParsePrefix(p))
+			}
+			d := Compute(in)
+			if !maps.Equal(d.Legacy, tc.want) {
+				t.Errorf("Legacy = %v, want %v", d.Legacy, tc.want)
+			}
+			if len(tc.want) > 0 && !strings.Contains(d.String(), "old operator's route to remove from main: 192.0.2.0/24 via 198.51.100.4\n") {
+				t.Errorf("the state does not print it:\n%s", d)
+			}
+		})
 	}
 }
