@@ -404,7 +404,6 @@ func (r *Reconciler) apiEndpoints() []netip.Addr {
 	return out
 }
 
-
 // processCPU is the CPU time this process has used, every thread, to the
 // nanosecond (the scheduler's own count: getrusage's moves in ticks of
 // several milliseconds): what a reconcile costs, whether or not it got a

@@ -16,7 +16,7 @@ import (
 // at every call, what Datapath.Apply's order promises, and fail where
 // told.
 type dpModel struct {
-	t    *testing.T
+	t     *testing.T
 	fail  string // the part that fails in this Apply ("" none)
 	fired bool   // it did: it was called
 
