@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,31 +24,19 @@ const maxSend = 64 << 10
 // order and reports every failure anyway, so that acknowledgement closes
 // the batch.
 type batcher struct {
-	sock *nl.NetlinkSocket
+	conn nlConn
 	seq  uint32
 	out  []byte // messages being built
 	ends []int  // where each message in out ends
 	in   []byte // receive buffer
-	// timeout bounds each wait for an answer (receive).
+	// timeout bounds each wait for an answer (receive): a receive that
+	// waits longer fails the reconcile, which is retried, instead of
+	// wedging the loop.
 	timeout time.Duration
-	// recvmsg reads one datagram (unix.Recvmsg; tests put faults in it).
-	recvmsg func(fd int, p []byte) (n, flags int, err error)
 }
 
-func newBatcher(sock *nl.NetlinkSocket) *batcher {
-	fd := sock.GetFd()
-	// Errors carry only the failed message's header, and dumps may be
-	// filtered by table in the kernel; both are best effort (old kernels).
-	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1)
-	_ = unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1)
-	// Every exchange is bounded: a receive that waits longer fails the
-	// reconcile, which is retried, instead of wedging the loop.
-	return &batcher{sock: sock, seq: 1, in: make([]byte, 64<<10), recvmsg: recvmsg, timeout: netlinkTimeout}
-}
-
-func recvmsg(fd int, p []byte) (int, int, error) {
-	n, _, flags, _, err := unix.Recvmsg(fd, p, nil, 0)
-	return n, flags, err
+func newBatcher(conn nlConn) *batcher {
+	return &batcher{conn: conn, seq: 1, in: make([]byte, 64<<10), timeout: netlinkTimeout}
 }
 
 // netlinkTimeout bounds one wait for the kernel's answer. A dump of 20,000
@@ -57,12 +44,8 @@ func recvmsg(fd int, p []byte) (int, int, error) {
 // in 10 s will not.
 const netlinkTimeout = 10 * time.Second
 
-// send hands msgs to the kernel in one sendmsg. Netlink's sendmsg to
-// the kernel never waits: the kernel handles the messages before it
-// returns.
-func (b *batcher) send(msgs []byte) error {
-	return unix.Sendto(b.sock.GetFd(), msgs, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
-}
+// send hands msgs to the kernel in one sendmsg.
+func (b *batcher) send(msgs []byte) error { return b.conn.Send(msgs) }
 
 // begin starts a message; end finishes it.
 func (b *batcher) begin(typ, flags uint16) int {
@@ -181,27 +164,11 @@ func (b *batcher) exchange(ok func(unix.Errno) bool) error {
 // eachMessage). b.timeout bounds the wait: a kernel that does not answer
 // fails the exchange instead of wedging the router.
 func (b *batcher) receive(each func(h nlHeader, data []byte) bool) error {
-	fd := b.sock.GetFd()
-	n, flags, err := b.recvmsg(fd, b.in)
-	if errors.Is(err, unix.EAGAIN) {
-		// The socket does not block (vishvananda/netlink opens it so):
-		// rtnetlink answers within the request's sendmsg, and a dump's
-		// next part within the recvmsg that asks for it, but whatever is
-		// not there yet is waited for, at most b.timeout.
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		ready, perr := unix.Poll(fds, int(b.timeout.Milliseconds()))
-		switch {
-		case perr != nil && !errors.Is(perr, unix.EINTR):
-			return fmt.Errorf("waiting for the kernel's answer: %w", perr)
-		case ready == 0:
-			return fmt.Errorf("no answer from the kernel within %s", b.timeout)
-		}
-		n, flags, err = b.recvmsg(fd, b.in)
-	}
+	n, truncated, err := b.conn.Receive(b.in, b.timeout)
 	if err != nil {
 		return err
 	}
-	if flags&unix.MSG_TRUNC != 0 {
+	if truncated {
 		return fmt.Errorf("netlink message larger than %d bytes", len(b.in))
 	}
 	return eachMessage(b.in[:n], each)

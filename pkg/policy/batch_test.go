@@ -24,7 +24,7 @@ func TestDumpInterruptedIsReadAgain(t *testing.T) {
 	// interrupt marks the first interrupted datagrams of dumps.
 	interrupt := func(times int) (calls *int) {
 		calls = new(int)
-		k.batch.recvmsg = func(fd int, p []byte) (int, int, error) {
+		k.batch.conn.(*sockConn).recvmsg = func(fd int, p []byte) (int, int, error) {
 			n, flags, err := recvmsg(fd, p)
 			if err == nil && n >= unix.NLMSG_HDRLEN && *calls < times {
 				*calls++

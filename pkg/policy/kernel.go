@@ -92,13 +92,14 @@ func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
 		h.Close()
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	port, err := sock.GetPid()
+	conn := newSockConn(sock)
+	port, err := conn.port()
 	if err != nil {
 		h.Close()
-		sock.Close()
+		conn.Close()
 		return nil, fmt.Errorf("netlink: our socket's port: %w", err)
 	}
-	return &Kernel{NL: h, Opts: opts, batch: newBatcher(sock), port: port, FullCheck: 10 * time.Second}, nil
+	return &Kernel{NL: h, Opts: opts, batch: newBatcher(conn), port: port, FullCheck: 10 * time.Second}, nil
 }
 
 // Ours says whether a kernel event with this netlink port is the echo of
@@ -111,7 +112,7 @@ func (k *Kernel) Ours(port uint32) bool { return port != 0 && port == k.port }
 // Close releases the netlink sockets.
 func (k *Kernel) Close() {
 	k.NL.Close()
-	k.batch.sock.Close()
+	k.batch.conn.Close()
 }
 
 // Applied says what one Apply did.
