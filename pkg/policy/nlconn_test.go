@@ -219,7 +219,7 @@ func routeDump(t *testing.T, table int, rs []kroute, flags uint16) [][]byte {
 	var out [][]byte
 	for _, r := range rs {
 		enc.route(unix.RTM_NEWROUTE, table, r)
-		m := enc.out[enc.ends[0]-int(binary.NativeEndian.Uint32(enc.out)):enc.ends[0]]
+		m := enc.out[enc.ends[0]-int(binary.NativeEndian.Uint32(enc.out)) : enc.ends[0]]
 		out = append(out, nlMessage(unix.RTM_NEWROUTE, flags|unix.NLM_F_MULTI, enc.seq, m[unix.NLMSG_HDRLEN:]))
 		enc.out, enc.ends = enc.out[:0], enc.ends[:0]
 	}
