@@ -103,10 +103,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("--summary-qps: %v: give a rate above 0, such as 20", o.summaryQPS)
 	}
 	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1.AddToScheme(scheme); err != nil {
+	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1.AddToScheme(scheme)); err != nil {
 		return err
 	}
 	restCfg, err := ctrl.GetConfig()
@@ -117,6 +114,55 @@ func run(ctx context.Context, o options) error {
 	if err := checkAccess(ctx, restCfg); err != nil {
 		return err
 	}
+	mgr, err := newManager(o, restCfg, scheme)
+	if err != nil {
+		return err
+	}
+	kc, err := kube.NewClient(restCfg)
+	if err != nil {
+		return err
+	}
+	conn := kube.NewConnection(ctrl.Log.WithName("watch"))
+	layout, layoutSynced, err := watchLayout(mgr, kc, conn, set, ctrl.Log.WithName("layout"))
+	if err != nil {
+		return err
+	}
+	store, informer, err := admissionStore(mgr, kc, conn, o)
+	if err != nil {
+		return err
+	}
+	if err := registerHook(mgr, scheme, &webhook.Validator{Layout: layout, Store: store}, o); err != nil {
+		return err
+	}
+	if o.summarize {
+		if err := addSummarizer(ctx, mgr, restCfg, scheme, o); err != nil {
+			return err
+		}
+	}
+	if err := serveHTTP(ctx, o, readiness(mgr, informer, layoutSynced)); err != nil {
+		return err
+	}
+	ctrl.Log.Info("starting", "vpc", set.VPC, "pod", set.Pod, "service", set.Service, "apiServers", set.APIServers, "port", o.port)
+	return mgr.Start(ctx)
+}
+
+// readiness is /readyz's checks: serving, and both caches loaded.
+func readiness(mgr ctrl.Manager, informer *kube.Informer, layoutSynced healthz.Checker) map[string]healthz.Checker {
+	return map[string]healthz.Checker{
+		"webhook": mgr.GetWebhookServer().StartedChecker(),
+		"staticroutes-synced": func(*http.Request) error {
+			if !informer.HasSynced() {
+				return errors.New("StaticRoutes not loaded yet")
+			}
+			return nil
+		},
+		"layout-synced": layoutSynced,
+	}
+}
+
+// newManager is the controller-runtime manager that serves admission and
+// runs the summarizer.
+func newManager(o options, restCfg *rest.Config, scheme *runtime.Scheme) (ctrl.Manager, error) {
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme: scheme,
 		// Managed fields are half of a small object: 10,000 routes
@@ -143,33 +189,27 @@ func run(ctx context.Context, o options) error {
 			}),
 	})
 	if err != nil {
-		return fmt.Errorf("manager: %w", err)
+		return nil, fmt.Errorf("manager: %w", err)
 	}
+	return mgr, nil
+}
 
+// admissionStore is what admission reads: the StaticRoutes, from its own
+// informer, with the routers' capped backoff (kube.Backoff): after an
+// outage it lists again within a second, where client-go's shared
+// informers (controller-runtime's cache) wait up to a minute.
+func admissionStore(mgr ctrl.Manager, kc *kube.Client, conn *kube.Connection, o options) (*webhook.Store, *kube.Informer, error) {
 	store := webhook.NewStore(o.reservationTTL)
 	store.Grace, store.MaxReserved = o.reservationGrace, o.maxReservations
-	// Admission's own informer, with the routers' capped backoff
-	// (kube.Backoff): after an outage it lists again within a second,
-	// where client-go's shared informers (controller-runtime's cache)
-	// wait up to a minute.
-	kc, err := kube.NewClient(restCfg)
-	if err != nil {
-		return err
-	}
-	conn := kube.NewConnection(ctrl.Log.WithName("watch"))
-	layout, layoutSynced, err := watchLayout(mgr, kc, conn, set, ctrl.Log.WithName("layout"))
-	if err != nil {
-		return err
-	}
 	informer, err := kube.NewInformer(kube.Watch{
 		Client: kc.Routes, Resource: "staticroutes", Example: &v1.StaticRoute{}, Conn: conn,
 		Transform: kube.Strip(func(sr *v1.StaticRoute) { sr.Status = v1.StaticRouteStatus{} }),
 	}, store.Feed())
 	if err != nil {
-		return fmt.Errorf("watching StaticRoutes: %w", err)
+		return nil, nil, fmt.Errorf("watching StaticRoutes: %w", err)
 	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error { informer.Run(ctx); return nil })); err != nil {
-		return err
+		return nil, nil, err
 	}
 	store.SetSynced(informer.HasSynced)
 	store.Live = func(ctx context.Context, name string) (*v1.StaticRoute, error) {
@@ -180,39 +220,24 @@ func run(ctx context.Context, o options) error {
 		}
 		return &sr, err
 	}
+	return store, informer, nil
+}
 
-	metrics, err := webhook.NewMetrics(crmetrics.Registry, store)
+// registerHook serves v at webhook.Path, with its metrics.
+func registerHook(mgr ctrl.Manager, scheme *runtime.Scheme, v *webhook.Validator, o options) error {
+	metrics, err := webhook.NewMetrics(crmetrics.Registry, v.Store)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	store.LiveReads = metrics.LiveRead
+	v.Metrics, v.Store.LiveReads = metrics, metrics.LiveRead
 	if err := crmetrics.Registry.Register(webhook.CertificateExpiry(filepath.Join(o.certDir, certs.CertFile))); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	// Registered by hand, not by the builder, to time whole requests.
-	hook := admission.WithValidator[*v1.StaticRoute](scheme, &webhook.Validator{Layout: layout, Store: store, Metrics: metrics}).WithRecoverPanic(true)
+	hook := admission.WithValidator[*v1.StaticRoute](scheme, v).WithRecoverPanic(true)
 	hook.LogConstructor = webhook.LogConstructor
 	mgr.GetWebhookServer().Register(webhook.Path, metrics.Instrument(hook))
-	if o.summarize {
-		if err := addSummarizer(ctx, mgr, restCfg, scheme, o); err != nil {
-			return err
-		}
-	}
-	ready := map[string]healthz.Checker{
-		"webhook": mgr.GetWebhookServer().StartedChecker(),
-		"staticroutes-synced": func(*http.Request) error {
-			if !informer.HasSynced() {
-				return errors.New("StaticRoutes not loaded yet")
-			}
-			return nil
-		},
-		"layout-synced": layoutSynced,
-	}
-	if err := serveHTTP(ctx, o, ready); err != nil {
-		return err
-	}
-	ctrl.Log.Info("starting", "vpc", set.VPC, "pod", set.Pod, "service", set.Service, "apiServers", set.APIServers, "port", o.port)
-	return mgr.Start(ctx)
+	return nil
 }
 
 // addSummarizer runs the status summarizer in mgr: on the replica that

@@ -8,11 +8,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// valuesFile is values.yaml: every value's default is what config/default
-// installs, with a comment saying what it sets.
-func valuesFile(with []object) ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteString(`# Generated from config/ by ` + "`make chart`" + ` (internal/chart): the defaults
+// valuesHeader is values.yaml's values that are not a workload's.
+const valuesHeader = `# Generated from config/ by ` + "`make chart`" + ` (internal/chart): the defaults
 # are what dist/staticroute.yaml installs.
 
 # The cluster's layout (layout.yaml of the ConfigMap staticroute-layout):
@@ -57,7 +54,13 @@ crds:
 # renders (kubectl apply, Argo CD) into a namespace that does not exist.
 namespace:
   create: false
-`)
+`
+
+// valuesFile is values.yaml: every value's default is what config/default
+// installs, with a comment saying what it sets.
+func valuesFile(with []object) ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(valuesHeader)
 	for _, w := range []struct{ key, comment string }{
 		{"Deployment/staticroute-webhook", "The admission webhook: two replicas on two nodes, kept through a drain by its PodDisruptionBudget."},
 		{"DaemonSet/staticroute-node-router", "The node router, on every Linux node. extraArgs are its flags, such as --flap-half-life=10s (README: Node router flags)."},

@@ -160,47 +160,55 @@ func (c *CLI) Status(ctx context.Context, only string) error {
 	}
 	w := tabwriter.NewWriter(c.Out, 0, 4, 2, ' ', 0)
 	for _, g := range groups {
-		ms := group.Members(routes.Items, g)
-		var reports []v1.NodeGroupState
-		var nodes []string
-		for _, s := range states.Items {
-			for _, gs := range s.Status.Groups {
-				if gs.Group == g {
-					reports, nodes = append(reports, gs), append(nodes, s.Name)
-				}
-			}
-		}
-		fmt.Fprintf(w, "GROUP %s\n", g)
-		// The roles follow the group rule; the counts are the node
-		// reports printed below (not the summary in the StaticRoutes'
-		// status, which may be older).
-		fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES\tON FALLBACK\tHEALTH CHECK")
-		for i, row := range memberRows(ms, reports) {
-			m := ms[i]
-			check := "-"
-			if p, ok := group.ProbeOf(m); ok {
-				check = p.String()
-			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), row.Role, row.Nodes, row.OnFallback, check)
-		}
-		// The members' table and the nodes' are aligned apart.
-		if err := w.Flush(); err != nil {
+		if err := printGroup(w, g, routes.Items, states.Items); err != nil {
 			return err
-		}
-		fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tWHY\tGATEWAYS AS THE NODE SEES THEM\tMESSAGE")
-		for i, gs := range reports {
-			why := gs.Selection
-			if why == "" {
-				why = v1.SelectionNewest
-			}
-			seen := "-"
-			if len(gs.Gateways) > 0 {
-				seen = strings.Join(gatewaysSeen(gs.Gateways), "; ")
-			}
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", nodes[i], gs.ActiveMember, gs.Gateway, gs.State, why, seen, gs.Message)
 		}
 	}
 	return w.Flush()
+}
+
+// printGroup prints group g's members, and each node's report of it.
+func printGroup(w *tabwriter.Writer, g string, routes []v1.StaticRoute, states []v1.StaticRouteNodeState) error {
+	ms := group.Members(routes, g)
+	var reports []v1.NodeGroupState
+	var nodes []string
+	for _, s := range states {
+		for _, gs := range s.Status.Groups {
+			if gs.Group == g {
+				reports, nodes = append(reports, gs), append(nodes, s.Name)
+			}
+		}
+	}
+	fmt.Fprintf(w, "GROUP %s\n", g)
+	// The roles follow the group rule; the counts are the node reports
+	// printed below (not the summary in the StaticRoutes' status, which
+	// may be older).
+	fmt.Fprintln(w, "  MEMBER\tGATEWAY\tCREATED\tROLE\tNODES\tON FALLBACK\tHEALTH CHECK")
+	for i, row := range memberRows(ms, reports) {
+		m := ms[i]
+		check := "-"
+		if p, ok := group.ProbeOf(m); ok {
+			check = p.String()
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), row.Role, row.Nodes, row.OnFallback, check)
+	}
+	// The members' table and the nodes' are aligned apart.
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tWHY\tGATEWAYS AS THE NODE SEES THEM\tMESSAGE")
+	for i, gs := range reports {
+		why := gs.Selection
+		if why == "" {
+			why = v1.SelectionNewest
+		}
+		seen := "-"
+		if len(gs.Gateways) > 0 {
+			seen = strings.Join(gatewaysSeen(gs.Gateways), "; ")
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", nodes[i], gs.ActiveMember, gs.Gateway, gs.State, why, seen, gs.Message)
+	}
+	return nil
 }
 
 // gatewaysSeen is how a node sees each member's gateway, one entry each.

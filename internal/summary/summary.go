@@ -19,49 +19,63 @@ import (
 // stored and writes only differences.
 func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRouteNodeState) v1.StaticRouteStatus {
 	groupName := sr.EffectiveGroup()
-	st := v1.StaticRouteStatus{Group: groupName, ObservedGeneration: sr.Generation}
-
 	members := group.Members(routes, groupName)
 	var active *v1.StaticRoute
 	if i := group.Active(members, group.KeyOf, nil); i >= 0 {
 		active = members[i]
 	}
-	reachable := gatewayReachable(sr.Name, groupName, states)
+	var st v1.StaticRouteStatus
 	if active == nil || active.Name != sr.Name {
-		by := ""
-		if active != nil {
-			by = active.Name
-		}
-		carrying, selected := int32(0), int32(0)
-		for _, ns := range states {
-			if g, ok := groupState(ns, groupName); ok {
-				selected++
-				if g.ActiveMember == sr.Name {
-					carrying++
-				}
+		st = notNewest(sr.Name, groupName, active, states)
+	} else {
+		st = newest(sr.Name, groupName, states)
+	}
+	st.Group, st.ObservedGeneration = groupName, sr.Generation
+	if reachable := gatewayReachable(sr.Name, groupName, states); reachable != nil {
+		st.Conditions = append(st.Conditions, *reachable)
+	}
+	return st
+}
+
+// notNewest is the status of a member that is not its group's newest
+// (active): a fallback where nodes carry the group on it, else a
+// standby.
+func notNewest(name, groupName string, active *v1.StaticRoute, states []v1.StaticRouteNodeState) v1.StaticRouteStatus {
+	var st v1.StaticRouteStatus
+	by := ""
+	if active != nil {
+		by = active.Name
+	}
+	carrying, selected := int32(0), int32(0)
+	for _, ns := range states {
+		if g, ok := groupState(ns, groupName); ok {
+			selected++
+			if g.ActiveMember == name {
+				carrying++
 			}
 		}
-		if carrying > 0 {
-			st.State, st.NodesSelected, st.NodesApplied = v1.StateFallback, selected, carrying
-			st.Nodes = fmt.Sprintf("%d/%d", carrying, selected)
-			st.Conditions = []metav1.Condition{{
-				Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "Fallback",
-				Message: fmt.Sprintf("carries group %s on %d of %d nodes, which see the gateways of newer members (%s) down", groupName, carrying, selected, by),
-			}}
-		} else {
-			st.State, st.Nodes = v1.StateStandby, "-"
-			st.Conditions = []metav1.Condition{{
-				Type: v1.ConditionActive, Status: metav1.ConditionFalse, Reason: "Standby",
-				Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
-			}}
-		}
-		if reachable != nil {
-			st.Conditions = append(st.Conditions, *reachable)
-		}
+	}
+	if carrying > 0 {
+		st.State, st.NodesSelected, st.NodesApplied = v1.StateFallback, selected, carrying
+		st.Nodes = fmt.Sprintf("%d/%d", carrying, selected)
+		st.Conditions = []metav1.Condition{{
+			Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "Fallback",
+			Message: fmt.Sprintf("carries group %s on %d of %d nodes, which see the gateways of newer members (%s) down", groupName, carrying, selected, by),
+		}}
 		return st
 	}
+	st.State, st.Nodes = v1.StateStandby, "-"
+	st.Conditions = []metav1.Condition{{
+		Type: v1.ConditionActive, Status: metav1.ConditionFalse, Reason: "Standby",
+		Message: fmt.Sprintf("the newer member %s carries group %s's traffic; delete it to fail back to this one", by, groupName),
+	}}
+	return st
+}
 
-	st.State = v1.StateActive
+// newest is the status of its group's newest member: on how many of the
+// nodes it selects it is applied, and which fail.
+func newest(name, groupName string, states []v1.StaticRouteNodeState) v1.StaticRouteStatus {
+	st := v1.StaticRouteStatus{State: v1.StateActive}
 	var failing, fallback []string
 	conflicted := ""
 	for _, ns := range states {
@@ -70,23 +84,19 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 			continue
 		}
 		st.NodesSelected++
-		if g.ActiveMember != sr.Name {
-			if g.Selection == v1.SelectionNewerDown {
-				// The node sees this member's gateway down and carries
-				// the group on an older member: not a failure.
-				st.NodesOnFallback++
-				fallback = append(fallback, ns.Name)
-				continue
-			}
+		switch {
+		case g.ActiveMember != name && g.Selection == v1.SelectionNewerDown:
+			// The node sees this member's gateway down and carries the
+			// group on an older member: not a failure.
+			st.NodesOnFallback++
+			fallback = append(fallback, ns.Name)
+		case g.ActiveMember != name:
 			// The node has not caught up with this member yet.
 			st.NodesFailed++
 			failing = append(failing, ns.Name)
-			continue
-		}
-		switch g.State {
-		case v1.NodeGroupApplied:
+		case g.State == v1.NodeGroupApplied:
 			st.NodesApplied++
-		case v1.NodeGroupConflicted:
+		case g.State == v1.NodeGroupConflicted:
 			st.NodesApplied++ // what it may route is routed
 			conflicted = g.Message
 		default:
@@ -100,29 +110,29 @@ func Status(sr *v1.StaticRoute, routes []v1.StaticRoute, states []v1.StaticRoute
 	slices.Sort(failing)
 	st.FailingNodes = failing[:min(len(failing), v1.MaxFailingNodeNames)]
 	st.Nodes = fmt.Sprintf("%d/%d", st.NodesApplied, st.NodesSelected)
-
-	active1 := metav1.Condition{Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + groupName}
+	active := metav1.Condition{Type: v1.ConditionActive, Status: metav1.ConditionTrue, Reason: "NewestMember", Message: "this is the newest member of group " + groupName}
 	if conflicted != "" {
-		active1.Reason, active1.Message = "Conflicted", conflicted
+		active.Reason, active.Message = "Conflicted", conflicted
 	}
-	applied := metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "AllNodes", Message: fmt.Sprintf("applied on all %d selected nodes", st.NodesSelected)}
+	st.Conditions = []metav1.Condition{active, appliedCondition(st, fallback)}
+	return st
+}
+
+// appliedCondition is the condition Applied of the newest member.
+func appliedCondition(st v1.StaticRouteStatus, fallback []string) metav1.Condition {
 	switch {
 	case st.NodesSelected == 0:
-		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NoNodes", Message: "no node reports this route: none is selected, or no router runs"}
+		return metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NoNodes", Message: "no node reports this route: none is selected, or no router runs"}
 	case st.NodesFailed > 0:
-		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NodesFailing",
+		return metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionFalse, Reason: "NodesFailing",
 			Message: fmt.Sprintf("%d of %d selected nodes have not applied it: %s", st.NodesFailed, st.NodesSelected, strings.Join(st.FailingNodes, ", "))}
 	case st.NodesOnFallback > 0:
 		slices.Sort(fallback)
-		applied = metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "SomeOnFallback",
+		return metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "SomeOnFallback",
 			Message: fmt.Sprintf("applied on %d of %d selected nodes; %d see its gateway down and carry the group on an older member: %s",
 				st.NodesApplied, st.NodesSelected, st.NodesOnFallback, strings.Join(fallback[:min(len(fallback), v1.MaxFailingNodeNames)], ", "))}
 	}
-	st.Conditions = []metav1.Condition{active1, applied}
-	if reachable != nil {
-		st.Conditions = append(st.Conditions, *reachable)
-	}
-	return st
+	return metav1.Condition{Type: v1.ConditionApplied, Status: metav1.ConditionTrue, Reason: "AllNodes", Message: fmt.Sprintf("applied on all %d selected nodes", st.NodesSelected)}
 }
 
 // groupState is a node's report of group, if the group selects it.

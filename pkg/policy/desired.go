@@ -200,62 +200,8 @@ type member struct {
 // set of objects, not their order: every router computes the same
 // ownership of addresses from the same objects.
 func Compute(in Input) Desired {
-	groups := map[string][]member{}
-	for _, sr := range in.Routes {
-		if !group.Live(sr) {
-			continue
-		}
-		r := validate.RouteOf(sr)
-		m := member{obj: sr, route: r, state: group.Up}
-		m.probe, m.checked = group.ProbeOf(sr)
-		// A gateway this node cannot probe (not on-link) is down.
-		m.probed = m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway)
-		switch {
-		case m.probed:
-			m.state = in.Health[m.probe.Path]
-		case m.checked:
-			m.state = group.Down
-		}
-		carried, ok := in.Carried[r.Group]
-		m.carrying = ok && carried == r.Gateway
-		m.rank = group.Rank(m.state, m.carrying)
-		groups[r.Group] = append(groups[r.Group], m)
-	}
-
-	// Older groups (by their oldest live member) keep addresses that
-	// overlap a younger group's.
-	type aged struct {
-		name      string
-		oldest    group.Key
-		active    member
-		selection v1.Selection
-		members   []Member
-	}
-	key := func(m member) group.Key { return m.route.Key() }
-	rank := func(m member) int { return m.rank }
-	var order []aged
-	for name, ms := range groups {
-		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, rank)], selection: v1.SelectionNewest}
-		switch newest := ms[group.Active(ms, key, nil)]; {
-		case a.active.state == group.Down:
-			a.selection = v1.SelectionAllDown
-		case a.active.obj != newest.obj:
-			a.selection = v1.SelectionNewerDown
-		}
-		if h, ok := in.Hold[name]; ok && h != a.active.obj.Name {
-			if i := slices.IndexFunc(ms, func(m member) bool { return m.obj.Name == h }); i >= 0 {
-				a.active, a.selection = ms[i], v1.SelectionHeld
-			}
-		}
-		group.Sort(ms, key)
-		for _, m := range ms {
-			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked,
-				State: m.state, Carrying: m.carrying})
-		}
-		order = append(order, a)
-	}
-	group.Sort(order, func(a aged) group.Key { return a.oldest })
-
+	groups := liveMembers(in)
+	order := byAge(in, groups)
 	carve := carveOuts(in)
 	claimed := validate.NewIndex()
 	var probes []group.Probe
@@ -303,6 +249,75 @@ func Compute(in Input) Desired {
 	})
 	slices.SortFunc(d.Groups, func(x, y Group) int { return strings.Compare(x.Name, y.Name) })
 	return d
+}
+
+// liveMembers are the live StaticRoutes by group, each with its health
+// as this node sees it.
+func liveMembers(in Input) map[string][]member {
+	groups := map[string][]member{}
+	for _, sr := range in.Routes {
+		if !group.Live(sr) {
+			continue
+		}
+		r := validate.RouteOf(sr)
+		m := member{obj: sr, route: r, state: group.Up}
+		m.probe, m.checked = group.ProbeOf(sr)
+		// A gateway this node cannot probe (not on-link) is down.
+		m.probed = m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway)
+		switch {
+		case m.probed:
+			m.state = in.Health[m.probe.Path]
+		case m.checked:
+			m.state = group.Down
+		}
+		carried, ok := in.Carried[r.Group]
+		m.carrying = ok && carried == r.Gateway
+		m.rank = group.Rank(m.state, m.carrying)
+		groups[r.Group] = append(groups[r.Group], m)
+	}
+	return groups
+}
+
+// aged is a group with its active member and the selection that chose
+// it, known by its oldest live member.
+type aged struct {
+	name      string
+	oldest    group.Key
+	active    member
+	selection v1.Selection
+	members   []Member
+}
+
+// byAge picks each group's active member (group.Active, or the member
+// the damper holds) and orders the groups oldest first: older groups
+// (by their oldest live member) keep addresses that overlap a younger
+// group's.
+func byAge(in Input, groups map[string][]member) []aged {
+	key := func(m member) group.Key { return m.route.Key() }
+	rank := func(m member) int { return m.rank }
+	var order []aged
+	for name, ms := range groups {
+		a := aged{name: name, oldest: key(ms[group.Oldest(ms, key)]), active: ms[group.Active(ms, key, rank)], selection: v1.SelectionNewest}
+		switch newest := ms[group.Active(ms, key, nil)]; {
+		case a.active.state == group.Down:
+			a.selection = v1.SelectionAllDown
+		case a.active.obj != newest.obj:
+			a.selection = v1.SelectionNewerDown
+		}
+		if h, ok := in.Hold[name]; ok && h != a.active.obj.Name {
+			if i := slices.IndexFunc(ms, func(m member) bool { return m.obj.Name == h }); i >= 0 {
+				a.active, a.selection = ms[i], v1.SelectionHeld
+			}
+		}
+		group.Sort(ms, key)
+		for _, m := range ms {
+			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked,
+				State: m.state, Carrying: m.carrying})
+		}
+		order = append(order, a)
+	}
+	group.Sort(order, func(a aged) group.Key { return a.oldest })
+	return order
 }
 
 // groupOutcome decides what one group routes: its active member's

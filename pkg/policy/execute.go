@@ -14,23 +14,9 @@ import (
 // nexthops unless memory says the kernel already holds what is wanted.
 // dumped says whether the tables were read from the kernel.
 func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, probes probeState) (_ Held, dumped bool, _ error) {
-	rules, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
+	held, err := k.readRules()
 	if err != nil {
-		return Held{}, false, fmt.Errorf("listing rules: %w", err)
-	}
-	held := Held{Tables: make(map[int][]kroute, 2), ProbeTables: map[int][]kroute{}}
-	for _, r := range rules {
-		switch {
-		case r.Priority == k.Opts.Priority && r.Mark == 0 && (r.Table == k.Opts.Tables[0] || r.Table == k.Opts.Tables[1]):
-			held.Rules = append(held.Rules, r.Table)
-		case r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark:
-			held.MarkRule = true
-		case r.Priority == k.Opts.ProbePriority:
-			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
-				r.Mask != nil && *r.Mask == k.Opts.ProbeMask() {
-				held.ProbeRules = append(held.ProbeRules, slot)
-			}
-		}
+		return Held{}, false, err
 	}
 	// The probe tables read: the wanted ones and those a rule points at.
 	slots := slices.Clone(held.ProbeRules)
@@ -73,6 +59,30 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 		}
 	}
 	return held, !trusted, nil
+}
+
+// readRules reads our rules: the steering tables' (answering first),
+// the mark rule, the probes'.
+func (k *Kernel) readRules() (Held, error) {
+	rules, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
+	if err != nil {
+		return Held{}, fmt.Errorf("listing rules: %w", err)
+	}
+	held := Held{Tables: make(map[int][]kroute, 2), ProbeTables: map[int][]kroute{}}
+	for _, r := range rules {
+		switch {
+		case r.Priority == k.Opts.Priority && r.Mark == 0 && (r.Table == k.Opts.Tables[0] || r.Table == k.Opts.Tables[1]):
+			held.Rules = append(held.Rules, r.Table)
+		case r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark:
+			held.MarkRule = true
+		case r.Priority == k.Opts.ProbePriority:
+			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
+				r.Mask != nil && *r.Mask == k.Opts.ProbeMask() {
+				held.ProbeRules = append(held.ProbeRules, slot)
+			}
+		}
+	}
+	return held, nil
 }
 
 func byID(nhs []nexthop) map[uint32]nexthop {

@@ -173,6 +173,14 @@ func (f *Firewall) Counters() (map[string]Counter, error) {
 	return out, nil
 }
 
+// tableWriter builds our table's objects into one nftables transaction.
+type tableWriter struct {
+	f                         *Firewall
+	c                         *NFTConn
+	t                         *nftables.Table
+	classify, pre, out, count *nftables.Chain
+}
+
 func (f *Firewall) write(s spec) error {
 	c := f.Conn
 	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: f.Opts.NFTable}
@@ -181,121 +189,22 @@ func (f *Firewall) write(s spec) error {
 	c.AddTable(t)
 	c.DelTable(t)
 	c.AddTable(t)
-
-	classify := c.AddChain(&nftables.Chain{Name: "classify", Table: t})
-	pre := c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle})
-	// A filter chain on output marks but never re-routes: it must be a
-	// route chain for the mark to reach the fwmark rule.
-	out := c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeRoute,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle})
-	count := c.AddChain(&nftables.Chain{Name: "count", Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle})
-
-	// prerouting: classify new connections, then restore the bit.
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: []expr.Any{
-		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(expr.CtStateBitNEW), Xor: hostU32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
-		&expr.Verdict{Kind: expr.VerdictJump, Chain: classify.Name},
-	}})
-	c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.restoreMark()})
-	c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.restoreMark()})
-	// Health-check probes: a probe's socket marks it with its slot; the
-	// slot goes into its connection's mark, and back onto every packet of
-	// the connection: the replies, so that strict rp_filter checks their
-	// source against the probe's table (with src_valid_mark), and packets
-	// the kernel sends for the connection without the socket (a late
-	// reset), so that they too take the probe's gateway, never a group's
-	// table or main.
-	for _, slot := range s.probes {
-		v := f.Opts.ProbeMark(slot)
-		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.copyProbeMark(false, v)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: out, Exprs: f.copyProbeMark(true, v)})
-		c.AddRule(&nftables.Rule{Table: t, Chain: pre, Exprs: f.copyProbeMark(true, v)})
+	w := &tableWriter{f: f, c: c, t: t,
+		classify: c.AddChain(&nftables.Chain{Name: "classify", Table: t}),
+		pre: c.AddChain(&nftables.Chain{Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle}),
+		// A filter chain on output marks but never re-routes: it must be
+		// a route chain for the mark to reach the fwmark rule.
+		out: c.AddChain(&nftables.Chain{Name: "output", Table: t, Type: nftables.ChainTypeRoute,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle}),
+		count: c.AddChain(&nftables.Chain{Name: "count", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle}),
 	}
-
-	// classify: a new connection is inbound if it is addressed to this
-	// node (before DNAT: the prerouting chain runs at mangle priority,
-	// ahead of dstnat) from a source outside the VPC and pod ranges.
-	// IPv6 is never steered, so never marked.
-	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-		&expr.Verdict{Kind: expr.VerdictReturn},
-	}})
-	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname("lo")},
-		&expr.Verdict{Kind: expr.VerdictReturn},
-	}})
-	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-		&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(unix.RTN_LOCAL)},
-		&expr.Verdict{Kind: expr.VerdictReturn},
-	}})
-	if len(s.inside) > 0 {
-		inside := &nftables.Set{Table: t, Name: "inside", KeyType: nftables.TypeIPAddr, Interval: true}
-		if err := c.AddSet(inside, intervals(s.inside)); err != nil {
-			return fmt.Errorf("nftables: set of the VPC and pod ranges: %w", err)
+	w.hooks(s)
+	for _, write := range []func(spec) error{w.classifyRules, w.record, w.counters} {
+		if err := write(s); err != nil {
+			return err
 		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 12, Len: 4},
-			&expr.Lookup{SourceRegister: 1, SetName: inside.Name, SetID: inside.ID},
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		}})
-	}
-	c.AddRule(&nftables.Rule{Table: t, Chain: classify, Exprs: []expr.Any{
-		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(^f.Opts.Mark), Xor: hostU32(f.Opts.Mark)},
-		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
-	}})
-
-	// The record of ValidMarks, read back by a restarted router and by
-	// --cleanup.
-	// iface_index: nft lists the elements by link name.
-	marked := &nftables.Set{Table: t, Name: markedSet, KeyType: nftables.TypeIFIndex}
-	var elems []nftables.SetElement
-	for _, i := range s.marked {
-		elems = append(elems, nftables.SetElement{Key: binary.NativeEndian.AppendUint32(nil, uint32(i))})
-	}
-	if err := c.AddSet(marked, elems); err != nil {
-		return fmt.Errorf("nftables: set %s: %w", markedSet, err)
-	}
-
-	// count: one interval set and one counter per group; probes are not
-	// a group's traffic.
-	if len(s.probes) > 0 {
-		c.AddRule(&nftables.Rule{Table: t, Chain: count, Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(f.Opts.ProbeMask()), Xor: hostU32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(f.Opts.Mark)},
-			&expr.Verdict{Kind: expr.VerdictReturn},
-		}})
-	}
-	for i, g := range s.groups {
-		set := &nftables.Set{Table: t, Name: fmt.Sprintf("group%d", i), KeyType: nftables.TypeIPAddr, Interval: true}
-		if err := c.AddSet(set, nil); err != nil {
-			return fmt.Errorf("nftables: set for group %s: %w", g.name, err)
-		}
-		elems := intervals(g.ranges)
-		for len(elems) > 0 {
-			n := min(len(elems), elementsPerMessage)
-			if err := c.SetAddElements(set, elems[:n]); err != nil {
-				return fmt.Errorf("nftables: elements of group %s: %w", g.name, err)
-			}
-			elems = elems[n:]
-		}
-		c.AddRule(&nftables.Rule{Table: t, Chain: count, UserData: []byte(g.name), Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
-			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
-			&expr.Counter{},
-		}})
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: writing table %s: %w", f.Opts.NFTable, err)

@@ -25,15 +25,9 @@ type memConn struct {
 	sends   [][]sentMessage
 	queue   [][]byte
 	fail    func(i int, m sentMessage) unix.Errno // i counts every message sent
-	dumps   [][][]byte                            // per dump request: its datagrams (payloads with flags)
+	dumps   [][][]byte                            // per dump request: its answer's datagrams
 	sendErr error
 	count   int
-}
-
-// dumpPart is one message of a dump's answer.
-type dumpPart struct {
-	flags   uint16
-	payload []byte
 }
 
 func nlMessage(typ, flags uint16, seq uint32, payload []byte) []byte {

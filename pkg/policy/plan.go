@@ -176,24 +176,7 @@ func (p *Plan) sync(table int, have, want []kroute) {
 // it at once, without a swap.
 func plan(held Held, want []kroute, nhs []nexthop, tables [2]int) Plan {
 	p := Plan{Switch: -1, Routes: len(want)}
-	var changed []nexthop
-	for _, nh := range nhs {
-		cur, ok := held.Nexthops[nh.id]
-		if ok && cur.gateway == nh.gateway && cur.link == nh.link {
-			continue
-		}
-		if ok {
-			p.Moved++
-		}
-		changed = append(changed, nh)
-	}
-	// Nexthops go first: routes name them, and the kernel refuses a route
-	// whose nexthop does not exist.
-	p.add(Op{kind: opReplaceNexthops, nexthops: changed})
-	if p.Moved > 0 {
-		p.Switch = len(p.Ops) - 1
-	}
-
+	p.replaceNexthops(held, nhs)
 	other := func(t int) int {
 		if t == tables[0] {
 			return tables[1]
@@ -216,48 +199,7 @@ func plan(held Held, want []kroute, nhs []nexthop, tables [2]int) Plan {
 		p.sync(other(active), held.Tables[other(active)], want)
 	} else {
 		target := other(active)
-		p.Swapped, p.Table = true, target
-		// Only what is new or different goes in before the switch. Routes
-		// that go are deleted after it, each delete atomic: a destination
-		// leaving the steering keeps its old path a few milliseconds
-		// longer, never shorter, and a failover to other destinations does
-		// not wait for the old ones to be deleted.
-		c := diff(held.Tables[target], want)
-		p.add(Op{kind: opDeleteRoutes, table: target, routes: c.clear})
-		switch {
-		case slices.Contains(held.Rules, target):
-			// A crash mid-swap left the target's rule behind the answering
-			// one: what the answering table does not steer, the target
-			// does already, and a delete now could send it to main. Only
-			// throws go now: one left over would send a steered
-			// destination to main after the switch. The rest goes after
-			// it, and may answer with the path of an earlier state until
-			// then; never with the node's own address.
-			throws := slices.DeleteFunc(slices.Clone(c.del), func(r kroute) bool { return r.typ != unix.RTN_THROW })
-			p.add(Op{kind: opDeleteRoutes, table: target, routes: throws})
-			c.del = slices.DeleteFunc(c.del, func(r kroute) bool { return r.typ == unix.RTN_THROW })
-		case !slices.Equal(held.Tables[target], held.Tables[active]):
-			// The target answers nothing and is not a copy of the
-			// answering table (drift): a route of it that is not wanted
-			// could answer after the switch with a path of neither state,
-			// so it goes now.
-			p.add(Op{kind: opDeleteRoutes, table: target, routes: c.del})
-			c.del = nil
-		}
-		p.add(Op{kind: opWriteRoutes, table: target, routes: c.write})
-		if !slices.Contains(held.Rules, target) {
-			p.add(Op{kind: opAddRule, table: target})
-			p.Switch = len(p.Ops) - 1 // if no rule answered before
-		}
-		for _, t := range held.Rules {
-			if t != target {
-				p.add(Op{kind: opDeleteRule, table: t})
-				if t == active {
-					p.Switch = len(p.Ops) - 1
-				}
-			}
-		}
-		p.add(Op{kind: opDeleteRoutes, table: target, routes: c.del})
+		p.swap(held, want, active, target)
 		p.sync(other(target), held.Tables[other(target)], want)
 	}
 	// Deleting a nexthop deletes the routes that use it: only once no
@@ -274,4 +216,72 @@ func plan(held Held, want []kroute, nhs []nexthop, tables [2]int) Plan {
 		p.add(Op{kind: opAddMarkRule})
 	}
 	return p
+}
+
+// replaceNexthops writes the nexthops that are new or changed. They go
+// first: routes name them, and the kernel refuses a route whose nexthop
+// does not exist. A changed one moves its group in place: the switch.
+func (p *Plan) replaceNexthops(held Held, nhs []nexthop) {
+	var changed []nexthop
+	for _, nh := range nhs {
+		cur, ok := held.Nexthops[nh.id]
+		if ok && cur.gateway == nh.gateway && cur.link == nh.link {
+			continue
+		}
+		if ok {
+			p.Moved++
+		}
+		changed = append(changed, nh)
+	}
+	p.add(Op{kind: opReplaceNexthops, nexthops: changed})
+	if p.Moved > 0 {
+		p.Switch = len(p.Ops) - 1
+	}
+}
+
+// swap brings target, which does not answer, to want, and switches to
+// it: its rule added behind the answering one, then the answering rule
+// deleted.
+func (p *Plan) swap(held Held, want []kroute, active, target int) {
+	p.Swapped, p.Table = true, target
+	// Only what is new or different goes in before the switch. Routes
+	// that go are deleted after it, each delete atomic: a destination
+	// leaving the steering keeps its old path a few milliseconds longer,
+	// never shorter, and a failover to other destinations does not wait
+	// for the old ones to be deleted.
+	c := diff(held.Tables[target], want)
+	p.add(Op{kind: opDeleteRoutes, table: target, routes: c.clear})
+	switch {
+	case slices.Contains(held.Rules, target):
+		// A crash mid-swap left the target's rule behind the answering
+		// one: what the answering table does not steer, the target does
+		// already, and a delete now could send it to main. Only throws go
+		// now: one left over would send a steered destination to main
+		// after the switch. The rest goes after it, and may answer with
+		// the path of an earlier state until then; never with the node's
+		// own address.
+		throws := slices.DeleteFunc(slices.Clone(c.del), func(r kroute) bool { return r.typ != unix.RTN_THROW })
+		p.add(Op{kind: opDeleteRoutes, table: target, routes: throws})
+		c.del = slices.DeleteFunc(c.del, func(r kroute) bool { return r.typ == unix.RTN_THROW })
+	case !slices.Equal(held.Tables[target], held.Tables[active]):
+		// The target answers nothing and is not a copy of the answering
+		// table (drift): a route of it that is not wanted could answer
+		// after the switch with a path of neither state, so it goes now.
+		p.add(Op{kind: opDeleteRoutes, table: target, routes: c.del})
+		c.del = nil
+	}
+	p.add(Op{kind: opWriteRoutes, table: target, routes: c.write})
+	if !slices.Contains(held.Rules, target) {
+		p.add(Op{kind: opAddRule, table: target})
+		p.Switch = len(p.Ops) - 1 // if no rule answered before
+	}
+	for _, t := range held.Rules {
+		if t != target {
+			p.add(Op{kind: opDeleteRule, table: t})
+			if t == active {
+				p.Switch = len(p.Ops) - 1
+			}
+		}
+	}
+	p.add(Op{kind: opDeleteRoutes, table: target, routes: c.del})
 }
