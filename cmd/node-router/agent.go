@@ -17,6 +17,7 @@ import (
 	"github.com/staticroute/staticroute/internal/kube"
 	"github.com/staticroute/staticroute/internal/router"
 	httpserve "github.com/staticroute/staticroute/internal/serve"
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/policy"
 )
 
@@ -28,8 +29,8 @@ type agent struct {
 	o      options
 	popts  policy.Options
 	cfg    router.Config
-	kernel *policy.Kernel
-	fw     *policy.Firewall
+	kernel *datapath.Kernel
+	fw     *datapath.Firewall
 	r      *router.Reconciler
 	reg    *prometheus.Registry
 
@@ -57,7 +58,7 @@ func (a *agent) changed() {
 	a.poke()
 }
 
-func newAgent(o options, cfg router.Config, popts policy.Options, kernel *policy.Kernel, fw *policy.Firewall, marks *policy.ValidMarks, log logr.Logger) (*agent, error) {
+func newAgent(o options, cfg router.Config, popts policy.Options, kernel *datapath.Kernel, fw *datapath.Firewall, marks *datapath.ValidMarks, log logr.Logger) (*agent, error) {
 	a := &agent{log: log, o: o, popts: popts, cfg: cfg, kernel: kernel, fw: fw, poked: make(chan struct{}, 1), reg: prometheus.NewRegistry()}
 	restCfg, err := kube.LoadConfig(o.kubeconfig, "staticroute-node-router")
 	if err != nil {
@@ -94,7 +95,7 @@ func newAgent(o options, cfg router.Config, popts policy.Options, kernel *policy
 	}
 	monitor := &health.Monitor{Mark: popts.ProbeMark, Changed: a.changed, Log: log.WithName("health"), Metrics: healthMetrics, Damping: o.damping}
 	a.r = &router.Reconciler{
-		Cache: caches, Kernel: kernel, Datapath: &policy.Datapath{Routes: kernel, Firewall: fw, Marks: marks}, Config: a.cfg, Metrics: metrics,
+		Cache: caches, Kernel: kernel, Datapath: &datapath.Datapath{Routes: kernel, Firewall: fw, Marks: marks}, Config: a.cfg, Metrics: metrics,
 		Reporter: &router.Reporter{Writer: a.writer, Events: a.events}, Health: monitor,
 		Wake: func(after time.Duration) { time.AfterFunc(after, a.poke) }, Clock: &a.clock,
 	}

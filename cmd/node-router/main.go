@@ -23,7 +23,7 @@ import (
 
 	"github.com/staticroute/staticroute/internal/router"
 	"github.com/staticroute/staticroute/internal/version"
-	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/datapath"
 )
 
 func main() {
@@ -82,17 +82,17 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	kernel, err := policy.NewKernel(netns.None(), popts)
+	kernel, err := datapath.NewKernel(netns.None(), popts)
 	if err != nil {
 		return err
 	}
 	defer kernel.Close()
-	nft, err := policy.NewNFTConn(-1)
+	nft, err := datapath.NewNFTConn(-1)
 	if err != nil {
 		return err
 	}
-	fw := &policy.Firewall{Conn: nft, Opts: popts}
-	marks := &policy.ValidMarks{Kernel: kernel, Firewall: fw}
+	fw := &datapath.Firewall{Conn: nft, Opts: popts}
+	marks := &datapath.ValidMarks{Kernel: kernel, Firewall: fw}
 	if o.cleanup {
 		// The record of src_valid_mark lives in our nftables table: read
 		// it before the table goes.
@@ -119,7 +119,7 @@ func run(ctx context.Context, o options, log logr.Logger) error {
 // checkLayout resolves the layout once the caches hold the cluster: what
 // it leaves out must be discovered now, or the router stops here with an
 // error naming the setting.
-func checkLayout(r *router.Reconciler, kernel *policy.Kernel, log logr.Logger) error {
+func checkLayout(r *router.Reconciler, kernel *datapath.Kernel, log logr.Logger) error {
 	facts, err := kernel.ReadNode(r.VPCHint())
 	if err != nil {
 		return err
@@ -135,17 +135,17 @@ func checkLayout(r *router.Reconciler, kernel *policy.Kernel, log logr.Logger) e
 // watchFirewall turns another program's edits of our nftables table into
 // a rewrite.
 func watchFirewall(ctx context.Context, log logr.Logger, table string, changed func()) {
-	if err := policy.WatchFirewall(ctx, netns.None(), table, changed); err != nil {
+	if err := datapath.WatchFirewall(ctx, netns.None(), table, changed); err != nil {
 		log.Error(err, "no nftables events: another program's edit of our table (not its deletion) is repaired only at our next change")
 	}
 }
 
 // watchKernel turns route, rule and link changes that are not our own
 // writes into reconciles, so that drift is repaired at once, and tells the
-// kernel applier when routes of our tables (or links: policy.Lost) changed
+// kernel applier when routes of our tables (or links: datapath.Lost) changed
 // behind its back.
 func watchKernel(ctx context.Context, log logr.Logger, ours func(port uint32) bool, changed func(table int)) {
-	if err := policy.WatchKernel(ctx, netns.None(), ours, changed); err != nil {
+	if err := datapath.WatchKernel(ctx, netns.None(), ours, changed); err != nil {
 		log.Error(err, "no route and link events: drift waits for the resync")
 	}
 }

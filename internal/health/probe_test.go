@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 	"github.com/staticroute/staticroute/test/netlab"
@@ -41,20 +42,20 @@ func newProbeWorld(t *testing.T, routes ...*v1.StaticRoute) *probeWorld {
 	w := netlab.NewWorld(t)
 	netlab.StartTCPEcho(t, w.Inet, tcpPort)
 	pw := &probeWorld{w: w, opts: policy.DefaultOptions(), probes: map[string]policy.Probe{}}
-	k, err := policy.NewKernel(w.Node.NS, pw.opts)
+	k, err := datapath.NewKernel(w.Node.NS, pw.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
-	conn, err := policy.NewNFTConn(int(w.Node.NS))
+	conn, err := datapath.NewNFTConn(int(w.Node.NS))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.CloseLasting() })
-	fw := &policy.Firewall{Conn: conn, Opts: pw.opts}
-	marks := &policy.ValidMarks{Kernel: k, Firewall: fw}
+	fw := &datapath.Firewall{Conn: conn, Opts: pw.opts}
+	marks := &datapath.ValidMarks{Kernel: k, Firewall: fw}
 	vpc := netip.MustParsePrefix("198.51.100.0/24")
-	facts, err := k.ReadNode(policy.VPCHint{CIDRs: []netip.Prefix{vpc}})
+	facts, err := k.ReadNode(datapath.VPCHint{CIDRs: []netip.Prefix{vpc}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func newProbeWorld(t *testing.T, routes ...*v1.StaticRoute) *probeWorld {
 	pw.apply = func() {
 		t.Helper()
 		k.Invalidate() // what the router's route and link events do
-		if _, err := (&policy.Datapath{Routes: k, Firewall: fw, Marks: marks}).Apply(pw.d); err != nil {
+		if _, err := (&datapath.Datapath{Routes: k, Firewall: fw, Marks: marks}).Apply(pw.d); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/policy"
 )
 
@@ -52,12 +53,12 @@ func Loop(ctx context.Context, poked <-chan struct{}, resync time.Duration, reco
 // no longer hold what the applier last wrote, so that the next apply must
 // read it again: a route of one of our tables (the steering tables or a
 // probe slot's) changed, or a link changed or events were lost
-// (policy.Lost). A rule change (policy.RuleChanged) or a route of another
+// (datapath.Lost). A rule change (datapath.RuleChanged) or a route of another
 // table only needs a reconcile: apply lists the rules every time, and
 // reads the main table every time.
 func Invalidates(table int, o policy.Options) bool {
 	slot := table - o.ProbeTableBase
-	return table == policy.Lost || table == o.Tables[0] || table == o.Tables[1] || slot >= 1 && slot <= policy.MaxProbes
+	return table == datapath.Lost || table == o.Tables[0] || table == o.Tables[1] || slot >= 1 && slot <= policy.MaxProbes
 }
 
 // EventClock remembers when the oldest change that no reconcile has taken

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/policy"
 )
 
@@ -79,7 +80,7 @@ func TestLoop(t *testing.T) {
 func TestWhichKernelEventsInvalidate(t *testing.T) {
 	o := policy.DefaultOptions()
 	for table, want := range map[int]bool{52101: true, 52102: true, 52201: true, 52263: true, 52200: false, 52264: false,
-		policy.Lost: true, policy.RuleChanged: false, 254: false, 100: false} {
+		datapath.Lost: true, datapath.RuleChanged: false, 254: false, 100: false} {
 		if got := Invalidates(table, o); got != want {
 			t.Errorf("an event for table %d: invalidates %v, want %v", table, got, want)
 		}

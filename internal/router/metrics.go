@@ -6,8 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/group"
-	"github.com/staticroute/staticroute/pkg/policy"
 )
 
 // Metrics are the router's Prometheus metrics.
@@ -75,7 +75,7 @@ func (m *Metrics) observe(d time.Duration, err error) {
 }
 
 // countTraffic adds what the nftables counters gained since the last read.
-func (m *Metrics) countTraffic(now map[string]policy.Counter) { m.traffic.add(now) }
+func (m *Metrics) countTraffic(now map[string]datapath.Counter) { m.traffic.add(now) }
 
 // resetTraffic forgets the readings after the table was rewritten (its
 // counters start from zero).
@@ -91,22 +91,22 @@ type traffic struct {
 	mu sync.Mutex
 	// seen is the last nftables reading per group: nftables counters
 	// restart when the table is rewritten, Prometheus counters must not.
-	seen  map[string]policy.Counter
-	total map[string]policy.Counter
+	seen  map[string]datapath.Counter
+	total map[string]datapath.Counter
 }
 
 func newTraffic() *traffic {
 	return &traffic{
 		packets: prometheus.NewDesc("staticroute_group_packets_total", "Packets steered to each group's gateway.", []string{"group"}, nil),
 		bytes:   prometheus.NewDesc("staticroute_group_bytes_total", "Bytes steered to each group's gateway.", []string{"group"}, nil),
-		seen:    map[string]policy.Counter{},
-		total:   map[string]policy.Counter{},
+		seen:    map[string]datapath.Counter{},
+		total:   map[string]datapath.Counter{},
 	}
 }
 
 // add takes a reading of every group's nftables counters. A group missing
 // from it is gone from the node, and from the metrics.
-func (t *traffic) add(now map[string]policy.Counter) {
+func (t *traffic) add(now map[string]datapath.Counter) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for g := range t.total {

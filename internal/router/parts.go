@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 )
@@ -12,17 +13,17 @@ import (
 // compute, apply, always a report) is tested without a kernel or an API
 // server. The real ones are policy's and this package's.
 
-// Steering reads the node and what its kernel carries: *policy.Kernel.
+// Steering reads the node and what its kernel carries: *datapath.Kernel.
 type Steering interface {
-	ReadNode(h policy.VPCHint) (policy.Node, error)
+	ReadNode(h datapath.VPCHint) (policy.Node, error)
 	// Carried is the gateway each group's nexthop names in the kernel.
 	Carried(groups []string) (map[string]netip.Addr, error)
 }
 
 // Datapath writes a desired state, all of it, in its own safe order:
-// *policy.Datapath.
+// *datapath.Datapath.
 type Datapath interface {
-	Apply(policy.Desired) (policy.Applied, error)
+	Apply(policy.Desired) (datapath.Applied, error)
 }
 
 // NodeReporter reports what the router did: *Reporter.
@@ -38,7 +39,7 @@ type Health interface {
 }
 
 var (
-	_ Steering     = (*policy.Kernel)(nil)
-	_ Datapath     = (*policy.Datapath)(nil)
+	_ Steering     = (*datapath.Kernel)(nil)
+	_ Datapath     = (*datapath.Datapath)(nil)
 	_ NodeReporter = (*Reporter)(nil)
 )

@@ -21,6 +21,7 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/internal/kube"
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -248,7 +249,7 @@ func (r *Reconciler) decide(in *policy.Input, health map[group.Path]group.Health
 // apply writes d through the datapath, and counts and logs what it did:
 // a switch even if a later step failed, since the traffic took the new
 // path.
-func (r *Reconciler) apply(ctx context.Context, d policy.Desired, t *timing) (policy.Applied, error) {
+func (r *Reconciler) apply(ctx context.Context, d policy.Desired, t *timing) (datapath.Applied, error) {
 	applyStart := time.Now()
 	region := trace.StartRegion(ctx, "kernel apply")
 	applied, err := r.Datapath.Apply(d)
@@ -368,8 +369,8 @@ func listed[T any](s cache.Store) []T {
 }
 
 // VPCHint is how the router finds its VPC link.
-func (r *Reconciler) VPCHint() policy.VPCHint {
-	return policy.VPCHint{Link: r.Config.VPCLink, CIDRs: r.Config.Cluster.VPC, NodeIP: r.Config.NodeIP}
+func (r *Reconciler) VPCHint() datapath.VPCHint {
+	return datapath.VPCHint{Link: r.Config.VPCLink, CIDRs: r.Config.Cluster.VPC, NodeIP: r.Config.NodeIP}
 }
 
 // Layout is the cluster's layout on this node: what the layout sets, and

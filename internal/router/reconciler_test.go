@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/datapath"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
@@ -30,7 +31,7 @@ import (
 type parts struct {
 	calls   []string
 	fail    map[string]error
-	applied policy.Applied
+	applied datapath.Applied
 	mainVia []netip.Prefix
 	// reported is the error the last report carried.
 	reported error
@@ -47,12 +48,12 @@ func (p *parts) call(name string) error {
 	return p.fail[name]
 }
 
-func (p *parts) ReadNode(policy.VPCHint) (policy.Node, error) {
+func (p *parts) ReadNode(datapath.VPCHint) (policy.Node, error) {
 	vpc := netip.MustParsePrefix("198.51.100.0/24")
 	return policy.Node{VPCLink: "vpc0", VPCAddr: netip.MustParseAddr("198.51.100.10"), VPCPrefix: vpc, OnLink: []netip.Prefix{vpc}, Connected: []netip.Prefix{vpc}, MainVia: p.mainVia}, p.call("read node")
 }
 
-func (p *parts) Apply(d policy.Desired) (policy.Applied, error) {
+func (p *parts) Apply(d policy.Desired) (datapath.Applied, error) {
 	p.desired = d
 	return p.applied, p.call("apply routes")
 }
@@ -70,14 +71,14 @@ type fakeFirewall struct{ *parts }
 func (f fakeFirewall) Apply(policy.Desired, []int) (bool, error) {
 	return true, f.call("apply firewall")
 }
-func (f fakeFirewall) Counters() (map[string]policy.Counter, error) {
+func (f fakeFirewall) Counters() (map[string]datapath.Counter, error) {
 	return nil, f.call("read counters")
 }
 
-func (p *parts) Read() (policy.MarkPlan, error) {
-	return policy.MarkPlan{Record: []int{2}, TurnOn: []int{2}, Known: !p.unknownRecord}, p.call("record links")
+func (p *parts) Read() (datapath.MarkPlan, error) {
+	return datapath.MarkPlan{Record: []int{2}, TurnOn: []int{2}, Known: !p.unknownRecord}, p.call("record links")
 }
-func (p *parts) TurnOn(policy.MarkPlan) error { return p.call("turn on links") }
+func (p *parts) TurnOn(datapath.MarkPlan) error { return p.call("turn on links") }
 
 func (p *parts) Report(_ context.Context, o Outcome) error {
 	p.reported = o.Err
@@ -102,7 +103,7 @@ func newTestReconciler(t *testing.T, p *parts, withNode bool) *Reconciler {
 	}
 	return &Reconciler{
 		Cache:  Cache{Node: nodes, Routes: routes, Slices: cache.NewStore(cache.MetaNamespaceKeyFunc)},
-		Kernel: p, Datapath: &policy.Datapath{Routes: p, Firewall: fakeFirewall{p}, Marks: p}, Reporter: p, Metrics: m,
+		Kernel: p, Datapath: &datapath.Datapath{Routes: p, Firewall: fakeFirewall{p}, Marks: p}, Reporter: p, Metrics: m,
 		Config: Config{NodeName: "node-1", Cluster: validate.Config{VPC: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
 			Pod: []netip.Prefix{netip.MustParsePrefix("198.18.64.0/18")}, Service: []netip.Prefix{netip.MustParsePrefix("198.18.128.0/18")}}, AdoptLegacyRoutes: true},
 	}
@@ -170,7 +171,7 @@ func TestReconcileOrder(t *testing.T) {
 
 // A switch is counted even when a step after it failed.
 func TestReconcileCountsASwitchFollowedByAFailure(t *testing.T) {
-	p := &parts{fail: map[string]error{"apply routes": errors.New("deleting unused nexthops: boom")}, applied: policy.Applied{Swapped: true, Table: 52102}}
+	p := &parts{fail: map[string]error{"apply routes": errors.New("deleting unused nexthops: boom")}, applied: datapath.Applied{Swapped: true, Table: 52102}}
 	r := newTestReconciler(t, p, true)
 	if err := r.Reconcile(context.Background()); err == nil {
 		t.Fatal("want the error")
@@ -255,7 +256,7 @@ func TestReconcileSwitchesAGroupAtMostOncePerPeriod(t *testing.T) {
 // A switch observes the time from the change it took up; a reconcile
 // without a pending change, or without a switch, observes nothing.
 func TestReconcileObservesEventToKernel(t *testing.T) {
-	p := &parts{fail: map[string]error{}, applied: policy.Applied{Swapped: true, ToSwitch: time.Millisecond}}
+	p := &parts{fail: map[string]error{}, applied: datapath.Applied{Swapped: true, ToSwitch: time.Millisecond}}
 	r := newTestReconciler(t, p, true)
 	r.Clock = &EventClock{}
 	if err := r.Reconcile(context.Background()); err != nil { // no change pending
@@ -266,7 +267,7 @@ func TestReconcileObservesEventToKernel(t *testing.T) {
 	if err := r.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	p.applied = policy.Applied{}
+	p.applied = datapath.Applied{}
 	r.Clock.Mark(time.Now())
 	if err := r.Reconcile(context.Background()); err != nil { // no switch
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package policy
+package policy_test
 
 import (
 	"math/rand/v2"
@@ -11,105 +11,76 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
-	"github.com/staticroute/staticroute/pkg/validate"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 )
 
-var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
-
-// The test world: VPC 198.51.100.0/24, public side 203.0.113.0/26, pods
-// 198.18.64.0/18, services 198.18.128.0/18, API server 203.0.113.5.
-func testInput(routes ...*v1.StaticRoute) Input {
-	return Input{
-		Routes: routes,
-		Node: Node{
-			Labels:    map[string]string{"pool": "egress"},
-			VPCLink:   "vpc0",
-			VPCAddr:   netip.MustParseAddr("198.51.100.10"),
-			OnLink:    []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
-			Connected: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26")},
-		},
-		Cluster: validate.Config{
-			VPC:        []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
-			Pod:        []netip.Prefix{netip.MustParsePrefix("198.18.64.0/18")},
-			Service:    []netip.Prefix{netip.MustParsePrefix("198.18.128.0/18")},
-			APIServers: []netip.Addr{netip.MustParseAddr("203.0.113.5")},
-		},
-	}
-}
-
-func sr(name, group, gw string, age time.Duration, dests ...string) *v1.StaticRoute {
-	return &v1.StaticRoute{
-		ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(t0.Add(age))},
-		Spec:       v1.StaticRouteSpec{Destinations: dests, Gateway: gw, Group: group},
-	}
-}
-
 // steered lists the non-throw routes, one string each.
-func steered(d Desired) []string {
+func steered(d policy.Desired) []string {
 	var out []string
 	for _, r := range d.Routes {
-		if r.Kind != Throw {
+		if r.Kind != policy.Throw {
 			out = append(out, r.String())
 		}
 	}
 	return out
 }
 
-func groupState(d Desired, name string) (Group, bool) {
+func groupState(d policy.Desired, name string) (policy.Group, bool) {
 	for _, g := range d.Groups {
 		if g.Name == name {
 			return g, true
 		}
 	}
-	return Group{}, false
+	return policy.Group{}, false
 }
 
 func TestCompute(t *testing.T) {
 	tests := map[string]struct {
-		in          Input
+		in          policy.Input
 		want        []string          // steered routes
 		states      map[string]string // group -> state
 		reasonHas   map[string]string // group -> piece of its reason
 		throwsCover []string          // prefixes that must be thrown
 	}{
 		"a route is steered via its gateway, with the cluster thrown": {
-			in:          testInput(sr("primary", "", "198.51.100.4", 0, "192.0.2.7")),
+			in:          policytest.Input(policytest.Route("primary", "", "198.51.100.4", 0, "192.0.2.7")),
 			want:        []string{"192.0.2.7/32 via 198.51.100.4 (group primary)"},
 			states:      map[string]string{"primary": v1.NodeGroupApplied},
 			throwsCover: []string{"198.51.100.0/24", "198.18.64.0/18", "198.18.128.0/18", "203.0.113.5/32", "203.0.113.0/26", "169.254.0.0/16", "127.0.0.0/8"},
 		},
 		"the newest member of a group is active": {
-			in: testInput(
-				sr("primary", "", "198.51.100.4", 0, "192.0.2.7"),
-				sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7"),
+			in: policytest.Input(
+				policytest.Route("primary", "", "198.51.100.4", 0, "192.0.2.7"),
+				policytest.Route("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7"),
 			),
 			want:   []string{"192.0.2.7/32 via 198.51.100.12 (group primary)"},
 			states: map[string]string{"primary": v1.NodeGroupApplied},
 		},
 		"members created in the same second: the greater name is active": {
-			in: testInput(
-				sr("b-second", "g", "198.51.100.12", 0, "192.0.2.7"),
-				sr("a-first", "g", "198.51.100.4", 0, "192.0.2.7"),
+			in: policytest.Input(
+				policytest.Route("b-second", "g", "198.51.100.12", 0, "192.0.2.7"),
+				policytest.Route("a-first", "g", "198.51.100.4", 0, "192.0.2.7"),
 			),
 			want: []string{"192.0.2.7/32 via 198.51.100.12 (group g)"},
 		},
 		"a member being deleted no longer counts (failback)": {
-			in: func() Input {
-				s := sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7")
-				s.DeletionTimestamp = &metav1.Time{Time: t0.Add(time.Hour)}
+			in: func() policy.Input {
+				s := policytest.Route("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7")
+				s.DeletionTimestamp = &metav1.Time{Time: policytest.T0.Add(time.Hour)}
 				s.Finalizers = []string{"kopf.zalando.org/KopfFinalizerMarker"}
-				return testInput(sr("primary", "", "198.51.100.4", 0, "192.0.2.7"), s)
+				return policytest.Input(policytest.Route("primary", "", "198.51.100.4", 0, "192.0.2.7"), s)
 			}(),
 			want: []string{"192.0.2.7/32 via 198.51.100.4 (group primary)"},
 		},
 		"0.0.0.0/0 is steered while the cluster, connected and special ranges are thrown": {
-			in:          testInput(sr("all", "", "198.51.100.4", 0, "0.0.0.0/0")),
+			in:          policytest.Input(policytest.Route("all", "", "198.51.100.4", 0, "0.0.0.0/0")),
 			want:        []string{"0.0.0.0/0 via 198.51.100.4 (group all)"},
 			throwsCover: []string{"198.51.100.0/24", "203.0.113.0/26", "203.0.113.5/32", "224.0.0.0/4", "0.0.0.0/8"},
 		},
 		"a gateway not on-link makes its destinations unreachable": {
-			in: func() Input {
-				in := testInput(sr("far", "", "198.51.100.4", 0, "192.0.2.7"))
+			in: func() policy.Input {
+				in := policytest.Input(policytest.Route("far", "", "198.51.100.4", 0, "192.0.2.7"))
 				in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.128/25")}
 				return in
 			}(),
@@ -118,14 +89,14 @@ func TestCompute(t *testing.T) {
 			reasonHas: map[string]string{"far": "not on-link"},
 		},
 		"a destination inside a cluster range is never steered, even if admission was bypassed": {
-			in:        testInput(sr("bad", "", "198.51.100.4", 0, "198.18.64.7", "192.0.2.7")),
+			in:        policytest.Input(policytest.Route("bad", "", "198.51.100.4", 0, "198.18.64.7", "192.0.2.7")),
 			want:      []string{"192.0.2.7/32 via 198.51.100.4 (group bad)"},
 			reasonHas: map[string]string{"bad": "198.18.64.7/32 lies inside the pod CIDR"},
 		},
 		"overlapping groups: the older keeps the overlap, the younger the rest, and says Conflicted": {
-			in: testInput(
-				sr("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
-				sr("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
+			in: policytest.Input(
+				policytest.Route("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
+				policytest.Route("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
 			),
 			want: []string{
 				"192.0.2.0/24 via 198.51.100.12 (group young)",
@@ -136,10 +107,10 @@ func TestCompute(t *testing.T) {
 			reasonHas: map[string]string{"young": "198.19.0.7/32 is routed by the older group old"},
 		},
 		"a group's age is its oldest live member's": {
-			in: testInput(
-				sr("a", "", "198.51.100.4", 10*time.Second, "192.0.2.7"),
-				sr("b1", "b", "198.51.100.12", 0, "198.19.0.1"),
-				sr("b2", "b", "198.51.100.12", time.Minute, "192.0.2.7"),
+			in: policytest.Input(
+				policytest.Route("a", "", "198.51.100.4", 10*time.Second, "192.0.2.7"),
+				policytest.Route("b1", "b", "198.51.100.12", 0, "198.19.0.1"),
+				policytest.Route("b2", "b", "198.51.100.12", time.Minute, "192.0.2.7"),
 			),
 			// b's first member predates a, so b keeps 192.0.2.7 although
 			// its active member b2 is newer than a.
@@ -147,34 +118,34 @@ func TestCompute(t *testing.T) {
 			states: map[string]string{"a": v1.NodeGroupConflicted, "b": v1.NodeGroupApplied},
 		},
 		"a nodeSelector that does not match leaves the node out": {
-			in: func() Input {
-				s := sr("other-pool", "", "198.51.100.4", 0, "192.0.2.7")
+			in: func() policy.Input {
+				s := policytest.Route("other-pool", "", "198.51.100.4", 0, "192.0.2.7")
 				s.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "batch"}}
-				return testInput(s)
+				return policytest.Input(s)
 			}(),
 			want: nil,
 		},
 		"a matching nodeSelector selects the node": {
-			in: func() Input {
-				s := sr("egress", "", "198.51.100.4", 0, "192.0.2.7")
+			in: func() policy.Input {
+				s := policytest.Route("egress", "", "198.51.100.4", 0, "192.0.2.7")
 				s.Spec.NodeSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"pool": "egress"}}
-				return testInput(s)
+				return policytest.Input(s)
 			}(),
 			want: []string{"192.0.2.7/32 via 198.51.100.4 (group egress)"},
 		},
 		"a gateway outside the VPC fails closed": {
-			in:     testInput(sr("outside", "", "203.0.113.9", 0, "192.0.2.7")),
+			in:     policytest.Input(policytest.Route("outside", "", "203.0.113.9", 0, "192.0.2.7")),
 			want:   []string{"unreachable 192.0.2.7/32 (group outside)"},
 			states: map[string]string{"outside": v1.NodeGroupError},
 		},
 		"no routes: an empty table, no carve-outs": {
-			in:   testInput(),
+			in:   policytest.Input(),
 			want: nil,
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			d := Compute(tc.in)
+			d := policy.Compute(tc.in)
 			if got := steered(d); strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
 				t.Errorf("steered routes:\n got %q\nwant %q\nstate:\n%s", got, tc.want, d)
 			}
@@ -190,7 +161,7 @@ func TestCompute(t *testing.T) {
 			}
 			throws := map[string]bool{}
 			for _, r := range d.Routes {
-				if r.Kind == Throw {
+				if r.Kind == policy.Throw {
 					throws[r.Prefix.String()] = true
 				}
 			}
@@ -210,37 +181,31 @@ func TestCompute(t *testing.T) {
 // delivered the objects in.
 func TestComputeIgnoresArrivalOrder(t *testing.T) {
 	routes := []*v1.StaticRoute{
-		sr("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
-		sr("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
-		sr("young-b", "young", "198.51.100.13", time.Minute, "192.0.2.0/24"),
-		sr("same-second-a", "s", "198.51.100.4", 2*time.Minute, "198.18.0.1"),
-		sr("same-second-b", "s", "198.51.100.12", 2*time.Minute, "198.18.0.1"),
-		sr("all", "", "198.51.100.4", 3*time.Minute, "0.0.0.0/0"),
+		policytest.Route("old", "", "198.51.100.4", 0, "192.0.2.0/25", "198.19.0.0/16"),
+		policytest.Route("young", "", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.7"),
+		policytest.Route("young-b", "young", "198.51.100.13", time.Minute, "192.0.2.0/24"),
+		policytest.Route("same-second-a", "s", "198.51.100.4", 2*time.Minute, "198.18.0.1"),
+		policytest.Route("same-second-b", "s", "198.51.100.12", 2*time.Minute, "198.18.0.1"),
+		policytest.Route("all", "", "198.51.100.4", 3*time.Minute, "0.0.0.0/0"),
 	}
-	want := Compute(testInput(routes...)).String()
+	want := policy.Compute(policytest.Input(routes...)).String()
 	rng := rand.New(rand.NewPCG(7, 7))
 	for range 50 {
 		shuffled := append([]*v1.StaticRoute(nil), routes...)
 		rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
-		if got := Compute(testInput(shuffled...)).String(); got != want {
+		if got := policy.Compute(policytest.Input(shuffled...)).String(); got != want {
 			t.Fatalf("order changed the state:\n got\n%s\nwant\n%s", got, want)
 		}
 	}
-}
-
-// withCheck gives sr a health check probing target (empty: the gateway).
-func withCheck(sr *v1.StaticRoute, target string) *v1.StaticRoute {
-	sr.Spec.HealthCheck = &v1.HealthCheck{Target: target}
-	return sr
 }
 
 // Health decides the active member per node: the newest whose gateway is
 // up; none up: the newest (fail closed). Every checked member of a group
 // that selects the node is probed, active or not, one probe per path.
 func TestComputeFollowsHealth(t *testing.T) {
-	a := withCheck(sr("a", "egress", "198.51.100.4", 0, "192.0.2.0/24"), "192.0.2.7")
-	b := withCheck(sr("b", "egress", "198.51.100.12", time.Minute, "192.0.2.0/24"), "192.0.2.7")
-	unchecked := sr("c", "other", "198.51.100.4", 0, "198.19.0.0/16")
+	a := policytest.WithCheck(policytest.Route("a", "egress", "198.51.100.4", 0, "192.0.2.0/24"), "192.0.2.7")
+	b := policytest.WithCheck(policytest.Route("b", "egress", "198.51.100.12", time.Minute, "192.0.2.0/24"), "192.0.2.7")
+	unchecked := policytest.Route("c", "other", "198.51.100.4", 0, "198.19.0.0/16")
 	pathOf := func(r *v1.StaticRoute) group.Path { p, _ := group.ProbeOf(r); return p.Path }
 	for _, tc := range []struct {
 		name      string
@@ -260,7 +225,7 @@ func TestComputeFollowsHealth(t *testing.T) {
 		{"and carries when nothing else is up", "Dd", a.Spec.Gateway, "b", v1.SelectionNewest},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := testInput(a, b, unchecked)
+			in := policytest.Input(a, b, unchecked)
 			in.Health = map[group.Path]group.State{}
 			for i, r := range []*v1.StaticRoute{a, b} {
 				in.Health[pathOf(r)] = map[byte]group.State{'U': group.Up, 'D': group.Down, 'P': group.Pending, 'd': group.Damped}[tc.states[i]]
@@ -268,12 +233,12 @@ func TestComputeFollowsHealth(t *testing.T) {
 			if tc.carried != "" {
 				in.Carried = map[string]netip.Addr{"egress": netip.MustParseAddr(tc.carried)}
 			}
-			d := Compute(in)
+			d := policy.Compute(in)
 			g := d.Groups[0]
 			if g.Name != "egress" || g.Active != tc.active || g.Selection != tc.selection {
 				t.Fatalf("group %s: active %s (%s), want %s (%s)\n%s", g.Name, g.Active, g.Selection, tc.active, tc.selection, d)
 			}
-			if len(d.Probes) != 2 || d.Probes[0].Slot == d.Probes[1].Slot || d.Probes[0].Slot < 1 || d.Probes[0].Slot > MaxProbes {
+			if len(d.Probes) != 2 || d.Probes[0].Slot == d.Probes[1].Slot || d.Probes[0].Slot < 1 || d.Probes[0].Slot > policy.MaxProbes {
 				t.Fatalf("probes %v, want one per checked member, in distinct slots", d.Probes)
 			}
 			if len(g.Members) != 2 || g.Members[0].Name != "a" || !g.Members[0].Checked {
@@ -285,20 +250,20 @@ func TestComputeFollowsHealth(t *testing.T) {
 		})
 	}
 	// A checked gateway that is not on-link cannot be probed: down.
-	in := testInput(a, b)
+	in := policytest.Input(a, b)
 	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/29")} // .4 on-link, .12 not
-	if d := Compute(in); d.Groups[0].Active != "a" || d.Groups[0].Selection != v1.SelectionNewerDown || len(d.Probes) != 1 {
+	if d := policy.Compute(in); d.Groups[0].Active != "a" || d.Groups[0].Selection != v1.SelectionNewerDown || len(d.Probes) != 1 {
 		t.Fatalf("b's gateway off-link: %s", d)
 	}
 	// Two members probing the same path share one probe; tuning keeps
 	// the slot.
-	b2 := withCheck(sr("b2", "egress", "198.51.100.12", 2*time.Minute, "192.0.2.0/24"), "192.0.2.7")
+	b2 := policytest.WithCheck(policytest.Route("b2", "egress", "198.51.100.12", 2*time.Minute, "192.0.2.0/24"), "192.0.2.7")
 	b2.Spec.HealthCheck.PeriodMilliseconds = 100
-	d := Compute(testInput(a, b, b2))
+	d := policy.Compute(policytest.Input(a, b, b2))
 	if len(d.Probes) != 2 {
 		t.Fatalf("probes %v, want 2 (b and b2 share a path)", d.Probes)
 	}
-	before := Compute(testInput(a, b)).Probes
+	before := policy.Compute(policytest.Input(a, b)).Probes
 	for i := range before {
 		if before[i].Slot != d.Probes[i].Slot || before[i].Path != d.Probes[i].Path {
 			t.Fatalf("slots moved: %v then %v", before, d.Probes)

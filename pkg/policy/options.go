@@ -1,8 +1,7 @@
 // Package policy computes a node's desired routing state from the
-// StaticRoutes, its Node and what the node sees (pure, printable), and
-// applies it to the kernel: a dedicated routing table swapped blue/green
-// behind one ip rule, and an nftables table that marks what must not be
-// steered.
+// StaticRoutes, its Node and what the node sees: pure, printable, and the
+// same on every node for the same objects. Package datapath writes it to
+// the kernel.
 package policy
 
 // Options are the router's fixed choices, from flags. The defaults avoid

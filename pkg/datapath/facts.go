@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
@@ -29,7 +30,7 @@ func (h VPCHint) holds(link string, ip netip.Addr) bool {
 	case h.Link != "":
 		return link == h.Link
 	case len(h.CIDRs) > 0:
-		return containsAddr(h.CIDRs, ip)
+		return slices.ContainsFunc(h.CIDRs, func(p netip.Prefix) bool { return p.Contains(ip) })
 	}
 	return h.NodeIP.IsValid() && ip == h.NodeIP
 }
@@ -51,8 +52,8 @@ func (h VPCHint) notFound() error {
 // link (found as h says), the node's address on it and that address's
 // prefix, the prefixes on-link there, and every connected route of the
 // main table.
-func (k *Kernel) ReadNode(h VPCHint) (Node, error) {
-	var n Node
+func (k *Kernel) ReadNode(h VPCHint) (policy.Node, error) {
+	var n policy.Node
 	links, err := consistent(k.NL.LinkList)
 	if err != nil {
 		return n, fmt.Errorf("listing links: %w", err)

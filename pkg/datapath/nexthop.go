@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"encoding/binary"
@@ -102,24 +102,6 @@ func (b *batcher) listNexthops(protocol int) (map[uint32]nexthop, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing nexthops: %w", err)
-	}
-	return out, nil
-}
-
-// Carried reads which gateway each of groups takes now, from its nexthop
-// in the kernel: after a restart, what the router before it chose. A
-// group without a nexthop of ours (none written yet, or unreachable) is
-// left out.
-func (k *Kernel) Carried(groups []string) (map[string]netip.Addr, error) {
-	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]netip.Addr{}
-	for g, id := range nexthopIDs(groups) {
-		if nh, ok := nhs[id]; ok && nh.gateway.IsValid() {
-			out[g] = nh.gateway
-		}
 	}
 	return out, nil
 }

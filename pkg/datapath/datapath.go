@@ -1,8 +1,16 @@
-package policy
+// Package datapath writes a node's desired state (policy.Desired) to the
+// kernel behind one door, Datapath.Apply: a dedicated routing table
+// swapped blue/green behind one ip rule, nexthop objects that move a
+// group in place, the health checks' probe tables, and an nftables table
+// that marks what must not be steered. The planner (plan.go) is pure; the
+// executor is thin.
+package datapath
 
 import (
 	"errors"
 	"fmt"
+
+	"github.com/staticroute/staticroute/pkg/policy"
 )
 
 // Datapath is a node's datapath behind one door, as tailscale's
@@ -20,14 +28,14 @@ type Datapath struct {
 // RouteWriter writes the steering tables, rules, nexthops and probe
 // tables (Kernel.Apply), and removes the old operator's routes.
 type RouteWriter interface {
-	Apply(Desired) (Applied, error)
-	RemoveLegacyRoutes(map[LegacyRoute]bool) ([]LegacyRoute, error)
+	Apply(policy.Desired) (Applied, error)
+	RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error)
 }
 
 // FirewallWriter writes the nftables table with the record of the links
 // whose src_valid_mark was turned on, and reads the groups' counters.
 type FirewallWriter interface {
-	Apply(d Desired, marked []int) (changed bool, err error)
+	Apply(d policy.Desired, marked []int) (changed bool, err error)
 	Counters() (map[string]Counter, error)
 }
 
@@ -59,7 +67,7 @@ var (
 //     router that dies in between still knows what to restore.
 //
 // Applied reports every step that ran, also when a later one failed.
-func (p *Datapath) Apply(d Desired) (Applied, error) {
+func (p *Datapath) Apply(d policy.Desired) (Applied, error) {
 	a, err := p.Routes.Apply(d)
 	if err != nil {
 		return a, err

@@ -1,12 +1,14 @@
-package policy
+package datapath
 
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -18,7 +20,7 @@ import (
 // found" on delete are success.
 type Kernel struct {
 	NL    *netlink.Handle
-	Opts  Options
+	Opts  policy.Options
 	batch *batcher
 	// port is the batcher's socket's netlink port: every change Apply
 	// makes goes through it (see Ours).
@@ -70,7 +72,7 @@ func (k *Kernel) Invalidate() {
 
 // NewKernel opens netlink handles in the namespace ns (netns.None(): the
 // caller's own). Close releases them.
-func NewKernel(ns netns.NsHandle, opts Options) (*Kernel, error) {
+func NewKernel(ns netns.NsHandle, opts policy.Options) (*Kernel, error) {
 	var h *netlink.Handle
 	var err error
 	if ns == netns.None() {
@@ -136,7 +138,7 @@ type Applied struct {
 	// links whose src_valid_mark was turned on.
 	Steered         bool
 	Traffic         map[string]Counter
-	LegacyRemoved   []LegacyRoute
+	LegacyRemoved   []policy.LegacyRoute
 	FirewallChanged bool
 	MarksTurnedOn   []int
 }
@@ -145,7 +147,7 @@ type Applied struct {
 // holds (or trusts its memory of what it last wrote), plans the steps
 // (plan, which says why the order is safe) and performs them. An error
 // after the switch still reports the switch.
-func (k *Kernel) Apply(d Desired) (Applied, error) {
+func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	start := time.Now()
 	want, nhs, link, err := k.wanted(d)
 	if err != nil {
@@ -189,9 +191,9 @@ func (k *Kernel) Apply(d Desired) (Applied, error) {
 
 // wanted is d as the routes of a table (sorted) and the groups'
 // nexthops, and the VPC link's index (0 if nothing needs it).
-func (k *Kernel) wanted(d Desired) ([]kroute, []nexthop, int, error) {
+func (k *Kernel) wanted(d policy.Desired) ([]kroute, []nexthop, int, error) {
 	link := 0
-	if len(d.Probes) > 0 || slices.ContainsFunc(d.Routes, func(r Route) bool { return r.Kind == Via }) {
+	if len(d.Probes) > 0 || slices.ContainsFunc(d.Routes, func(r policy.Route) bool { return r.Kind == policy.Via }) {
 		l, err := k.NL.LinkByName(d.Link)
 		if err != nil {
 			return nil, nil, 0, fmt.Errorf("VPC link %q: %w", d.Link, err)
@@ -242,7 +244,7 @@ func (k *Kernel) Cleanup() error {
 	for _, r := range rules {
 		ours = append(ours, k.rule(r.Table))
 	}
-	for slot := 1; slot <= MaxProbes; slot++ {
+	for slot := 1; slot <= policy.MaxProbes; slot++ {
 		ours = append(ours, k.probeRule(slot))
 	}
 	if err := k.batch.rules(unix.RTM_DELRULE, ours...); err != nil {
@@ -251,7 +253,7 @@ func (k *Kernel) Cleanup() error {
 	for _, t := range k.Opts.Tables {
 		errs = append(errs, k.flush(t))
 	}
-	for slot := 1; slot <= MaxProbes; slot++ {
+	for slot := 1; slot <= policy.MaxProbes; slot++ {
 		errs = append(errs, k.flush(k.Opts.ProbeTable(slot)))
 	}
 	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
@@ -308,4 +310,22 @@ func (k *Kernel) flush(table int) error {
 // that is already gone), which counts as done.
 func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)
+}
+
+// Carried reads which gateway each of groups takes now, from its nexthop
+// in the kernel: after a restart, what the router before it chose. A
+// group without a nexthop of ours (none written yet, or unreachable) is
+// left out.
+func (k *Kernel) Carried(groups []string) (map[string]netip.Addr, error) {
+	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]netip.Addr{}
+	for g, id := range nexthopIDs(groups) {
+		if nh, ok := nhs[id]; ok && nh.gateway.IsValid() {
+			out[g] = nh.gateway
+		}
+	}
+	return out, nil
 }

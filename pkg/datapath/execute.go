@@ -1,10 +1,11 @@
-package policy
+package datapath
 
 import (
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -76,7 +77,7 @@ func (k *Kernel) readRules() (Held, error) {
 		case r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark:
 			held.MarkRule = true
 		case r.Priority == k.Opts.ProbePriority:
-			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
+			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= policy.MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
 				r.Mask != nil && *r.Mask == k.Opts.ProbeMask() {
 				held.ProbeRules = append(held.ProbeRules, slot)
 			}

@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"fmt"
@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 )
 
 // prefixes returns n /32s in 198.18.0.0/15.
@@ -49,8 +51,8 @@ func benchFailover(b *testing.B, n int, kind string) {
 	case "all-new-destinations":
 		bDests = prefixes(2 * n)[n:]
 	}
-	onA := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...)))
-	onB := Compute(nodeInput(sr("primary", "", "198.51.100.4", 0, dests...), sr("secondary", "primary", "198.51.100.12", time.Minute, bDests...)))
+	onA := policy.Compute(nodeInput(policytest.Route("primary", "", "198.51.100.4", 0, dests...)))
+	onB := policy.Compute(nodeInput(policytest.Route("primary", "", "198.51.100.4", 0, dests...), policytest.Route("secondary", "primary", "198.51.100.12", time.Minute, bDests...)))
 	if _, err := k.Apply(onA); err != nil {
 		b.Fatal(err)
 	}
@@ -77,7 +79,7 @@ func benchFailover(b *testing.B, n int, kind string) {
 // into main, no guard, no copy), side by side.
 func BenchmarkInstall10000(b *testing.B) {
 	dests := prefixes(10_000)
-	d := Compute(nodeInput(sr("many", "", "198.51.100.4", 0, dests...)))
+	d := policy.Compute(nodeInput(policytest.Route("many", "", "198.51.100.4", 0, dests...)))
 	b.Run("ours", func(b *testing.B) {
 		node := nodeWorld(b)
 		k := newKernel(b, node)
@@ -130,7 +132,7 @@ func BenchmarkReconcile1000(b *testing.B) {
 	var routes []*v1.StaticRoute
 	all := prefixes(10_000)
 	for i := range 1000 {
-		routes = append(routes, sr(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
+		routes = append(routes, policytest.Route(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
 	}
 	for _, change := range []bool{false, true} {
 		name := "steady"
@@ -140,8 +142,8 @@ func BenchmarkReconcile1000(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			node := nodeWorld(b)
 			k := newKernel(b, node)
-			extra := sr("extra", "", "198.51.100.12", time.Hour, "192.0.2.7")
-			if _, err := k.Apply(Compute(nodeInput(routes...))); err != nil {
+			extra := policytest.Route("extra", "", "198.51.100.12", time.Hour, "192.0.2.7")
+			if _, err := k.Apply(policy.Compute(nodeInput(routes...))); err != nil {
 				b.Fatal(err)
 			}
 			i := 0
@@ -151,7 +153,7 @@ func BenchmarkReconcile1000(b *testing.B) {
 					in = append(slices.Clone(routes), extra)
 				}
 				i++
-				if _, err := k.Apply(Compute(nodeInput(in...))); err != nil {
+				if _, err := k.Apply(policy.Compute(nodeInput(in...))); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"crypto/sha256"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+	"github.com/staticroute/staticroute/pkg/policy"
 	"go4.org/netipx"
 	"golang.org/x/sys/unix"
 )
@@ -30,7 +31,7 @@ import (
 // never exempted from steering.
 type Firewall struct {
 	Conn *NFTConn
-	Opts Options
+	Opts policy.Options
 
 	applied [sha256.Size]byte // the spec last written, to write only on change
 	// stale is set by Invalidate, from the nftables watcher's goroutine:
@@ -62,7 +63,7 @@ type groupSet struct {
 	ranges []netipx.IPRange // disjoint, merged, sorted
 }
 
-func firewallSpec(d Desired) spec {
+func firewallSpec(d policy.Desired) spec {
 	s := spec{inside: ranges(d.Inside)}
 	for _, g := range d.Groups {
 		if g.State == "" || len(g.Prefixes) == 0 {
@@ -93,7 +94,7 @@ func (f *Firewall) Invalidate() { f.stale.Store(true) }
 // whose src_valid_mark we turned on (ValidMarks.Read's MarkPlan.Record),
 // if it differs from what this Firewall last wrote, the table is gone,
 // or it was invalidated.
-func (f *Firewall) Apply(d Desired, marked []int) (changed bool, err error) {
+func (f *Firewall) Apply(d policy.Desired, marked []int) (changed bool, err error) {
 	f.Conn.bound()
 	s := firewallSpec(d)
 	s.marked = slices.Clone(marked)

@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
@@ -18,7 +20,7 @@ func newFirewall(t *testing.T, n *netlab.NS) *Firewall {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.CloseLasting() })
-	return &Firewall{Conn: c, Opts: DefaultOptions()}
+	return &Firewall{Conn: c, Opts: policy.DefaultOptions()}
 }
 
 func ruleset(t testing.TB, n *netlab.NS) string {
@@ -29,10 +31,10 @@ func TestFirewallRuleset(t *testing.T) {
 	n := nodeWorld(t)
 	f := newFirewall(t, n)
 	in := nodeInput(
-		sr("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16"),
-		sr("everything", "", "198.51.100.12", time.Minute, "0.0.0.0/0"),
+		policytest.Route("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16"),
+		policytest.Route("everything", "", "198.51.100.12", time.Minute, "0.0.0.0/0"),
 	)
-	d := Compute(in)
+	d := policy.Compute(in)
 	if changed, err := f.Apply(d, nil); err != nil || !changed {
 		t.Fatalf("first apply: changed=%v %v", changed, err)
 	}
@@ -67,7 +69,7 @@ func TestFirewallTenThousandPrefixes(t *testing.T) {
 	for i := range dests {
 		dests[i] = netip.AddrFrom4([4]byte{198, 19, byte(i >> 7), byte(i << 1)}).String()
 	}
-	if _, err := f.Apply(Compute(nodeInput(sr("many", "", "198.51.100.4", 0, dests...))), nil); err != nil {
+	if _, err := f.Apply(policy.Compute(nodeInput(policytest.Route("many", "", "198.51.100.4", 0, dests...))), nil); err != nil {
 		t.Fatal(err)
 	}
 	out := n.Exec(t, "nft", "list", "set", "inet", "staticroute", "group0")
@@ -78,7 +80,7 @@ func TestFirewallTenThousandPrefixes(t *testing.T) {
 
 func TestFirewallCountsPerGroup(t *testing.T) {
 	w := netlab.NewWorld(t)
-	d := Compute(worldInput(primaryRoute))
+	d := policy.Compute(worldInput(primaryRoute))
 	if _, err := newKernel(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,7 @@ func TestFirewallCountsPerGroup(t *testing.T) {
 
 // applyAll applies d as the router does, through the Datapath: routes,
 // the record of the links to mark, the firewall and src_valid_mark.
-func applyAll(t *testing.T, n *netlab.NS, d Desired) (*Kernel, *Firewall) {
+func applyAll(t *testing.T, n *netlab.NS, d policy.Desired) (*Kernel, *Firewall) {
 	t.Helper()
 	k, f := newKernel(t, n), newFirewall(t, n)
 	if _, err := (&Datapath{Routes: k, Firewall: f, Marks: &ValidMarks{Kernel: k, Firewall: f}}).Apply(d); err != nil {
@@ -125,7 +127,7 @@ func TestInboundClientInsideARoutedPrefix(t *testing.T) {
 	w.Node.NFT(t, `table ip nodeport {
   chain pre { type nat hook prerouting priority -100; ip daddr `+netlab.NodePublic+` udp dport 30080 dnat to 198.18.64.2:7008; }
 }`)
-	d := Compute(worldInput(sr("wide", "", "198.51.100.4", 0, "198.19.0.0/16", netlab.EchoAddr)))
+	d := policy.Compute(worldInput(policytest.Route("wide", "", "198.51.100.4", 0, "198.19.0.0/16", netlab.EchoAddr)))
 	if _, err := newKernel(t, w.Node).Apply(d); err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +166,7 @@ func TestPodsBehindAnyLinkEgressViaTheGateway(t *testing.T) {
 			t.Fatalf("before steering the pod behind %s reached the echo as %s", link, got)
 		}
 	}
-	applyAll(t, w.Node, Compute(worldInput(primaryRoute)))
+	applyAll(t, w.Node, policy.Compute(worldInput(primaryRoute)))
 	for link, pod := range pods {
 		if got := netlab.Answers(t, pod); got != netlab.GwAPublic {
 			t.Errorf("the pod behind %s reached the echo as %s, want via gateway A (%s)", link, got, netlab.GwAPublic)
@@ -182,7 +184,7 @@ func TestValidMarksRecordedAndRestored(t *testing.T) {
 	get := func(link string) string {
 		return strings.TrimSpace(n.Exec(t, "sysctl", "-n", "net.ipv4.conf."+link+".src_valid_mark"))
 	}
-	d := Compute(nodeInput(primaryRoute))
+	d := policy.Compute(nodeInput(primaryRoute))
 	k, f := applyAll(t, n, d)
 	if get("pub0") != "1" || get("vpc0") != "1" || get("all") != "0" || get("lo") != "0" {
 		t.Fatalf("after apply: pub0=%s vpc0=%s all=%s lo=%s, want 1 1 0 0", get("pub0"), get("vpc0"), get("all"), get("lo"))
@@ -221,9 +223,9 @@ func TestFirewallThousandGroups(t *testing.T) {
 	var routes []*v1.StaticRoute
 	all := prefixes(10_000)
 	for i := range 1000 {
-		routes = append(routes, sr(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
+		routes = append(routes, policytest.Route(fmt.Sprintf("r%04d", i), "", "198.51.100.4", time.Duration(i)*time.Second, all[i*10:i*10+10]...))
 	}
-	if _, err := f.Apply(Compute(nodeInput(routes...)), nil); err != nil {
+	if _, err := f.Apply(policy.Compute(nodeInput(routes...)), nil); err != nil {
 		t.Fatal(err)
 	}
 	if c := strings.Count(ruleset(t, n), "counter packets"); c != 1000 {

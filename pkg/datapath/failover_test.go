@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"net"
@@ -12,12 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
 // worldInput is what the router in the world's node would compute from.
-func worldInput(routes ...*v1.StaticRoute) Input {
-	in := testInput(routes...)
+func worldInput(routes ...*v1.StaticRoute) policy.Input {
+	in := policytest.Input(routes...)
 	in.Node.VPCAddr = netip.MustParseAddr(netlab.PlanFor(1).NodeVPC(0))
 	in.Node.Connected = []netip.Prefix{
 		netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26"), netip.MustParsePrefix("198.18.64.0/24"),
@@ -26,8 +28,8 @@ func worldInput(routes ...*v1.StaticRoute) Input {
 }
 
 var (
-	primaryRoute   = sr("primary", "", "198.51.100.4", 0, netlab.EchoAddr)
-	secondaryRoute = sr("secondary", "primary", "198.51.100.12", time.Minute, netlab.EchoAddr)
+	primaryRoute   = policytest.Route("primary", "", "198.51.100.4", 0, netlab.EchoAddr)
+	secondaryRoute = policytest.Route("secondary", "primary", "198.51.100.12", time.Minute, netlab.EchoAddr)
 )
 
 func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
@@ -42,12 +44,12 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 	}
 	steps := []struct {
 		name string
-		d    Desired
+		d    policy.Desired
 		want string
 	}{
-		{"primary", Compute(worldInput(primaryRoute)), netlab.GwAPublic},
-		{"failover to secondary", Compute(worldInput(primaryRoute, secondaryRoute)), netlab.GwBPublic},
-		{"failback by deleting secondary", Compute(worldInput(primaryRoute)), netlab.GwAPublic},
+		{"primary", policy.Compute(worldInput(primaryRoute)), netlab.GwAPublic},
+		{"failover to secondary", policy.Compute(worldInput(primaryRoute, secondaryRoute)), netlab.GwBPublic},
+		{"failback by deleting secondary", policy.Compute(worldInput(primaryRoute)), netlab.GwAPublic},
 	}
 	for _, s := range steps {
 		if _, err := k.Apply(s.d); err != nil {
@@ -70,7 +72,7 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 	}
 	// Everything via gateway A: the VPC, the public side, the pod and the
 	// API server stay direct.
-	if _, err := k.Apply(Compute(worldInput(sr("everything", "", "198.51.100.4", 0, "0.0.0.0/0")))); err != nil {
+	if _, err := k.Apply(policy.Compute(worldInput(policytest.Route("everything", "", "198.51.100.4", 0, "0.0.0.0/0")))); err != nil {
 		t.Fatal(err)
 	}
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {
@@ -86,9 +88,9 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 
 func TestWorldUnreachableFailsClosed(t *testing.T) {
 	w := netlab.NewWorld(t)
-	in := worldInput(sr("far", "", "198.51.100.200", 0, netlab.EchoAddr))
+	in := worldInput(policytest.Route("far", "", "198.51.100.200", 0, netlab.EchoAddr))
 	in.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
-	if _, err := newKernel(t, w.Node).Apply(Compute(in)); err != nil {
+	if _, err := newKernel(t, w.Node).Apply(policy.Compute(in)); err != nil {
 		t.Fatal(err)
 	}
 	p := netlab.StartProber(t, w.Node, time.Millisecond)
@@ -100,9 +102,9 @@ func TestWorldUnreachableFailsClosed(t *testing.T) {
 }
 
 // applyFunc is one way of moving the node to a desired state.
-type applyFunc func(t *testing.T, k *Kernel, d Desired)
+type applyFunc func(t *testing.T, k *Kernel, d policy.Desired)
 
-func ours(t *testing.T, k *Kernel, d Desired) {
+func ours(t *testing.T, k *Kernel, d policy.Desired) {
 	if _, err := k.Apply(d); err != nil {
 		t.Error(err)
 	}
@@ -111,7 +113,7 @@ func ours(t *testing.T, k *Kernel, d Desired) {
 // deleteThenAdd is a deliberately broken applier: it takes the old table
 // away before the new one is in place. Writing the new table takes about
 // a millisecond per 100 routes here; the pause stands for that.
-func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
+func deleteThenAdd(t *testing.T, k *Kernel, d policy.Desired) {
 	if act, _ := k.Active(); act != 0 {
 		_ = k.batch.rules(unix.RTM_DELRULE, k.rule(act))
 		_ = k.flush(act)
@@ -132,7 +134,7 @@ func deleteThenAdd(t *testing.T, k *Kernel, d Desired) {
 // oldTool is the old operator's failover: routes in the main table, the
 // primary's deleted, a wait (30-60 s in its tutorial; 20 ms here), the
 // secondary's added.
-func oldTool(t *testing.T, k *Kernel, d Desired) {
+func oldTool(t *testing.T, k *Kernel, d policy.Desired) {
 	vpc, err := k.NL.LinkByName("vpc0")
 	if err != nil {
 		t.Error(err)
@@ -142,7 +144,7 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 	_ = k.NL.RouteDel(&netlink.Route{Dst: dst})
 	time.Sleep(20 * time.Millisecond)
 	for _, r := range d.Routes {
-		if r.Kind == Via && r.Prefix.Addr().String() == netlab.EchoAddr {
+		if r.Kind == policy.Via && r.Prefix.Addr().String() == netlab.EchoAddr {
 			if err := k.NL.RouteAdd(&netlink.Route{Dst: dst, Gw: net.IP(r.Gateway.AsSlice()), LinkIndex: vpc.Attrs().Index}); err != nil {
 				t.Error(err)
 			}
@@ -154,10 +156,10 @@ func oldTool(t *testing.T, k *Kernel, d Desired) {
 // and a pod probe every half millisecond, and counts what leaked (seen as
 // the node's own address) and what was lost.
 func failovers(t *testing.T, apply applyFunc, n int) (sent, leaked, lost int) {
-	return failoversBetween(t, apply, n, Compute(worldInput(primaryRoute)), Compute(worldInput(primaryRoute, secondaryRoute)))
+	return failoversBetween(t, apply, n, policy.Compute(worldInput(primaryRoute)), policy.Compute(worldInput(primaryRoute, secondaryRoute)))
 }
 
-func failoversBetween(t *testing.T, apply applyFunc, n int, onA, onB Desired) (sent, leaked, lost int) {
+func failoversBetween(t *testing.T, apply applyFunc, n int, onA, onB policy.Desired) (sent, leaked, lost int) {
 	w := netlab.NewWorld(t)
 	k := newKernel(t, w.Node)
 	apply(t, k, onA)
@@ -193,10 +195,10 @@ func failoversBetween(t *testing.T, apply applyFunc, n int, onA, onB Desired) (s
 func TestFailoverUnderTrafficLeaksAndLosesNothing(t *testing.T) {
 	// Gateway A's member routes one more prefix than B's: every failover
 	// switches a whole new table in.
-	wider := sr("primary", "", "198.51.100.4", 0, netlab.EchoAddr, "198.19.0.0/16")
-	tests := map[string][2]Desired{
-		"same destinations: the group's nexthop moves":   {Compute(worldInput(primaryRoute)), Compute(worldInput(primaryRoute, secondaryRoute))},
-		"other destinations: a new table is switched in": {Compute(worldInput(wider)), Compute(worldInput(wider, secondaryRoute))},
+	wider := policytest.Route("primary", "", "198.51.100.4", 0, netlab.EchoAddr, "198.19.0.0/16")
+	tests := map[string][2]policy.Desired{
+		"same destinations: the group's nexthop moves":   {policy.Compute(worldInput(primaryRoute)), policy.Compute(worldInput(primaryRoute, secondaryRoute))},
+		"other destinations: a new table is switched in": {policy.Compute(worldInput(wider)), policy.Compute(worldInput(wider, secondaryRoute))},
 	}
 	for name, states := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -231,7 +233,7 @@ func TestFailoverProbersSeeLeaks(t *testing.T) {
 func TestVPCLinkDownFailsClosedBeforeTheRouterReacts(t *testing.T) {
 	w := netlab.NewWorld(t)
 	k := newKernel(t, w.Node)
-	if _, err := k.Apply(Compute(worldInput(primaryRoute))); err != nil {
+	if _, err := k.Apply(policy.Compute(worldInput(primaryRoute))); err != nil {
 		t.Fatal(err)
 	}
 	if got := netlab.Answers(t, w.Node); got != netlab.GwAPublic {

@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"flag"
@@ -14,6 +14,8 @@ import (
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 )
 
 var planSeed = flag.Uint64("plan.seed", 0, "replay the planner's random transitions with this seed (0: a new one)")
@@ -205,15 +207,15 @@ func (m *model) run(t *testing.T, p Plan, want []kroute, nhs []nexthop, tables [
 
 // randomDesired is the steering of a random subset of routes that overlap,
 // nest and share gateways and groups.
-func randomDesired(rng *rand.Rand) Desired {
+func randomDesired(rng *rand.Rand) policy.Desired {
 	pool := []*v1.StaticRoute{
-		sr("a", "", "198.51.100.4", 0, "192.0.2.0/24", "198.19.0.0/16"),
-		sr("a2", "a", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.0/16"),
-		sr("b", "", "198.51.100.5", 2*time.Minute, "192.0.2.128/25"),
-		sr("c", "", "198.51.100.6", 3*time.Minute, "198.19.7.0/24", "203.0.113.64/26"),
-		sr("d", "", "198.51.100.4", 4*time.Minute, "0.0.0.0/0"),
-		sr("e", "", "198.51.100.200", 5*time.Minute, "192.0.2.99"),
-		sr("f", "", "198.51.100.7", 6*time.Minute, "198.18.0.0/15"),
+		policytest.Route("a", "", "198.51.100.4", 0, "192.0.2.0/24", "198.19.0.0/16"),
+		policytest.Route("a2", "a", "198.51.100.12", time.Minute, "192.0.2.0/24", "198.19.0.0/16"),
+		policytest.Route("b", "", "198.51.100.5", 2*time.Minute, "192.0.2.128/25"),
+		policytest.Route("c", "", "198.51.100.6", 3*time.Minute, "198.19.7.0/24", "203.0.113.64/26"),
+		policytest.Route("d", "", "198.51.100.4", 4*time.Minute, "0.0.0.0/0"),
+		policytest.Route("e", "", "198.51.100.200", 5*time.Minute, "192.0.2.99"),
+		policytest.Route("f", "", "198.51.100.7", 6*time.Minute, "198.18.0.0/15"),
 	}
 	var chosen []*v1.StaticRoute
 	for _, r := range pool {
@@ -221,7 +223,7 @@ func randomDesired(rng *rand.Rand) Desired {
 			chosen = append(chosen, r)
 		}
 	}
-	return Compute(nodeInput(chosen...))
+	return policy.Compute(nodeInput(chosen...))
 }
 
 // perturb does to m what someone else, a crash or a restart might: the
@@ -281,7 +283,7 @@ func seeded(t *testing.T) *rand.Rand {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (replay: go test ./pkg/policy -run '^%s$' -plan.seed %d)", seed, t.Name(), seed)
+	t.Logf("seed %d (replay: go test ./pkg/datapath -run '^%s$' -plan.seed %d)", seed, t.Name(), seed)
 	return rand.New(rand.NewPCG(seed, 1))
 }
 
@@ -291,7 +293,7 @@ func seeded(t *testing.T) *rand.Rand {
 // falls through to main or takes a path of neither, at any step.
 func TestPlanTransitionsInRandomOrder(t *testing.T) {
 	rng := seeded(t)
-	tables := DefaultOptions().Tables
+	tables := policy.DefaultOptions().Tables
 	named := states()
 	var names []string
 	for n := range named {
@@ -302,7 +304,7 @@ func TestPlanTransitionsInRandomOrder(t *testing.T) {
 	m := newModel()
 	swaps, moves := 0, 0
 	for step := range 3000 {
-		var d Desired
+		var d policy.Desired
 		what := "random"
 		if rng.IntN(2) == 0 {
 			what = names[rng.IntN(len(names))]
@@ -339,7 +341,7 @@ func TestPlanTransitionsInRandomOrder(t *testing.T) {
 // The plans of the golden transitions, printed: what a reviewer reads.
 func TestPlanPrints(t *testing.T) {
 	s := states()
-	tables := DefaultOptions().Tables
+	tables := policy.DefaultOptions().Tables
 	m := newModel()
 	var out string
 	for _, name := range []string{"primary", "failover", "everything", "everything", "empty"} {
@@ -357,10 +359,10 @@ func TestPlanPrints(t *testing.T) {
 // tables or main), and the end state is exactly the probes'.
 func TestPlanProbesInRandomOrder(t *testing.T) {
 	rng := seeded(t)
-	o := DefaultOptions()
-	pool := []Probe{}
+	o := policy.DefaultOptions()
+	pool := []policy.Probe{}
 	for i, gw := range []string{"198.51.100.4", "198.51.100.12", "198.51.100.4", "198.51.100.5", "198.51.100.6"} {
-		pool = append(pool, Probe{Slot: 1 + rng.IntN(MaxProbes), Probe: group.Probe{Path: group.Path{
+		pool = append(pool, policy.Probe{Slot: 1 + rng.IntN(policy.MaxProbes), Probe: group.Probe{Path: group.Path{
 			Gateway: netip.MustParseAddr(gw), Target: netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)}), Protocol: v1.ProbeICMP}}})
 	}
 	m := newModel()
@@ -368,14 +370,14 @@ func TestPlanProbesInRandomOrder(t *testing.T) {
 	// planner's view of them, by slot.
 	probeTables := func() {
 		m.ProbeTables = map[int][]kroute{}
-		for slot := 1; slot <= MaxProbes; slot++ {
+		for slot := 1; slot <= policy.MaxProbes; slot++ {
 			if rs := m.Tables[o.ProbeTable(slot)]; len(rs) > 0 {
 				m.ProbeTables[slot] = rs
 			}
 		}
 	}
 	for step := range 2000 {
-		var ps []Probe
+		var ps []policy.Probe
 		used := map[int]bool{}
 		for _, p := range pool {
 			if rng.IntN(2) == 0 && !used[p.Slot] {

@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -294,7 +295,7 @@ func TestWatchFirewall(t *testing.T) {
 	n.NFT(t, "table ip staticroute {\n chain c {\n }\n}\ndelete table ip staticroute\n")
 	quiet("a table of our name in the ip family")
 	fw := newFirewall(t, n)
-	if _, err := fw.Apply(Desired{}, nil); err != nil {
+	if _, err := fw.Apply(policy.Desired{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	quiet("our own process writing our table")

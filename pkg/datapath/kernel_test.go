@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"flag"
@@ -16,40 +16,42 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
 // nodeInput is the test node as nodeWorld builds it.
-func nodeInput(routes ...*v1.StaticRoute) Input {
-	in := testInput(routes...)
+func nodeInput(routes ...*v1.StaticRoute) policy.Input {
+	in := policytest.Input(routes...)
 	in.Node.Connected = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("203.0.113.0/26")}
 	return in
 }
 
 // states are the desired states the transition tests move between.
-func states() map[string]Desired {
-	primary := sr("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16")
-	secondary := sr("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7", "198.19.0.0/16")
-	everything := sr("everything", "", "198.51.100.4", 0, "0.0.0.0/0")
-	far := sr("far", "", "198.51.100.200", 0, "192.0.2.99")
+func states() map[string]policy.Desired {
+	primary := policytest.Route("primary", "", "198.51.100.4", 0, "192.0.2.7", "198.19.0.0/16")
+	secondary := policytest.Route("secondary", "primary", "198.51.100.12", time.Minute, "192.0.2.7", "198.19.0.0/16")
+	everything := policytest.Route("everything", "", "198.51.100.4", 0, "0.0.0.0/0")
+	far := policytest.Route("far", "", "198.51.100.200", 0, "192.0.2.99")
 	farIn := nodeInput(far)
 	farIn.Node.OnLink = []netip.Prefix{netip.MustParsePrefix("198.51.100.0/25")}
 	// The primary's destinations in another group, and behind a gateway
 	// that is not on-link: the same prefixes as other routes, which must
 	// replace them in place.
-	moved := sr("moved", "", "198.51.100.12", 0, "192.0.2.7", "198.19.0.0/16")
-	offLinkIn := nodeInput(sr("primary", "", "198.51.100.200", 0, "192.0.2.7", "198.19.0.0/16"))
+	moved := policytest.Route("moved", "", "198.51.100.12", 0, "192.0.2.7", "198.19.0.0/16")
+	offLinkIn := nodeInput(policytest.Route("primary", "", "198.51.100.200", 0, "192.0.2.7", "198.19.0.0/16"))
 	offLinkIn.Node.OnLink = farIn.Node.OnLink
-	return map[string]Desired{
-		"empty":            Compute(nodeInput()),
-		"moved":            Compute(nodeInput(moved)),
-		"primary-off-link": Compute(offLinkIn),
-		"primary":          Compute(nodeInput(primary)),
-		"failover":         Compute(nodeInput(primary, secondary)),
-		"everything":       Compute(nodeInput(everything)),
-		"gateway-off-link": Compute(farIn),
+	return map[string]policy.Desired{
+		"empty":            policy.Compute(nodeInput()),
+		"moved":            policy.Compute(nodeInput(moved)),
+		"primary-off-link": policy.Compute(offLinkIn),
+		"primary":          policy.Compute(nodeInput(primary)),
+		"failover":         policy.Compute(nodeInput(primary, secondary)),
+		"everything":       policy.Compute(nodeInput(everything)),
+		"gateway-off-link": policy.Compute(farIn),
 	}
 }
 
@@ -76,7 +78,7 @@ func golden(t *testing.T, name, got string) {
 
 func newKernel(t testing.TB, n *netlab.NS) *Kernel {
 	t.Helper()
-	k, err := NewKernel(n.NS, DefaultOptions())
+	k, err := NewKernel(n.NS, policy.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

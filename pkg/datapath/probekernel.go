@@ -1,9 +1,10 @@
-package policy
+package datapath
 
 import (
 	"maps"
 	"slices"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ type probeState struct {
 	nhs    []nexthop
 }
 
-func wantedProbes(ps []Probe, link int, src [4]byte, proto uint8) probeState {
+func wantedProbes(ps []policy.Probe, link int, src [4]byte, proto uint8) probeState {
 	s := probeState{tables: make(map[int][]kroute, len(ps))}
 	for _, p := range ps {
 		nh := nexthop{id: probeNexthopBase | uint32(p.Slot), gateway: p.Gateway, link: link}
@@ -42,7 +43,7 @@ func wantedProbes(ps []Probe, link int, src [4]byte, proto uint8) probeState {
 // in its unreachable default, so a rule never sends a probe past it, and
 // a route changed in place changes at once. Tables are written before
 // their rules are added, and emptied after their rules are gone.
-func planProbes(held Held, want probeState, o Options) Plan {
+func planProbes(held Held, want probeState, o policy.Options) Plan {
 	p := Plan{Switch: -1}
 	var changed []nexthop
 	for _, nh := range want.nhs {

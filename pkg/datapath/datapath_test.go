@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/staticroute/staticroute/pkg/policy"
 )
 
 // dpModel is a node's datapath as Datapath's parts see it: the routes our
@@ -20,17 +22,17 @@ type dpModel struct {
 	fail  string // the part that fails in this Apply ("" none)
 	fired bool   // it did: it was called
 
-	steered  []Route              // our tables' routes: the last applied
-	main     map[LegacyRoute]bool // the old operator's routes in main
-	links    map[int]bool         // ifindex → src_valid_mark on
-	ours     map[int]bool         // the links we turned on: the truth
-	record   []int                // the firewall table's record (nil: no table)
-	loaded   bool                 // the marks read the record (a router's memory)
+	steered  []policy.Route              // our tables' routes: the last applied
+	main     map[policy.LegacyRoute]bool // the old operator's routes in main
+	links    map[int]bool                // ifindex → src_valid_mark on
+	ours     map[int]bool                // the links we turned on: the truth
+	record   []int                       // the firewall table's record (nil: no table)
+	loaded   bool                        // the marks read the record (a router's memory)
 	recorded []int
 	nextLink int
 
 	// This Apply: its desired state, and which steps ran.
-	desired        Desired
+	desired        policy.Desired
 	routesDone, fw bool
 	violations     []string
 }
@@ -49,7 +51,7 @@ func (m *dpModel) failing(part string) error {
 
 type dpRoutes struct{ *dpModel }
 
-func (m dpRoutes) Apply(d Desired) (Applied, error) {
+func (m dpRoutes) Apply(d policy.Desired) (Applied, error) {
 	if err := m.failing("routes"); err != nil {
 		return Applied{}, err
 	}
@@ -57,14 +59,14 @@ func (m dpRoutes) Apply(d Desired) (Applied, error) {
 	return Applied{Routes: len(d.Routes)}, nil
 }
 
-func (m dpRoutes) RemoveLegacyRoutes(l map[LegacyRoute]bool) ([]LegacyRoute, error) {
+func (m dpRoutes) RemoveLegacyRoutes(l map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error) {
 	if !m.routesDone || !slices.Equal(m.steered, m.desired.Routes) {
 		m.violate("the old operator's routes removed before ours steer their destinations")
 	}
 	if err := m.failing("legacy"); err != nil {
 		return nil, err
 	}
-	var removed []LegacyRoute
+	var removed []policy.LegacyRoute
 	for r := range l {
 		if m.main[r] {
 			delete(m.main, r)
@@ -76,7 +78,7 @@ func (m dpRoutes) RemoveLegacyRoutes(l map[LegacyRoute]bool) ([]LegacyRoute, err
 
 type dpFirewall struct{ *dpModel }
 
-func (m dpFirewall) Apply(_ Desired, marked []int) (bool, error) {
+func (m dpFirewall) Apply(_ policy.Desired, marked []int) (bool, error) {
 	if !m.routesDone {
 		m.violate("the firewall written before the routes")
 	}
@@ -145,7 +147,7 @@ func (m dpMarks) TurnOn(p MarkPlan) error {
 // perturb does to the node what the world might between two applies: a
 // new link (src_valid_mark off), a link deleted, the router restarted (it
 // forgets the record it read), the old operator's route back in main.
-func (m *dpModel) perturb(rng *rand.Rand, d Desired) string {
+func (m *dpModel) perturb(rng *rand.Rand, d policy.Desired) string {
 	switch rng.IntN(5) {
 	case 0:
 		m.nextLink++
@@ -172,14 +174,14 @@ func (m *dpModel) perturb(rng *rand.Rand, d Desired) string {
 
 // withLegacy gives d the old operator's routes to a random half of its
 // destinations via their gateway, and puts them in main.
-func withLegacy(rng *rand.Rand, d Desired, main map[LegacyRoute]bool) Desired {
+func withLegacy(rng *rand.Rand, d policy.Desired, main map[policy.LegacyRoute]bool) policy.Desired {
 	d.Legacy = nil
 	for _, r := range d.Routes {
-		if r.Kind == Via && rng.IntN(2) == 0 {
+		if r.Kind == policy.Via && rng.IntN(2) == 0 {
 			if d.Legacy == nil {
-				d.Legacy = map[LegacyRoute]bool{}
+				d.Legacy = map[policy.LegacyRoute]bool{}
 			}
-			l := LegacyRoute{Dst: r.Prefix, Gateway: r.Gateway}
+			l := policy.LegacyRoute{Dst: r.Prefix, Gateway: r.Gateway}
 			d.Legacy[l], main[l] = true, true
 		}
 	}
@@ -197,7 +199,7 @@ func TestDatapathOrderInRandomOrder(t *testing.T) {
 	rng := seeded(t)
 	fails := []string{"", "", "", "routes", "counters", "legacy", "record", "links", "firewall", "turn on"}
 	for run := range 200 {
-		m := &dpModel{t: t, main: map[LegacyRoute]bool{}, links: map[int]bool{1: false, 2: true, 3: false}, ours: map[int]bool{}, nextLink: 3}
+		m := &dpModel{t: t, main: map[policy.LegacyRoute]bool{}, links: map[int]bool{1: false, 2: true, 3: false}, ours: map[int]bool{}, nextLink: 3}
 		dp := &Datapath{Routes: dpRoutes{m}, Firewall: dpFirewall{m}, Marks: dpMarks{m}}
 		var story []string
 		for step := range 12 {
@@ -227,7 +229,7 @@ func TestDatapathOrderInRandomOrder(t *testing.T) {
 // reached checks that the node is as d says, after an Apply where nothing
 // failed: our routes, none of d's old routes in main, every link's mark
 // on, every link we turned on recorded.
-func (m *dpModel) reached(d Desired) {
+func (m *dpModel) reached(d policy.Desired) {
 	if !slices.Equal(m.steered, d.Routes) {
 		m.violate("the routes are not d's")
 	}

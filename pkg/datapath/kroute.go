@@ -1,4 +1,4 @@
-package policy
+package datapath
 
 import (
 	"cmp"
@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,11 +119,11 @@ func diff(have, want []kroute) changes {
 
 // wanted turns d into the routes of a steering table (sorted) and the
 // nexthop of each steering group. link is the VPC link's index.
-func wanted(d Desired, link int, proto uint8) ([]kroute, []nexthop) {
+func wanted(d policy.Desired, link int, proto uint8) ([]kroute, []nexthop) {
 	var groups []string
 	gateways := map[string]netip.Addr{}
 	for _, r := range d.Routes {
-		if r.Kind == Via {
+		if r.Kind == policy.Via {
 			if _, ok := gateways[r.Group]; !ok {
 				groups = append(groups, r.Group)
 			}
@@ -139,16 +140,16 @@ func wanted(d Desired, link int, proto uint8) ([]kroute, []nexthop) {
 	for _, r := range d.Routes {
 		kr := kroute{dst: r.Prefix.Addr().As4(), bits: uint8(r.Prefix.Bits()), proto: proto}
 		switch r.Kind {
-		case Via:
+		case policy.Via:
 			kr.typ, kr.nh, kr.src = unix.RTN_UNICAST, ids[r.Group], src
 			// The kernel deletes a route with its link when the link goes
 			// down; this one, behind it in the same table, has no link and
 			// stays: until the router reacts, the prefix fails closed
 			// instead of falling through to main and the public address.
 			out = append(out, kroute{dst: kr.dst, bits: kr.bits, proto: proto, typ: unix.RTN_UNREACHABLE, metric: guardMetric})
-		case Throw:
+		case policy.Throw:
 			kr.typ = unix.RTN_THROW
-		case Unreachable:
+		case policy.Unreachable:
 			kr.typ = unix.RTN_UNREACHABLE
 		}
 		out = append(out, kr)
