@@ -84,11 +84,17 @@ func (b *batcher) attrU32(typ uint16, v uint32) {
 // nexthop object, not the gateway; a delete names all of r, so that it
 // matches r only.
 func (b *batcher) route(msgType uint16, table int, r kroute) {
+	b.end(b.routeAttrs(msgType, table, r))
+}
+
+// routeAttrs begins route's message, for a caller to add attributes
+// before it ends it.
+func (b *batcher) routeAttrs(msgType uint16, table int, r kroute) (start int) {
 	flags := uint16(0)
 	if msgType == unix.RTM_NEWROUTE {
 		flags = unix.NLM_F_CREATE | unix.NLM_F_REPLACE
 	}
-	start := b.begin(msgType, flags)
+	start = b.begin(msgType, flags)
 	// struct rtmsg; the table goes in RTA_TABLE: ours are above 255.
 	b.out = append(b.out, unix.AF_INET, r.bits, 0, 0, unix.RT_TABLE_UNSPEC, r.proto, unix.RT_SCOPE_UNIVERSE, r.typ, 0, 0, 0, 0)
 	b.attr(unix.RTA_DST, r.dst[:])
@@ -102,7 +108,7 @@ func (b *batcher) route(msgType uint16, table int, r kroute) {
 	if r.src != [4]byte{} {
 		b.attr(unix.RTA_PREFSRC, r.src[:])
 	}
-	b.end(start)
+	return start
 }
 
 // routes writes (RTM_NEWROUTE) or deletes (RTM_DELROUTE) rs in table.

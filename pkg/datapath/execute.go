@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/staticroute/staticroute/pkg/policy"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,20 +64,20 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 // readRules reads our rules: the steering tables' (answering first),
 // the mark rule, the probes'.
 func (k *Kernel) readRules() (Held, error) {
-	rules, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
+	rules, err := k.batch.dumpRules()
 	if err != nil {
-		return Held{}, fmt.Errorf("listing rules: %w", err)
+		return Held{}, err
 	}
 	held := Held{Tables: make(map[int][]kroute, 2), ProbeTables: map[int][]kroute{}}
 	for _, r := range rules {
 		switch {
-		case r.Priority == k.Opts.Priority && r.Mark == 0 && (r.Table == k.Opts.Tables[0] || r.Table == k.Opts.Tables[1]):
-			held.Rules = append(held.Rules, r.Table)
-		case r.Priority == k.Opts.MarkPriority && r.Table == unix.RT_TABLE_MAIN && r.Mark == k.Opts.Mark:
+		case r.priority == k.Opts.Priority && r.mark == 0 && (r.table == k.Opts.Tables[0] || r.table == k.Opts.Tables[1]):
+			held.Rules = append(held.Rules, r.table)
+		case r.priority == k.Opts.MarkPriority && r.table == unix.RT_TABLE_MAIN && r.mark == k.Opts.Mark:
 			held.MarkRule = true
-		case r.Priority == k.Opts.ProbePriority:
-			if slot := r.Table - k.Opts.ProbeTableBase; slot >= 1 && slot <= policy.MaxProbes && r.Mark == k.Opts.ProbeMark(slot) &&
-				r.Mask != nil && *r.Mask == k.Opts.ProbeMask() {
+		case r.priority == k.Opts.ProbePriority:
+			if slot := r.table - k.Opts.ProbeTableBase; slot >= 1 && slot <= policy.MaxProbes && r.mark == k.Opts.ProbeMark(slot) &&
+				r.mask != nil && *r.mask == k.Opts.ProbeMask() {
 				held.ProbeRules = append(held.ProbeRules, slot)
 			}
 		}

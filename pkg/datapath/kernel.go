@@ -105,10 +105,9 @@ func NewKernel(ns netns.NsHandle, opts policy.Options) (*Kernel, error) {
 }
 
 // Ours says whether a kernel event with this netlink port is the echo of
-// a change Apply made (WatchKernel's ours): every rule, route and nexthop
-// it writes or deletes goes through one socket. The rules and links it
-// reads through NL, and the old operator's routes it deletes through NL,
-// are not counted as its own.
+// a change of ours (WatchKernel's ours): every rule, route and nexthop
+// Apply writes or deletes, and the old operator's routes it removes, go
+// through one socket. NL only reads the links and their addresses.
 func (k *Kernel) Ours(port uint32) bool { return port != 0 && port == k.port }
 
 // Close releases the netlink sockets.
@@ -231,7 +230,7 @@ func (k *Kernel) Active() (int, error) {
 	if err != nil || len(rules) == 0 {
 		return 0, err
 	}
-	return rules[0].Table, nil
+	return rules[0].table, nil
 }
 
 // Cleanup removes every rule and route of ours, and nothing else.
@@ -242,7 +241,7 @@ func (k *Kernel) Cleanup() error {
 	errs = append(errs, err)
 	ours := []ruleSpec{k.markRule()}
 	for _, r := range rules {
-		ours = append(ours, k.rule(r.Table))
+		ours = append(ours, k.rule(r.table))
 	}
 	for slot := 1; slot <= policy.MaxProbes; slot++ {
 		ours = append(ours, k.probeRule(slot))
@@ -281,14 +280,14 @@ func (k *Kernel) markRule() ruleSpec {
 }
 
 // steeringRules lists our steering rules in the kernel's order.
-func (k *Kernel) steeringRules() ([]netlink.Rule, error) {
-	all, err := consistent(func() ([]netlink.Rule, error) { return k.NL.RuleList(unix.AF_INET) })
+func (k *Kernel) steeringRules() ([]ruleSpec, error) {
+	all, err := k.batch.dumpRules()
 	if err != nil {
-		return nil, fmt.Errorf("listing rules: %w", err)
+		return nil, err
 	}
-	var out []netlink.Rule
+	var out []ruleSpec
 	for _, r := range all {
-		if r.Priority == k.Opts.Priority && slices.Contains(k.Opts.Tables[:], r.Table) && r.Mark == 0 {
+		if r.priority == k.Opts.Priority && slices.Contains(k.Opts.Tables[:], r.table) && r.mark == 0 {
 			out = append(out, r)
 		}
 	}

@@ -1,6 +1,9 @@
 package datapath
 
 import (
+	"encoding/binary"
+	"fmt"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -44,3 +47,56 @@ func (b *batcher) rules(msgType uint16, rs ...ruleSpec) error {
 		return isGone(e)
 	})
 }
+
+// dumpRules lists the IPv4 rules, in the kernel's order (by priority,
+// then the order they were added).
+func (b *batcher) dumpRules() ([]ruleSpec, error) {
+	var out []ruleSpec
+	request := func() {
+		start := b.begin(unix.RTM_GETRULE, unix.NLM_F_DUMP)
+		b.out = append(b.out, unix.AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) // struct fib_rule_hdr
+		b.end(start)
+	}
+	err := b.dump(request, func() { out = out[:0] }, func(data []byte) error {
+		r, ipv4, err := parseRule(data)
+		if ipv4 && err == nil {
+			out = append(out, r)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing rules: %w", err)
+	}
+	return out, nil
+}
+
+// parseRule reads a rule message's payload (struct fib_rule_hdr and its
+// attributes); ipv4 says whether it is an IPv4 rule. A rule with no
+// FRA_FWMASK has a nil mask, whatever its mark (the kernel leaves the
+// mask out when it is all ones).
+func parseRule(data []byte) (r ruleSpec, ipv4 bool, err error) {
+	if len(data) < fibRuleHdrLen {
+		return ruleSpec{}, false, fmt.Errorf("rule message of %d bytes", len(data))
+	}
+	r.table = int(data[4])
+	err = eachAttr(data[fibRuleHdrLen:], func(typ uint16, v []byte) {
+		if len(v) != 4 {
+			return
+		}
+		n := binary.NativeEndian.Uint32(v)
+		switch typ {
+		case unix.FRA_PRIORITY:
+			r.priority = int(n)
+		case unix.FRA_TABLE:
+			r.table = int(n)
+		case unix.FRA_FWMARK:
+			r.mark = n
+		case unix.FRA_FWMASK:
+			r.mask = &n
+		}
+	})
+	return r, data[0] == unix.AF_INET, err
+}
+
+// fibRuleHdrLen is the size of struct fib_rule_hdr.
+const fibRuleHdrLen = 12
