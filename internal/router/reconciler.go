@@ -306,31 +306,22 @@ func (r *Reconciler) afterApply(ctx context.Context, d policy.Desired, now time.
 	}
 }
 
-// holds sets in.Hold from the damper: a group that switched less than
-// its shortest probe period ago keeps its member. It returns how long until
-// the first hold ends (0: none).
+// holds sets in.Hold from the damper (group.Damper.Holds): a group that
+// switched less than its Period ago keeps its member. It returns how
+// long until the first hold ends (0: none).
 func (r *Reconciler) holds(in *policy.Input, now time.Time) time.Duration {
-	var first time.Duration
+	periods := make(map[string]time.Duration, len(r.applied))
 	for name, g := range r.applied {
-		var period time.Duration
+		var probes []group.Probe
 		for _, m := range g.Members {
-			if m.Checked && (period == 0 || m.Probe.Period < period) {
-				period = m.Probe.Period
+			if m.Checked {
+				probes = append(probes, m.Probe)
 			}
 		}
-		if period == 0 {
-			continue // no health checks: switches only by API changes
-		}
-		if m, until, ok := r.damper.Hold(name, period, now); ok {
-			if in.Hold == nil {
-				in.Hold = map[string]string{}
-			}
-			in.Hold[name] = m
-			if d := until.Sub(now); first == 0 || d < first {
-				first = d
-			}
-		}
+		periods[name] = group.Period(probes)
 	}
+	var first time.Duration
+	in.Hold, first = r.damper.Holds(periods, now)
 	return first
 }
 

@@ -49,3 +49,39 @@ func (d *Damper) Forget(keep func(group string) bool) {
 		}
 	}
 }
+
+// Period is how long a group holds its member after a switch: the
+// shortest probe period of its checked members' probes. 0: none is
+// checked, and only API changes switch it, which are never held.
+func Period(probes []Probe) time.Duration {
+	var period time.Duration
+	for _, p := range probes {
+		if period == 0 || p.Period < period {
+			period = p.Period
+		}
+	}
+	return period
+}
+
+// Holds is Hold for every group of periods (each its Period): the member
+// each group held must keep, and how long until the first hold ends (0:
+// none holds).
+func (d *Damper) Holds(periods map[string]time.Duration, now time.Time) (map[string]string, time.Duration) {
+	var hold map[string]string
+	var first time.Duration
+	for name, period := range periods {
+		if period == 0 {
+			continue
+		}
+		if m, until, ok := d.Hold(name, period, now); ok {
+			if hold == nil {
+				hold = map[string]string{}
+			}
+			hold[name] = m
+			if left := until.Sub(now); first == 0 || left < first {
+				first = left
+			}
+		}
+	}
+	return hold, first
+}

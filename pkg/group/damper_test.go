@@ -32,3 +32,28 @@ func TestDamperHoldsAGroupForAPeriodAfterASwitch(t *testing.T) {
 		t.Error("a forgotten group is held")
 	}
 }
+
+// A group is held for its shortest probe period; a group without a
+// checked member is never held; Holds names each held group's member and
+// the first hold's end.
+func TestDamperHoldsEveryGroupForItsPeriod(t *testing.T) {
+	if got := Period(nil); got != 0 {
+		t.Fatalf("Period of no probes = %s, want 0", got)
+	}
+	if got := Period([]Probe{{Period: time.Second}, {Period: 300 * time.Millisecond}, {Period: 2 * time.Second}}); got != 300*time.Millisecond {
+		t.Fatalf("Period = %s, want the shortest, 300ms", got)
+	}
+	var d Damper
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	for _, g := range []string{"a", "b", "unchecked"} {
+		d.Record(g, "old", at(0))
+		d.Record(g, "new", at(100)) // each switched at 100 ms
+	}
+	hold, first := d.Holds(map[string]time.Duration{"a": time.Second, "b": 300 * time.Millisecond, "unchecked": 0}, at(200))
+	if len(hold) != 2 || hold["a"] != "new" || hold["b"] != "new" || first != 200*time.Millisecond {
+		t.Fatalf("at 200 ms: %v, first ends in %s; want a and b held on new, b's hold ending in 200ms", hold, first)
+	}
+	if hold, first := d.Holds(map[string]time.Duration{"a": time.Second, "b": 300 * time.Millisecond}, at(400)); len(hold) != 1 || first != 700*time.Millisecond {
+		t.Fatalf("at 400 ms: %v, %s; want a alone, for 700ms", hold, first)
+	}
+}
