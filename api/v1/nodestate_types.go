@@ -47,6 +47,17 @@ type StaticRouteNodeStateStatus struct {
 	// as seen on the node.
 	// +optional
 	ClusterRanges NodeClusterRanges `json:"clusterRanges,omitempty"`
+	// Steering is the ip rule and the table that carry the groups'
+	// routes on this node.
+	// +optional
+	Steering *NodeSteering `json:"steering,omitempty"`
+	// CarveOuts are what this node keeps direct whatever a group steers,
+	// and why: the VPC, pod and service ranges, the API servers, the
+	// connected routes, --never-route, the special ranges (link-local,
+	// multicast, …). kubectl staticroute why reads them.
+	// +optional
+	// +listType=atomic
+	CarveOuts []NodeCarveOut `json:"carveOuts,omitempty"`
 	// +optional
 	// +listType=map
 	// +listMapKey=type
@@ -148,6 +159,23 @@ type NodeGatewayHealth struct {
 	// is the metric staticroute_probe_rtt_seconds).
 	// +optional
 	RTT string `json:"rtt,omitempty"`
+}
+
+// NodeSteering is the ip rule and the table that carry a node's steered
+// routes: "priority RulePriority: from all lookup Table".
+type NodeSteering struct {
+	RulePriority int32 `json:"rulePriority"`
+	// Table is the steering table the rule points at now (two take
+	// turns); 0: not known.
+	// +optional
+	Table int32 `json:"table,omitempty"`
+}
+
+// NodeCarveOut is a range a node never steers, and why.
+type NodeCarveOut struct {
+	Prefix string `json:"prefix"`
+	// Reason names the range, e.g. "the VPC CIDR 198.51.100.0/24".
+	Reason string `json:"reason"`
 }
 
 // NodeClusterRanges compares the configured cluster ranges with what the

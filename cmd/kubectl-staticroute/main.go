@@ -1,6 +1,7 @@
 // Command kubectl-staticroute is the kubectl plugin (`kubectl staticroute`,
 // once on PATH): fail a group over to a new gateway and watch every node
-// switch, fail back, and show a group's members and nodes.
+// switch, fail back, show a group's members and nodes, and say why a node
+// steers an address or keeps it direct.
 package main
 
 import (
@@ -32,6 +33,11 @@ const usage = `kubectl staticroute: fail egress groups over between NAT gateways
       delete GROUP's newest member; its predecessor carries the group again
   kubectl staticroute status [GROUP]
       the members (which one is active) and what each node routes
+  kubectl staticroute why ADDRESS [--node NODE]
+      on NODE (every node if none): which group, member and gateway steer
+      ADDRESS, and why that gateway; the route, table and ip rule that
+      carry it; or what keeps it direct (VPC, pod, service, API server,
+      connected, --never-route, special ranges)
   kubectl staticroute version
 
 And kubectl's own flags: --kubeconfig, --context, --cluster, --user,
@@ -67,6 +73,7 @@ func run(args []string) error {
 	name := fs.String("name", "", "failover: the new member's name (default GROUP-GATEWAY)")
 	dryRun := fs.String("dry-run", "none", "failover: server to have the API server and the webhook check it and store nothing")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for every selected node")
+	node := fs.String("node", "", "why: the node (default: every node)")
 	// Flags may come before or after the group (pflag intersperses).
 	if err := fs.Parse(args[1:]); errors.Is(err, pflag.ErrHelp) {
 		return nil
@@ -95,6 +102,8 @@ func run(args []string) error {
 		return c.Failback(ctx, group, *timeout)
 	case cmd == "status" && len(positional) <= 1:
 		return c.Status(ctx, group)
+	case cmd == "why" && len(positional) == 1:
+		return c.Why(ctx, positional[0], *node)
 	}
 	fmt.Fprint(os.Stderr, usage)
 	return fmt.Errorf("%q: not a command line the plugin takes", cmd+" "+fmt.Sprint(positional))

@@ -42,6 +42,9 @@ type Config struct {
 	// AdoptLegacyRoutes removes the old operator's main-table routes
 	// for the StaticRoutes (policy.LegacyRoutes).
 	AdoptLegacyRoutes bool
+	// RulePriority is the steering rule's, for the node state (0: not
+	// reported).
+	RulePriority int
 }
 
 // Cache is what the router reads, as its informers hold it. Objects in it
@@ -148,6 +151,9 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.afterApply(ctx, d, g.now)
 	}
 	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err}
+	if r.Config.RulePriority != 0 {
+		o.Steering = &v1.NodeSteering{RulePriority: int32(r.Config.RulePriority), Table: int32(applied.Table)}
+	}
 	if rerr := r.Reporter.Report(ctx, o); rerr != nil {
 		logr.FromContextOrDiscard(ctx).Error(rerr, "writing the node state")
 	}

@@ -55,6 +55,9 @@ type Outcome struct {
 	Cluster validate.Config
 	Health  map[group.Path]group.Health
 	Err     error // the kernel's or the firewall's, if either failed
+	// Steering is the rule and the table that carry the routes (nil: not
+	// known, as in tests).
+	Steering *v1.NodeSteering
 }
 
 // Report writes what the router did for its node.
@@ -62,6 +65,10 @@ func (p *Reporter) Report(ctx context.Context, o Outcome) error {
 	node := o.Node
 	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.Err)
 	status.ClusterRanges.Mismatches = append(status.ClusterRanges.Mismatches, podMismatches(o.Cluster, node)...)
+	status.Steering = o.Steering
+	for _, c := range o.Desired.CarveOuts {
+		status.CarveOuts = append(status.CarveOuts, v1.NodeCarveOut{Prefix: c.Prefix.String(), Reason: c.Why})
+	}
 	if p.last != nil && equality.Semantic.DeepEqual(withoutTimes(*p.last), status) {
 		return nil
 	}

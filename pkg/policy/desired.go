@@ -137,10 +137,21 @@ type Desired struct {
 	// Probes are the health checks this node runs, one per distinct probe,
 	// each with its slot (its mark and table): sorted by slot.
 	Probes []Probe
+	// CarveOuts are what the node keeps direct whatever a group steers,
+	// and why (the VPC, pod and service ranges, the API servers, the
+	// connected routes, --never-route, the special ranges): the steering
+	// table throws them when it holds a route. Sorted by prefix.
+	CarveOuts []CarveOut
 	// Legacy are the old operator's main-table routes to remove once our
 	// table steers their destinations (Input.AdoptLegacy); nil when the
 	// main table holds none of them.
 	Legacy map[LegacyRoute]bool
+}
+
+// CarveOut is a range a node never steers, and why.
+type CarveOut struct {
+	Prefix netip.Prefix
+	Why    string // e.g. "the VPC CIDR 198.51.100.0/24"
 }
 
 // Probe is a health check a node runs, in its slot: probes leave with
@@ -236,8 +247,9 @@ func Compute(in Input) Desired {
 			d.Legacy = legacy
 		}
 	}
-	if len(d.Routes) > 0 {
-		for _, p := range carve.prefixes {
+	for _, p := range carve.prefixes {
+		d.CarveOuts = append(d.CarveOuts, CarveOut{Prefix: p, Why: carve.what[p]})
+		if len(d.Routes) > 0 {
 			d.Routes = append(d.Routes, Route{Prefix: p, Kind: Throw})
 		}
 	}

@@ -308,6 +308,17 @@ spec:
 		if err != nil || !strings.Contains(out, "primary-198-51-100-12") || strings.Count(out, "Applied") != len(c.names) || !strings.Contains(out, "Active") || !strings.Contains(out, "Standby") {
 			t.Errorf("status: %v\n%s", err, out)
 		}
+		// Why: what a node does with an address, from its node state.
+		out, err = plugin("why", netlab.EchoAddr, "--node", c.names[0])
+		if err != nil || !strings.Contains(out, "steered by group primary, member primary-198-51-100-12, via gateway "+netlab.GwBVPC) ||
+			!strings.Contains(out, "the route "+netlab.EchoAddr+"/32 via "+netlab.GwBVPC+" in table 5210") || !strings.Contains(out, "ip rule priority 30010") {
+			t.Errorf("why the echo: %v\n%s", err, out)
+		}
+		out, err = plugin("why", "198.51.100.77")
+		if err != nil || strings.Count(out, "not steered: no group that selects this node has a destination holding it; it is inside the VPC CIDR 198.51.100.0/24") != len(c.names) {
+			t.Errorf("why an address in the VPC, on every node: %v\n%s", err, out)
+		}
+		t.Logf("kubectl staticroute why:\n%s", out)
 		// A node cut off from the API server does not switch: named.
 		c.api[3].Pause()
 		out, err = plugin("failback", "primary", "--timeout", "3s")
