@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
 
@@ -219,6 +221,43 @@ func TestGatewayHealthSaysWhy(t *testing.T) {
 		}
 		if tc.damped && !g.DampedUntil.Time.Equal(until) {
 			t.Errorf("%s: damped until %v, want %v", name, g.DampedUntil, until)
+		}
+	}
+}
+
+// captured keeps the last node state written.
+type captured struct{ last *v1.StaticRouteNodeState }
+
+func (c *captured) ApplyNodeState(_ context.Context, obj *v1.StaticRouteNodeState, _ string) error {
+	c.last = obj
+	return nil
+}
+
+// A node state carries the steering rule and table, and every carve-out
+// with its reason: what kubectl staticroute why reads.
+func TestReportCarriesSteeringAndCarveOuts(t *testing.T) {
+	in := policytest.Input(policytest.Route("egress", "", "198.51.100.4", 0, "192.0.2.0/24"))
+	d := policy.Compute(in)
+	w := &captured{}
+	p := &Reporter{Writer: w, Events: &recorder{}}
+	o := Outcome{Node: &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, Desired: d, Facts: in.Node, Cluster: in.Cluster,
+		Steering: &v1.NodeSteering{RulePriority: 30010, Table: 52102}}
+	if err := p.Report(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	s := w.last.Status
+	if s.Steering == nil || *s.Steering != (v1.NodeSteering{RulePriority: 30010, Table: 52102}) {
+		t.Errorf("steering: %+v", s.Steering)
+	}
+	want := map[string]string{"198.51.100.0/24": "the VPC CIDR 198.51.100.0/24", "198.18.64.0/18": "the pod CIDR 198.18.64.0/18",
+		"203.0.113.5/32": "the API server address 203.0.113.5", "203.0.113.0/26": "the connected route 203.0.113.0/26"}
+	got := map[string]string{}
+	for _, c := range s.CarveOuts {
+		got[c.Prefix] = c.Reason
+	}
+	for p, why := range want {
+		if got[p] != why {
+			t.Errorf("carve-out %s: %q, want %q (all: %v)", p, got[p], why, s.CarveOuts)
 		}
 	}
 }
