@@ -60,7 +60,6 @@ func (a *agent) changed() {
 
 func newAgent(o options, cfg router.Config, popts policy.Options, kernel *datapath.Kernel, fw *datapath.Firewall, marks *datapath.ValidMarks, log logr.Logger) (*agent, error) {
 	a := &agent{log: log, o: o, popts: popts, cfg: cfg, kernel: kernel, fw: fw, poked: make(chan struct{}, 1), reg: prometheus.NewRegistry()}
-	a.cfg.RulePriority = popts.Priority
 	restCfg, err := kube.LoadConfig(o.kubeconfig, "staticroute-node-router")
 	if err != nil {
 		return nil, err

@@ -88,7 +88,7 @@ func policyOptions(o options) (policy.Options, error) {
 }
 
 func routerConfig(o options) (router.Config, error) {
-	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync, AdoptLegacyRoutes: o.adoptLegacy}
+	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync, AdoptLegacyRoutes: o.adoptLegacy, RulePriority: o.priority}
 	var errs []error
 	add := func(err error) {
 		if err != nil {

@@ -54,7 +54,7 @@ func TestFlagMistakesAllAtOnce(t *testing.T) {
 		}
 	}
 	c, err := routerConfig(parse(t, "--node-name=node-1", "--node-ip=198.51.100.10", "--never-route=192.0.2.0/24", "--adopt-legacy-routes"))
-	if err != nil || c.NodeName != "node-1" || c.NodeIP.String() != "198.51.100.10" || len(c.NeverRoute) != 1 || !c.AdoptLegacyRoutes {
+	if err != nil || c.NodeName != "node-1" || c.NodeIP.String() != "198.51.100.10" || len(c.NeverRoute) != 1 || !c.AdoptLegacyRoutes || c.RulePriority != 30010 {
 		t.Fatalf("a good command line: %+v %v", c, err)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -359,20 +358,3 @@ func eachAttr(buf []byte, each func(typ uint16, v []byte)) error {
 // nlaTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from an
 // attribute type (NLA_TYPE_MASK, not in x/sys/unix).
 const nlaTypeMask = 0x3fff
-
-// consistent calls list, a vishvananda/netlink dump, again while the
-// kernel marks its answer interrupted (netlink.ErrDumpInterrupted comes
-// with results that may miss or double entries), up to maxDumpTries
-// times.
-func consistent[T any](list func() (T, error)) (T, error) {
-	for try := 1; ; try++ {
-		out, err := list()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return out, err
-		}
-		if try == maxDumpTries {
-			var zero T
-			return zero, fmt.Errorf("%w (%d tries): %w", errDumpInterrupted, try, err)
-		}
-	}
-}

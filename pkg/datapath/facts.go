@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -110,4 +111,21 @@ func (k *Kernel) ReadNode(h VPCHint) (policy.Node, error) {
 	slices.SortFunc(n.Connected, validate.ComparePrefix)
 	slices.SortFunc(n.OnLink, validate.ComparePrefix)
 	return n, nil
+}
+
+// consistent calls list, a vishvananda/netlink dump, again while the
+// kernel marks its answer interrupted (netlink.ErrDumpInterrupted comes
+// with results that may miss or double entries), up to maxDumpTries
+// times.
+func consistent[T any](list func() (T, error)) (T, error) {
+	for try := 1; ; try++ {
+		out, err := list()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return out, err
+		}
+		if try == maxDumpTries {
+			var zero T
+			return zero, fmt.Errorf("%w (%d tries): %w", errDumpInterrupted, try, err)
+		}
+	}
 }

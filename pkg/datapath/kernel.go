@@ -226,22 +226,22 @@ func (k *Kernel) delete(table int, rs []kroute) error {
 
 // Active returns the table the steering rule points at, 0 if none.
 func (k *Kernel) Active() (int, error) {
-	rules, err := k.steeringRules()
-	if err != nil || len(rules) == 0 {
+	held, err := k.readRules()
+	if err != nil || len(held.Rules) == 0 {
 		return 0, err
 	}
-	return rules[0].table, nil
+	return held.Rules[0], nil
 }
 
 // Cleanup removes every rule and route of ours, and nothing else.
 func (k *Kernel) Cleanup() error {
 	k.Invalidate()
 	var errs []error
-	rules, err := k.steeringRules()
+	held, err := k.readRules()
 	errs = append(errs, err)
 	ours := []ruleSpec{k.markRule()}
-	for _, r := range rules {
-		ours = append(ours, k.rule(r.table))
+	for _, t := range held.Rules {
+		ours = append(ours, k.rule(t))
 	}
 	for slot := 1; slot <= policy.MaxProbes; slot++ {
 		ours = append(ours, k.probeRule(slot))
@@ -277,21 +277,6 @@ func (k *Kernel) probeRule(slot int) ruleSpec {
 func (k *Kernel) markRule() ruleSpec {
 	mask := k.Opts.Mark
 	return ruleSpec{priority: k.Opts.MarkPriority, table: unix.RT_TABLE_MAIN, mark: k.Opts.Mark, mask: &mask}
-}
-
-// steeringRules lists our steering rules in the kernel's order.
-func (k *Kernel) steeringRules() ([]ruleSpec, error) {
-	all, err := k.batch.dumpRules()
-	if err != nil {
-		return nil, err
-	}
-	var out []ruleSpec
-	for _, r := range all {
-		if r.priority == k.Opts.Priority && slices.Contains(k.Opts.Tables[:], r.table) && r.mark == 0 {
-			out = append(out, r)
-		}
-	}
-	return out, nil
 }
 
 func (k *Kernel) flush(table int) error {

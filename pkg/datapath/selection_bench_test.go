@@ -25,10 +25,12 @@ type selection struct {
 	setup func(b *testing.B, w *netlab.World)
 }
 
+// via routes the echo via gw in table, in the world's node.
+func via(b *testing.B, w *netlab.World, table int, gw string) {
+	w.Node.IP(b, "route", "add", netlab.EchoAddr+"/32", "via", gw, "dev", "vpc0", "table", fmt.Sprint(table))
+}
+
 func selections() []selection {
-	via := func(b *testing.B, w *netlab.World, table int, gw string) {
-		w.Node.IP(b, "route", "add", netlab.EchoAddr+"/32", "via", gw, "dev", "vpc0", "table", fmt.Sprint(table))
-	}
 	return []selection{
 		{"one-gateway", func(b *testing.B, w *netlab.World) {
 			via(b, w, 101, netlab.GwAVPC)
@@ -56,9 +58,8 @@ func selections() []selection {
 // packet of it take its connection's mark to a rule and a table of that
 // gateway.
 func ctMarks(b *testing.B, w *netlab.World, pick string) {
-	for table, gw := range map[int]string{101: netlab.GwAVPC, 102: netlab.GwBVPC} {
-		w.Node.IP(b, "route", "add", netlab.EchoAddr+"/32", "via", gw, "dev", "vpc0", "table", fmt.Sprint(table))
-	}
+	via(b, w, 101, netlab.GwAVPC)
+	via(b, w, 102, netlab.GwBVPC)
 	w.Node.IP(b, "rule", "add", "pref", "900", "fwmark", "0x100/0x300", "lookup", "101")
 	w.Node.IP(b, "rule", "add", "pref", "901", "fwmark", "0x200/0x300", "lookup", "102")
 	// Unmarked (replies' reverse path for strict rp_filter): A's.
