@@ -13,8 +13,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,6 +57,8 @@ type options struct {
 	summaryQPS                            float64
 	http2                                 bool
 	leaderElectionNamespace               string
+	shutdownDelay                         time.Duration
+	stopping                              *stopping // set by SIGTERM: /readyz fails
 }
 
 func main() {
@@ -78,6 +82,7 @@ func main() {
 	flag.Float64Var(&o.summaryQPS, "summary-qps", 20, "status writes per second at most (bursts of twice as many): a thousand routes created at once must not crowd out admission")
 	flag.BoolVar(&o.leaderElect, "leader-elect", true, "elect one replica to summarize")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", cmp.Or(os.Getenv("POD_NAMESPACE"), "staticroute-system"), "namespace of the summarizer's Lease (default: $POD_NAMESPACE, the Pod's own from the downward API, or staticroute-system)")
+	flag.DurationVar(&o.shutdownDelay, "shutdown-delay", 5*time.Second, "how long admission is still served after SIGTERM, not ready meanwhile, while the API server learns the pod is going (below the pod's terminationGracePeriodSeconds)")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -88,7 +93,10 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
-	if err := run(ctrl.SetupSignalHandler(), o); err != nil {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	o.stopping = &stopping{}
+	if err := run(stopAfterDelay(sig, o.shutdownDelay, o.stopping), o); err != nil {
 		ctrl.Log.Error(err, "webhook stopped")
 		os.Exit(1)
 	}
@@ -139,17 +147,19 @@ func run(ctx context.Context, o options) error {
 			return err
 		}
 	}
-	if err := serveHTTP(ctx, o, readiness(mgr, informer, layoutSynced)); err != nil {
+	if err := serveHTTP(ctx, o, readiness(mgr, informer, layoutSynced, o.stopping)); err != nil {
 		return err
 	}
 	ctrl.Log.Info("starting", "vpc", set.VPC, "pod", set.Pod, "service", set.Service, "apiServers", set.APIServers, "port", o.port)
 	return mgr.Start(ctx)
 }
 
-// readiness is /readyz's checks: serving, and both caches loaded.
-func readiness(mgr ctrl.Manager, informer *kube.Informer, layoutSynced healthz.Checker) map[string]healthz.Checker {
+// readiness is /readyz's checks: serving, both caches loaded, and not
+// told to stop.
+func readiness(mgr ctrl.Manager, informer *kube.Informer, layoutSynced healthz.Checker, s *stopping) map[string]healthz.Checker {
 	return map[string]healthz.Checker{
-		"webhook": mgr.GetWebhookServer().StartedChecker(),
+		"not-stopping": s.check,
+		"webhook":      mgr.GetWebhookServer().StartedChecker(),
 		"staticroutes-synced": func(*http.Request) error {
 			if !informer.HasSynced() {
 				return errors.New("StaticRoutes not loaded yet")

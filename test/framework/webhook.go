@@ -87,6 +87,9 @@ func (w *Webhook) Restart(t tb.T) {
 		"--webhook-host", host, "--webhook-port", port,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", w.probeAddr,
+		// Called directly, not through a Service whose endpoints lag a
+		// stopping pod: a test that stops it wants it gone at once.
+		"--shutdown-delay", "0",
 	}, w.args...)
 	w.Process = Start(t, Bin(t, "webhook"), all...)
 	w.waitReady(t)
