@@ -18,6 +18,8 @@ require (
 	github.com/prometheus/common v0.70.1
 	github.com/spdx/tools-golang v0.5.7
 	github.com/spf13/pflag v1.0.10
+	github.com/ti-mo/conntrack v0.6.0
+	github.com/ti-mo/netfilter v0.5.3
 	github.com/vishvananda/netlink v1.3.1
 	github.com/vishvananda/netns v0.0.5
 	go.opentelemetry.io/proto/otlp v1.11.0

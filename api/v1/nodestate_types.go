@@ -91,11 +91,39 @@ type NodeGroupState struct {
 	// +kubebuilder:validation:Enum=Newest;NewerDown;AllDown;Held
 	Selection Selection `json:"selection,omitempty"`
 	// Gateways are the health of the members' gateways as this node's
-	// probes see them, for members with a health check.
+	// probes see them, for members with a health check: one entry per
+	// gateway of each member.
 	// +optional
 	// +listType=map
 	// +listMapKey=member
+	// +listMapKey=gateway
 	Gateways []NodeGatewayHealth `json:"gateways,omitempty"`
+	// Lanes are the active member's gateways when it has several
+	// (spec.gateways): which ones new connections take, round-robin, and
+	// where each one's connections leave now.
+	// +optional
+	// +listType=map
+	// +listMapKey=gateway
+	Lanes []NodeLane `json:"lanes,omitempty"`
+}
+
+// NodeLane is one gateway of a group's active member with several, on
+// one node: its connections carry Mark in their conntrack mark and leave
+// through table Table.
+type NodeLane struct {
+	Gateway string `json:"gateway"`
+	// Open: new connections may take it. A lane is open while its
+	// gateway is up (or, if none is, the best there is).
+	// +optional
+	Open bool `json:"open,omitempty"`
+	// To is where its connections leave while its own gateway is down
+	// (the next gateway up); empty: by its own gateway.
+	// +optional
+	To string `json:"to,omitempty"`
+	// Mark is the lane's conntrack and packet mark, Table its routing
+	// table.
+	Mark  int32 `json:"mark"`
+	Table int32 `json:"table"`
 }
 
 // Selection is why a member carries its group on a node

@@ -10,6 +10,7 @@ const (
 	MaxDestinations     = 1024
 	MaxDestinationLen   = 18 // "255.255.255.255/32"
 	MaxGatewayLen       = 15 // "255.255.255.255"
+	MaxGateways         = 8
 	MaxFailingNodeNames = 10
 )
 
@@ -22,6 +23,7 @@ const (
 // +kubebuilder:resource:scope=Cluster,shortName=sr,categories=staticrouting
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.status.group`
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway`
+// +kubebuilder:printcolumn:name="Gateways",type=string,JSONPath=`.spec.gateways`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes`,description="nodes applied/selected"
 // +kubebuilder:printcolumn:name="Fallback",type=integer,JSONPath=`.status.nodesOnFallback`,priority=1,description="nodes where an older member carries the group because this one's gateway is down as they see it"
@@ -41,6 +43,9 @@ type StaticRoute struct {
 // which gateway.
 //
 // +kubebuilder:validation:XValidation:rule="!has(self.destinations) || !has(self.gateway) || !self.destinations.exists(d, d == self.gateway || d == self.gateway + '/32')",message="spec.gateway must not also be a destination: the gateway is reached directly over the VPC",fieldPath=".gateway"
+// +kubebuilder:validation:XValidation:rule="!has(self.destinations) || !has(self.gateways) || !self.destinations.exists(d, self.gateways.exists(g, d == g || d == g + '/32'))",message="no gateway in spec.gateways may also be a destination: the gateways are reached directly over the VPC",fieldPath=".gateways"
+// +kubebuilder:validation:XValidation:rule="has(self.gateway) != has(self.gateways)",message="give exactly one of spec.gateway (one NAT gateway) and spec.gateways (1 to 8 that share the traffic)",fieldPath=".gateway",reason="FieldValueRequired"
+// +kubebuilder:validation:XValidation:rule="has(oldSelf.gateways) == has(self.gateways)",message="spec.gateway and spec.gateways are immutable: to change gateways, create a new StaticRoute with spec.group set to this route's group",reason="FieldValueForbidden"
 type StaticRouteSpec struct {
 	// Destinations are IPv4 addresses (203.0.113.7) or CIDRs (203.0.113.0/24)
 	// routed via the gateway.
@@ -59,13 +64,32 @@ type StaticRouteSpec struct {
 
 	// Gateway is the IPv4 address of the NAT gateway inside the VPC. It is
 	// immutable: to fail over, create a new StaticRoute in the same group.
+	// Give either gateway or gateways.
 	//
-	// +required
+	// +optional
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address, such as 203.0.113.1"
 	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'].exists(r, cidr(r).containsIP(self))",message="must be a unicast VPC address, not in 0.0.0.0/8, loopback, link-local, multicast or broadcast"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.gateway is immutable: to fail over, create a new StaticRoute with spec.group set to this route's group",reason="FieldValueForbidden"
-	Gateway string `json:"gateway"`
+	Gateway string `json:"gateway,omitempty"`
+
+	// Gateways are 1 to 8 NAT gateways inside the VPC that carry the
+	// destinations together, as the DOKS routing agent's Route's
+	// gateways do: each new connection takes one of those that are up
+	// (round-robin), and keeps it for its life while it stays up; when
+	// one goes down, only its connections move. Immutable, like gateway:
+	// to change the set, create a new StaticRoute in the same group. Give
+	// either gateway or gateways.
+	//
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=15
+	// +kubebuilder:validation:items:XValidation:rule="isIP(self) && ip(self).family() == 4",message="must be an IPv4 address, such as 203.0.113.1"
+	// +kubebuilder:validation:items:XValidation:rule="!isIP(self) || ip(self).family() != 4 || !['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '255.255.255.255/32'].exists(r, cidr(r).containsIP(self))",message="must be a unicast VPC address, not in 0.0.0.0/8, loopback, link-local, multicast or broadcast"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="spec.gateways is immutable: to change the gateways, create a new StaticRoute with spec.group set to this route's group",reason="FieldValueForbidden"
+	Gateways []string `json:"gateways,omitempty"`
 
 	// Group names the failover group. Empty means the route's own name, so
 	// the old operator's YAML keeps its meaning. The newest member of a group
@@ -248,4 +272,16 @@ func (r *StaticRoute) EffectiveGroup() string {
 		return r.Spec.Group
 	}
 	return r.Name
+}
+
+// GatewayList is the route's gateways: spec.gateways, or spec.gateway
+// alone. Entries that do not parse are kept: callers check them.
+func (r *StaticRoute) GatewayList() []string {
+	if len(r.Spec.Gateways) > 0 {
+		return r.Spec.Gateways
+	}
+	if r.Spec.Gateway == "" {
+		return nil
+	}
+	return []string{r.Spec.Gateway}
 }

@@ -19,6 +19,7 @@ type options struct {
 	podLinks, tables, mark                       string
 	priority, markPriority, protocol             int
 	probePriority, probeTableBase                int
+	lanePriority, laneTableBase                  int
 	resync                                       time.Duration
 	cleanup, adoptLegacy                         bool
 	metricsAddr, probeAddr, pprofAddr            string
@@ -47,6 +48,8 @@ func parseFlags(fs *flag.FlagSet, args []string) (o options, showVersion bool, e
 	fs.StringVar(&o.mark, "mark", fmt.Sprintf("%#x", def.Mark), "the one connmark/mark bit this router owns; health-check probes carry it with a slot number in the six bits below it")
 	fs.IntVar(&o.probePriority, "probe-rule-priority", def.ProbePriority, "priority of the rules that send health-check probes to their gateway (before --mark-rule-priority)")
 	fs.IntVar(&o.probeTableBase, "probe-table-base", def.ProbeTableBase, "health-check probes of slot n (1..63) look up table base+n")
+	fs.IntVar(&o.lanePriority, "lane-rule-priority", def.LanePriority, "priority of the rules that send a connection to its gateway of several (spec.gateways; before --rule-priority)")
+	fs.IntVar(&o.laneTableBase, "lane-table-base", def.LaneTableBase, "connections of lane n (1..63) look up table base+n")
 	fs.IntVar(&o.protocol, "route-protocol", def.Protocol, "route protocol number tagging our routes")
 	fs.DurationVar(&o.resync, "resync", 30*time.Second, "full reconcile period: a safety net; route, rule, link, nexthop and nftables events repair drift at once, this catches what no event reports (src_valid_mark turned off through /proc/sys)")
 	fs.BoolVar(&o.cleanup, "cleanup", false, "remove every rule, route and nftables table of ours, and exit")
@@ -84,11 +87,13 @@ func policyOptions(o options) (policy.Options, error) {
 	}
 	p.Priority, p.MarkPriority, p.Protocol = o.priority, o.markPriority, o.protocol
 	p.ProbePriority, p.ProbeTableBase = o.probePriority, o.probeTableBase
+	p.LanePriority, p.LaneTableBase = o.lanePriority, o.laneTableBase
 	return p, errors.Join(append(errs, p.Validate())...)
 }
 
 func routerConfig(o options) (router.Config, error) {
-	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync, AdoptLegacyRoutes: o.adoptLegacy, RulePriority: o.priority}
+	c := router.Config{NodeName: o.nodeName, VPCLink: o.vpcLink, Resync: o.resync, AdoptLegacyRoutes: o.adoptLegacy, RulePriority: o.priority,
+		LaneTableBase: o.laneTableBase}
 	var errs []error
 	add := func(err error) {
 		if err != nil {

@@ -190,7 +190,7 @@ func printGroup(w *tabwriter.Writer, g string, routes []v1.StaticRoute, states [
 		if p, ok := group.ProbeOf(m); ok {
 			check = p.String()
 		}
-		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, m.Spec.Gateway, m.CreationTimestamp.UTC().Format(time.RFC3339), row.Role, row.Nodes, row.OnFallback, check)
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\t%s\t%d\t%s\n", m.Name, strings.Join(m.GatewayList(), ","), m.CreationTimestamp.UTC().Format(time.RFC3339), row.Role, row.Nodes, row.OnFallback, check)
 	}
 	// The members' table and the nodes' are aligned apart.
 	if err := w.Flush(); err != nil {

@@ -84,12 +84,49 @@ func steeredLines(g v1.NodeGroupState, prefix string, st *v1.NodeSteering) []str
 		"a new connection takes " + g.Gateway + ": " + selectionWhy(g),
 	}
 	carry := fmt.Sprintf("the route %s via %s", prefix, g.Gateway)
+	if len(g.Lanes) > 0 {
+		out = append([]string{
+			fmt.Sprintf("steered by group %s, member %s, over its %d gateways", g.Group, g.ActiveMember, len(g.Lanes)),
+			laneWhy(g.Lanes) + "; the member carries the group: " + selectionWhy(g),
+		}, laneLines(g.Lanes)...)
+		carry = fmt.Sprintf("a packet in no lane (a connection from before the lanes) takes the route %s via %s", prefix, g.Gateway)
+	}
 	if st != nil {
 		carry += fmt.Sprintf(" in table %d, which ip rule priority %d (from all lookup %d) consults", st.Table, st.RulePriority, st.Table)
 	}
 	out = append(out, carry)
 	if g.State != v1.NodeGroupApplied {
 		out = append(out, fmt.Sprintf("but the group is %s on this node: %s", g.State, g.Message))
+	}
+	return out
+}
+
+// laneWhy says which gateways a new connection may take.
+func laneWhy(lanes []v1.NodeLane) string {
+	var open, closed []string
+	for _, l := range lanes {
+		if l.Open {
+			open = append(open, l.Gateway)
+		} else {
+			closed = append(closed, l.Gateway)
+		}
+	}
+	s := "a new connection takes one of " + strings.Join(open, ", ") + " (round-robin), and keeps it for its life"
+	if len(closed) > 0 {
+		s += "; not " + strings.Join(closed, ", ") + " (down, damped or not proven yet while another is up)"
+	}
+	return s
+}
+
+// laneLines say where each lane's connections leave and how.
+func laneLines(lanes []v1.NodeLane) []string {
+	var out []string
+	for _, l := range lanes {
+		to := "by " + l.Gateway
+		if l.To != "" {
+			to = fmt.Sprintf("by %s while %s is down", l.To, l.Gateway)
+		}
+		out = append(out, fmt.Sprintf("connections on %s leave %s: conntrack mark %#x, ip rule fwmark %#x lookup %d", l.Gateway, to, l.Mark, l.Mark, l.Table))
 	}
 	return out
 }

@@ -29,20 +29,25 @@ func healthStates(health map[group.Path]group.Health, now time.Time) (map[group.
 	return out, release
 }
 
-// carriedNow is the gateway each group takes now: the last successful
-// apply's (r.applied), or, before the first, the kernel's, which a
-// restarted router keeps until its probes decide. A kernel that cannot be
-// read carries nothing: every pending member then counts as unproven, and
-// the newest carries its group, as on a node that never ran a router.
-func (r *Reconciler) carriedNow(ctx context.Context, routes []*v1.StaticRoute) map[string]netip.Addr {
+// carriedNow is the gateway each group takes now, and where each lane
+// leads: the last successful apply's (r.applied), or, before the first,
+// the kernel's, which a restarted router keeps until its probes decide.
+// A kernel that cannot be read carries nothing: every pending member then
+// counts as unproven, and the newest carries its group, as on a node that
+// never ran a router.
+func (r *Reconciler) carriedNow(ctx context.Context, routes []*v1.StaticRoute) (map[string]netip.Addr, map[int]netip.Addr) {
 	if r.applied != nil {
 		carried := make(map[string]netip.Addr, len(r.applied))
+		laneTo := map[int]netip.Addr{}
 		for name, g := range r.applied {
 			if g.Gateway.IsValid() {
 				carried[name] = g.Gateway
 			}
+			for _, l := range g.Lanes {
+				laneTo[l.Slot] = l.To
+			}
 		}
-		return carried
+		return carried, laneTo
 	}
 	seen := map[string]bool{}
 	var groups []string
@@ -52,10 +57,15 @@ func (r *Reconciler) carriedNow(ctx context.Context, routes []*v1.StaticRoute) m
 			groups = append(groups, g)
 		}
 	}
+	log := logr.FromContextOrDiscard(ctx)
 	carried, err := r.Kernel.Carried(groups)
 	if err != nil {
-		logr.FromContextOrDiscard(ctx).Error(err, "reading which gateways the kernel uses: pending members count as unproven")
-		return nil
+		log.Error(err, "reading which gateways the kernel uses: pending members count as unproven")
+		return nil, nil
 	}
-	return carried
+	laneTo, err := r.Kernel.LaneTo()
+	if err != nil {
+		log.Error(err, "reading where the kernel's lanes lead: pending gateways' lanes go home")
+	}
+	return carried, laneTo
 }

@@ -43,8 +43,8 @@ type Config struct {
 	// for the StaticRoutes (policy.LegacyRoutes).
 	AdoptLegacyRoutes bool
 	// RulePriority is the steering rule's, for the node state (0: not
-	// reported).
-	RulePriority int
+	// reported); LaneTableBase the lanes' tables' (policy.Options).
+	RulePriority, LaneTableBase int
 }
 
 // Cache is what the router reads, as its informers hold it. Objects in it
@@ -150,7 +150,8 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 	if applied.Steered {
 		r.afterApply(ctx, d, g.now)
 	}
-	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err}
+	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err,
+		LaneTableBase: r.Config.LaneTableBase}
 	if r.Config.RulePriority != 0 {
 		o.Steering = &v1.NodeSteering{RulePriority: int32(r.Config.RulePriority), Table: int32(applied.Table)}
 	}
@@ -222,8 +223,8 @@ func (r *Reconciler) gather(ctx context.Context, t *timing) (*gathered, error) {
 	cluster.APIServers = append(cluster.APIServers, r.apiEndpoints()...)
 	facts.Labels = node.Labels
 	g := &gathered{node: node, now: time.Now()}
-	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, Carried: r.carriedNow(ctx, routes),
-		AdoptLegacy: r.Config.AdoptLegacyRoutes}
+	g.in = policy.Input{Node: facts, Cluster: cluster, NeverRoute: r.Config.NeverRoute, Routes: routes, AdoptLegacy: r.Config.AdoptLegacyRoutes}
+	g.in.Carried, g.in.LaneTo = r.carriedNow(ctx, routes)
 	if r.now != nil {
 		g.now = r.now()
 	}
@@ -320,8 +321,10 @@ func (r *Reconciler) holds(in *policy.Input, now time.Time) time.Duration {
 	for name, g := range r.applied {
 		var probes []group.Probe
 		for _, m := range g.Members {
-			if m.Checked {
-				probes = append(probes, m.Probe)
+			for _, gw := range m.Gateways {
+				if m.Checked {
+					probes = append(probes, gw.Probe)
+				}
 			}
 		}
 		periods[name] = group.Period(probes)

@@ -38,6 +38,7 @@ type parts struct {
 	// desired is what the last apply was given.
 	desired policy.Desired
 	// carried is what the kernel's nexthops name.
+	laneTo  map[int]netip.Addr
 	carried map[string]netip.Addr
 	// unknownRecord: the record of the links was never read.
 	unknownRecord bool
@@ -65,6 +66,8 @@ func (p *parts) RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.Legacy
 func (p *parts) Carried([]string) (map[string]netip.Addr, error) {
 	return p.carried, p.call("read carried")
 }
+
+func (p *parts) LaneTo() (map[int]netip.Addr, error) { return p.laneTo, nil }
 
 type fakeFirewall struct{ *parts }
 

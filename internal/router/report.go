@@ -58,12 +58,14 @@ type Outcome struct {
 	// Steering is the rule and the table that carry the routes (nil: not
 	// known, as in tests).
 	Steering *v1.NodeSteering
+	// LaneTableBase numbers the lanes' tables (policy.Options).
+	LaneTableBase int
 }
 
 // Report writes what the router did for its node.
 func (p *Reporter) Report(ctx context.Context, o Outcome) error {
 	node := o.Node
-	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.Err)
+	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.LaneTableBase, o.Err)
 	status.ClusterRanges.Mismatches = append(status.ClusterRanges.Mismatches, podMismatches(o.Cluster, node)...)
 	status.Steering = o.Steering
 	for _, c := range o.Desired.CarveOuts {
@@ -155,7 +157,7 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 
 // nodeStatus is the report for one desired state. It holds no timestamps
 // that change on every reconcile, so an unchanged node writes nothing.
-func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, applyErr error) v1.StaticRouteNodeStateStatus {
+func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, laneTableBase int, applyErr error) v1.StaticRouteNodeStateStatus {
 	var s v1.StaticRouteNodeStateStatus
 	for _, g := range d.Groups {
 		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason, Selection: g.Selection}
@@ -163,6 +165,7 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, he
 			gs.Gateway = g.Gateway.String()
 		}
 		gs.Gateways = gatewayHealth(g.Members, health)
+		gs.Lanes = nodeLanes(g.Lanes, laneTableBase)
 		for _, p := range g.Prefixes {
 			gs.Prefixes = append(gs.Prefixes, p.String())
 		}
@@ -219,6 +222,19 @@ func podMismatches(cluster validate.Config, node *corev1.Node) []string {
 	return out
 }
 
+// nodeLanes reports a group's lanes, with their marks and tables.
+func nodeLanes(lanes []policy.Lane, tableBase int) []v1.NodeLane {
+	var out []v1.NodeLane
+	for _, l := range lanes {
+		nl := v1.NodeLane{Gateway: l.Gateway.String(), Open: l.Open, Mark: int32(l.Slot), Table: int32(tableBase + l.Slot)}
+		if l.Away() {
+			nl.To = l.To.String()
+		}
+		out = append(out, nl)
+	}
+	return out
+}
+
 // gatewayHealth is the health of the checked members' gateways.
 func gatewayHealth(ms []policy.Member, health map[group.Path]group.Health) []v1.NodeGatewayHealth {
 	var out []v1.NodeGatewayHealth
@@ -226,37 +242,43 @@ func gatewayHealth(ms []policy.Member, health map[group.Path]group.Health) []v1.
 		if !m.Checked {
 			continue
 		}
-		gh := v1.NodeGatewayHealth{Member: m.Name, Gateway: m.Gateway.String(), Probe: m.Probe.Path.String(), Health: m.State.String()}
-		h, probed := health[m.Probe.Path]
-		switch m.State {
-		case group.Pending:
-			gh.Message = "no probe answered yet: it takes no traffic over until one is"
-			if m.Carrying {
-				gh.Message = "no probe answered yet since the router started: it keeps the traffic it carries until its probes decide"
-			}
-		case group.Damped:
-			gh.Message = fmt.Sprintf("its health changed %d times of late (flap damping): it carries the group only if no other member is up", h.Flaps)
-		case group.Down:
-			if !probed {
-				gh.Message = "its gateway is not on-link: it cannot be probed"
-			}
+		for _, gw := range m.Gateways {
+			out = append(out, oneGatewayHealth(m, gw, health))
 		}
-		if probed {
-			if !h.Since.IsZero() {
-				t := metav1.NewTime(h.Since)
-				gh.LastChange = &t
-			}
-			if h.RTT > 0 {
-				gh.RTT = h.RTT.Round(time.Microsecond).String()
-			}
-			if m.State == group.Damped || m.State == group.Down && h.DampedUntil.After(h.Since) {
-				t := metav1.NewTime(h.DampedUntil.Truncate(time.Second))
-				gh.DampedUntil = &t
-			}
-		}
-		out = append(out, gh)
 	}
 	return out
+}
+
+func oneGatewayHealth(m policy.Member, gw policy.MemberGateway, health map[group.Path]group.Health) v1.NodeGatewayHealth {
+	gh := v1.NodeGatewayHealth{Member: m.Name, Gateway: gw.Gateway.String(), Probe: gw.Probe.Path.String(), Health: gw.State.String()}
+	h, probed := health[gw.Probe.Path]
+	switch gw.State {
+	case group.Pending:
+		gh.Message = "no probe answered yet: it takes no traffic over until one is"
+		if m.Carrying {
+			gh.Message = "no probe answered yet since the router started: it keeps the traffic it carries until its probes decide"
+		}
+	case group.Damped:
+		gh.Message = fmt.Sprintf("its health changed %d times of late (flap damping): it carries the group only if no other member is up", h.Flaps)
+	case group.Down:
+		if !probed {
+			gh.Message = "its gateway is not on-link: it cannot be probed"
+		}
+	}
+	if probed {
+		if !h.Since.IsZero() {
+			t := metav1.NewTime(h.Since)
+			gh.LastChange = &t
+		}
+		if h.RTT > 0 {
+			gh.RTT = h.RTT.Round(time.Microsecond).String()
+		}
+		if gw.State == group.Damped || gw.State == group.Down && h.DampedUntil.After(h.Since) {
+			t := metav1.NewTime(h.DampedUntil.Truncate(time.Second))
+			gh.DampedUntil = &t
+		}
+	}
+	return gh
 }
 
 // externalAgents reports main-table routes via a gateway to addresses we

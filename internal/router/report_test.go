@@ -99,7 +99,7 @@ func TestNodeStatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, nil, tc.applyErr))
+			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, nil, 52300, tc.applyErr))
 		})
 	}
 }
@@ -210,7 +210,8 @@ func TestGatewayHealthSaysWhy(t *testing.T) {
 		"down, not damped":            {policy.Member{State: group.Down}, map[group.Path]group.Health{path: {Down: true, Answered: true, Flaps: 1, Since: since}}, v1.GatewayDown, "", false},
 		"down, not on-link: no probe": {policy.Member{State: group.Down}, nil, v1.GatewayDown, "not on-link", false},
 	} {
-		tc.m.Name, tc.m.Gateway, tc.m.Probe, tc.m.Checked = "b", gw, probe, true
+		tc.m.Name, tc.m.Checked = "b", true
+		tc.m.Gateways = []policy.MemberGateway{{Gateway: gw, Probe: probe, State: tc.m.State}}
 		got := gatewayHealth([]policy.Member{tc.m}, tc.h)
 		if len(got) != 1 {
 			t.Fatalf("%s: %+v", name, got)
@@ -259,5 +260,24 @@ func TestReportCarriesSteeringAndCarveOuts(t *testing.T) {
 		if got[p] != why {
 			t.Errorf("carve-out %s: %q, want %q (all: %v)", p, got[p], why, s.CarveOuts)
 		}
+	}
+}
+
+// A group over several gateways reports its lanes: which take new
+// connections, where a dead one's connections went, marks and tables.
+func TestNodeStatusReportsLanes(t *testing.T) {
+	sr := policytest.WithCheck(policytest.Gateways("multi", "", []string{"198.51.100.4", "198.51.100.12"}, 0, "192.0.2.0/24"), "")
+	in := policytest.Input(sr)
+	ps, _ := group.ProbesOf(sr)
+	in.Health = map[group.Path]group.State{ps[0].Path: group.Up, ps[1].Path: group.Down}
+	d := policy.Compute(in)
+	s := nodeStatus(d, in.Node, in.Cluster, nil, 52300, nil)
+	lanes := s.Groups[0].Lanes
+	if len(lanes) != 2 || !lanes[0].Open || lanes[0].To != "" || lanes[1].Open || lanes[1].To != "198.51.100.4" ||
+		lanes[0].Table != 52300+lanes[0].Mark || lanes[0].Mark != int32(d.Lanes[slices.IndexFunc(d.Lanes, func(l policy.GroupLane) bool { return l.Gateway == ps[0].Gateway })].Slot) {
+		t.Errorf("lanes %+v", lanes)
+	}
+	if gws := s.Groups[0].Gateways; len(gws) != 2 || gws[0].Health != v1.GatewayUp || gws[1].Health != v1.GatewayDown {
+		t.Errorf("gateways' health %+v, want one entry per gateway", gws)
 	}
 }

@@ -148,36 +148,57 @@ func groupState(ns v1.StaticRouteNodeState, group string) (v1.NodeGroupState, bo
 // health check: how many of the nodes that probe its gateway see it down.
 // nil if no node reports probing it.
 func gatewayReachable(member, groupName string, states []v1.StaticRouteNodeState) *metav1.Condition {
-	var total int
-	var down []string
-	gateway := ""
+	// Per gateway of the member (one, or each of spec.gateways): the
+	// nodes that probe it, and those that see it down.
+	var gateways []string
+	total := map[string]int{}
+	down := map[string][]string{}
 	for _, ns := range states {
 		g, ok := groupState(ns, groupName)
 		if !ok {
 			continue
 		}
-		i := slices.IndexFunc(g.Gateways, func(h v1.NodeGatewayHealth) bool { return h.Member == member })
-		if i < 0 {
-			continue
-		}
-		total++
-		gateway = g.Gateways[i].Gateway
-		if g.Gateways[i].Health == v1.GatewayDown {
-			down = append(down, ns.Name)
+		for _, h := range g.Gateways {
+			if h.Member != member {
+				continue
+			}
+			if total[h.Gateway] == 0 {
+				gateways = append(gateways, h.Gateway)
+			}
+			total[h.Gateway]++
+			if h.Health == v1.GatewayDown {
+				down[h.Gateway] = append(down[h.Gateway], ns.Name)
+			}
 		}
 	}
-	if total == 0 {
+	if len(gateways) == 0 {
 		return nil
 	}
-	c := &metav1.Condition{Type: v1.ConditionGatewayReachable, Status: metav1.ConditionTrue, Reason: "UpOnAllNodes",
-		Message: fmt.Sprintf("gateway %s is up as all %d nodes that probe it see it", gateway, total)}
-	if len(down) > 0 {
-		slices.Sort(down)
-		c.Status, c.Reason = metav1.ConditionFalse, "DownOnSomeNodes"
-		if len(down) == total {
-			c.Reason = "DownOnAllNodes"
+	slices.Sort(gateways)
+	c := &metav1.Condition{Type: v1.ConditionGatewayReachable, Status: metav1.ConditionTrue, Reason: "UpOnAllNodes"}
+	var msgs []string
+	allDown := true
+	for _, gw := range gateways {
+		d := down[gw]
+		if len(d) == 0 {
+			allDown = false
+			continue
 		}
-		c.Message = fmt.Sprintf("gateway %s is down as %d of %d nodes see it: %s", gateway, len(down), total, strings.Join(down[:min(len(down), v1.MaxFailingNodeNames)], ", "))
+		slices.Sort(d)
+		allDown = allDown && len(d) == total[gw]
+		msgs = append(msgs, fmt.Sprintf("gateway %s is down as %d of %d nodes see it: %s", gw, len(d), total[gw], strings.Join(d[:min(len(d), v1.MaxFailingNodeNames)], ", ")))
+	}
+	if len(msgs) == 0 {
+		what := "gateway " + gateways[0] + " is"
+		if len(gateways) > 1 {
+			what = "gateways " + strings.Join(gateways, ", ") + " are"
+		}
+		c.Message = fmt.Sprintf("%s up as all %d nodes that probe it see it", what, total[gateways[0]])
+		return c
+	}
+	c.Status, c.Reason, c.Message = metav1.ConditionFalse, "DownOnSomeNodes", strings.Join(msgs, "; ")
+	if allDown {
+		c.Reason = "DownOnAllNodes"
 	}
 	return c
 }

@@ -202,3 +202,22 @@ func TestWriteAfter(t *testing.T) {
 		t.Errorf("a first status: wait %v, want %v", got, MinInterval)
 	}
 }
+
+// A member over several gateways is reachable while all are up; one
+// down on some nodes is named alone.
+func TestGatewayReachableOverSeveralGateways(t *testing.T) {
+	on := func(c string) v1.NodeGroupState {
+		return v1.NodeGroupState{Group: "multi", ActiveMember: "multi", State: v1.NodeGroupApplied, Gateways: []v1.NodeGatewayHealth{
+			{Member: "multi", Gateway: "198.51.100.4", Health: v1.GatewayUp},
+			{Member: "multi", Gateway: "198.51.100.12", Health: c},
+		}}
+	}
+	up := gatewayReachable("multi", "multi", []v1.StaticRouteNodeState{node("a", on(v1.GatewayUp)), node("b", on(v1.GatewayUp))})
+	if up.Status != metav1.ConditionTrue || up.Message != "gateways 198.51.100.12, 198.51.100.4 are up as all 2 nodes that probe it see it" {
+		t.Errorf("all up: %+v", up)
+	}
+	one := gatewayReachable("multi", "multi", []v1.StaticRouteNodeState{node("a", on(v1.GatewayUp)), node("b", on(v1.GatewayDown))})
+	if one.Status != metav1.ConditionFalse || one.Reason != "DownOnSomeNodes" || one.Message != "gateway 198.51.100.12 is down as 1 of 2 nodes see it: b" {
+		t.Errorf("one down on one node: %+v", one)
+	}
+}

@@ -13,17 +13,10 @@ import (
 // rules always (one dump), the tables from memory when trusted, and the
 // nexthops unless memory says the kernel already holds what is wanted.
 // dumped says whether the tables were read from the kernel.
-func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, probes probeState) (_ Held, dumped bool, _ error) {
+func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, slots [2]slotState) (_ Held, dumped bool, _ error) {
 	held, err := k.readRules()
 	if err != nil {
 		return Held{}, false, err
-	}
-	// The probe tables read: the wanted ones and those a rule points at.
-	slots := slices.Clone(held.ProbeRules)
-	for slot := range probes.tables {
-		if !slices.Contains(slots, slot) {
-			slots = append(slots, slot)
-		}
 	}
 	for _, t := range k.Opts.Tables {
 		if trusted {
@@ -32,28 +25,40 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 			return Held{}, false, err
 		}
 	}
-	for _, slot := range slots {
-		if rs, ok := known.probeTable(slot); trusted && ok {
-			held.ProbeTables[slot] = rs
-		} else if held.ProbeTables[slot], err = k.batch.dumpRoutes(k.Opts.ProbeTable(slot)); err != nil {
-			return Held{}, false, err
+	for _, f := range []family{probeFamily, laneFamily} {
+		// The slot tables read: the wanted ones and those a rule points at.
+		h := held.slots(f)
+		read := slices.Clone(h.Rules)
+		for slot := range slots[f].tables {
+			if !slices.Contains(read, slot) {
+				read = append(read, slot)
+			}
+		}
+		for _, slot := range read {
+			if rs, ok := known.slotTable(f, slot); trusted && ok {
+				h.Tables[slot] = rs
+			} else if h.Tables[slot], err = k.batch.dumpRoutes(k.slotTable(f, slot)); err != nil {
+				return Held{}, false, err
+			}
 		}
 	}
 	// The steady state: what was last written is wanted still and nothing
 	// invalidated it; the nexthops are what was written.
-	if trusted && len(held.Rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) && slices.Equal(known.probes.nhs, probes.nhs) {
+	if trusted && len(held.Rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) &&
+		slices.Equal(known.slots[probeFamily].nhs, slots[probeFamily].nhs) && slices.Equal(known.slots[laneFamily].nhs, slots[laneFamily].nhs) {
 		held.Nexthops = byID(known.nhs)
-		held.ProbeNexthops = byID(known.probes.nhs)
+		held.Probes.Nexthops = byID(known.slots[probeFamily].nhs)
+		held.Lanes.Nexthops = byID(known.slots[laneFamily].nhs)
 		return held, false, nil
 	}
 	all, err := k.batch.listNexthops(k.Opts.Protocol)
 	if err != nil {
 		return Held{}, false, err
 	}
-	held.Nexthops, held.ProbeNexthops = map[uint32]nexthop{}, map[uint32]nexthop{}
+	held.Nexthops, held.Probes.Nexthops, held.Lanes.Nexthops = map[uint32]nexthop{}, map[uint32]nexthop{}, map[uint32]nexthop{}
 	for id, nh := range all {
-		if isProbeNexthop(id) {
-			held.ProbeNexthops[id] = nh
+		if f, slotted := familyOf(id); slotted {
+			held.slots(f).Nexthops[id] = nh
 		} else {
 			held.Nexthops[id] = nh
 		}
@@ -62,13 +67,13 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 }
 
 // readRules reads our rules: the steering tables' (answering first),
-// the mark rule, the probes'.
+// the mark rule, the probes' and the lanes'.
 func (k *Kernel) readRules() (Held, error) {
 	rules, err := k.batch.dumpRules()
 	if err != nil {
 		return Held{}, err
 	}
-	held := Held{Tables: make(map[int][]kroute, 2), ProbeTables: map[int][]kroute{}}
+	held := Held{Tables: make(map[int][]kroute, 2), Probes: SlotsHeld{Tables: map[int][]kroute{}}, Lanes: SlotsHeld{Tables: map[int][]kroute{}}}
 	for _, r := range rules {
 		switch {
 		case r.priority == k.Opts.Priority && r.mark == 0 && (r.table == k.Opts.Tables[0] || r.table == k.Opts.Tables[1]):
@@ -76,9 +81,12 @@ func (k *Kernel) readRules() (Held, error) {
 		case r.priority == k.Opts.MarkPriority && r.table == unix.RT_TABLE_MAIN && r.mark == k.Opts.Mark:
 			held.MarkRule = true
 		case r.priority == k.Opts.ProbePriority:
-			if slot := r.table - k.Opts.ProbeTableBase; slot >= 1 && slot <= policy.MaxProbes && r.mark == k.Opts.ProbeMark(slot) &&
-				r.mask != nil && *r.mask == k.Opts.ProbeMask() {
-				held.ProbeRules = append(held.ProbeRules, slot)
+			if slot := r.table - k.Opts.ProbeTableBase; slot >= 1 && slot <= policy.MaxProbes && r.equal(k.slotRule(probeFamily, slot)) {
+				held.Probes.Rules = append(held.Probes.Rules, slot)
+			}
+		case r.priority == k.Opts.LanePriority:
+			if slot := r.table - k.Opts.LaneTableBase; slot >= 1 && slot <= policy.MaxLanes+1 && r.equal(k.slotRule(laneFamily, slot)) {
+				held.Lanes.Rules = append(held.Lanes.Rules, slot)
 			}
 		}
 	}
@@ -139,24 +147,28 @@ func (k *Kernel) do(op Op) error {
 		if err := k.batch.rules(unix.RTM_NEWRULE, k.markRule()); err != nil {
 			return fmt.Errorf("adding the mark rule: %w", err)
 		}
+	case opRelabel:
+		if _, err := k.Conntrack.Relabel(k.Opts.LaneMark(op.slot), k.Opts.LaneMark(op.to), k.Opts.LaneMask()); err != nil {
+			return fmt.Errorf("moving the connections of lane %d to lane %d: %w", op.slot, op.to, err)
+		}
 	default:
 		return fmt.Errorf("unknown operation %d", op.kind)
 	}
 	return nil
 }
 
-// ruleOf is the rule an operation adds or deletes: a probe slot's, or the
+// ruleOf is the rule an operation adds or deletes: a slot's, or the
 // steering rule of a table.
 func (k *Kernel) ruleOf(op Op) ruleSpec {
 	if op.slot > 0 {
-		return k.probeRule(op.slot)
+		return k.slotRule(op.fam, op.slot)
 	}
 	return k.rule(op.table)
 }
 
 func ruleName(op Op) string {
 	if op.slot > 0 {
-		return fmt.Sprintf("the probe rule of slot %d", op.slot)
+		return fmt.Sprintf("the %s rule of slot %d", op.fam, op.slot)
 	}
 	return fmt.Sprintf("the rule for table %d", op.table)
 }

@@ -56,6 +56,9 @@ type spec struct {
 	groups []groupSet
 	marked []int // ifindexes of the links whose src_valid_mark we turned on (MarkPlan.Record)
 	probes []int // the health checks' slots
+	// lanes are the groups with lanes, laneSlots every lane's slot.
+	lanes     []laneGroup
+	laneSlots []int
 }
 
 type groupSet struct {
@@ -74,6 +77,7 @@ func firewallSpec(d policy.Desired) spec {
 	for _, p := range d.Probes {
 		s.probes = append(s.probes, p.Slot)
 	}
+	s.lanes, s.laneSlots = laneGroups(d)
 	return s
 }
 
@@ -82,6 +86,10 @@ func (s spec) String() string {
 	fmt.Fprintf(&b, "inside=%v marked=%v probes=%v\n", s.inside, s.marked, s.probes)
 	for _, g := range s.groups {
 		fmt.Fprintf(&b, "%s %v\n", g.name, g.ranges)
+	}
+	fmt.Fprintf(&b, "lanes=%v\n", s.laneSlots)
+	for _, g := range s.lanes {
+		fmt.Fprintf(&b, "lanes of %s: open %v to %v\n", g.name, g.open, g.ranges)
 	}
 	return b.String()
 }
@@ -202,7 +210,7 @@ func (f *Firewall) write(s spec) error {
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityMangle}),
 	}
 	w.hooks(s)
-	for _, write := range []func(spec) error{w.classifyRules, w.record, w.counters} {
+	for _, write := range []func(spec) error{w.classifyRules, w.record, w.counters, w.lanes} {
 		if err := write(s); err != nil {
 			return err
 		}

@@ -99,12 +99,17 @@ func (w *tableWriter) record(s spec) error {
 func (w *tableWriter) counters(s spec) error {
 	// count: one interval set and one counter per group; probes are not
 	// a group's traffic.
+	// A probe's packet has the Mark bit and a slot (a lane's has a slot
+	// alone, and counts; a reply of an inbound connection the Mark bit
+	// alone).
 	if len(s.probes) > 0 {
 		w.c.AddRule(&nftables.Rule{Table: w.t, Chain: w.count, Exprs: []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(w.f.Opts.ProbeMask()), Xor: hostU32(0)},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(w.f.Opts.Mark), Xor: hostU32(0)},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(w.f.Opts.Mark)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(w.f.Opts.ProbeMask() &^ w.f.Opts.Mark), Xor: hostU32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: hostU32(0)},
 			&expr.Verdict{Kind: expr.VerdictReturn},
 		}})
 	}
@@ -113,13 +118,8 @@ func (w *tableWriter) counters(s spec) error {
 		if err := w.c.AddSet(set, nil); err != nil {
 			return fmt.Errorf("nftables: set for group %s: %w", g.name, err)
 		}
-		elems := intervals(g.ranges)
-		for len(elems) > 0 {
-			n := min(len(elems), elementsPerMessage)
-			if err := w.c.SetAddElements(set, elems[:n]); err != nil {
-				return fmt.Errorf("nftables: elements of group %s: %w", g.name, err)
-			}
-			elems = elems[n:]
+		if err := w.addElements(set, intervals(g.ranges), g.name); err != nil {
+			return err
 		}
 		w.c.AddRule(&nftables.Rule{Table: w.t, Chain: w.count, UserData: []byte(g.name), Exprs: []expr.Any{
 			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},

@@ -19,9 +19,11 @@ import (
 // handle bound to it. Every write is idempotent: "exists" on add and "not
 // found" on delete are success.
 type Kernel struct {
-	NL    *netlink.Handle
-	Opts  policy.Options
-	batch *batcher
+	NL   *netlink.Handle
+	Opts policy.Options
+	// Conntrack moves a lane's connections to another lane's mark.
+	Conntrack ConnMarks
+	batch     *batcher
 	// port is the batcher's socket's netlink port: every change Apply
 	// makes goes through it (see Ours).
 	port uint32
@@ -45,19 +47,20 @@ type Kernel struct {
 }
 
 // written is what Apply left in the kernel: both tables hold routes, the
-// nexthops are nhs, and the probes' tables and nexthops are probes.
+// nexthops are nhs, and the slot tables and nexthops of the probes and
+// the lanes are slots.
 type written struct {
 	routes []kroute
 	nhs    []nexthop
-	probes probeState
+	slots  [2]slotState
 }
 
-// probeTable is what was written into a probe slot's table, if known.
-func (w *written) probeTable(slot int) ([]kroute, bool) {
+// slotTable is what was written into a slot's table, if known.
+func (w *written) slotTable(f family, slot int) ([]kroute, bool) {
 	if w == nil {
 		return nil, false
 	}
-	rs, ok := w.probes.tables[slot]
+	rs, ok := w.slots[f].tables[slot]
 	return rs, ok
 }
 
@@ -101,7 +104,13 @@ func NewKernel(ns netns.NsHandle, opts policy.Options) (*Kernel, error) {
 		conn.Close()
 		return nil, fmt.Errorf("netlink: our socket's port: %w", err)
 	}
-	return &Kernel{NL: h, Opts: opts, batch: newBatcher(conn), port: port, FullCheck: 10 * time.Second}, nil
+	ct, err := NewConntrack(ns)
+	if err != nil {
+		h.Close()
+		conn.Close()
+		return nil, err
+	}
+	return &Kernel{NL: h, Opts: opts, Conntrack: ct, batch: newBatcher(conn), port: port, FullCheck: 10 * time.Second}, nil
 }
 
 // Ours says whether a kernel event with this netlink port is the echo of
@@ -114,6 +123,9 @@ func (k *Kernel) Ours(port uint32) bool { return port != 0 && port == k.port }
 func (k *Kernel) Close() {
 	k.NL.Close()
 	k.batch.conn.Close()
+	if c, ok := k.Conntrack.(*Conntrack); ok {
+		c.Close()
+	}
 }
 
 // Applied says what one Apply did.
@@ -157,34 +169,46 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	trusted := known != nil && time.Since(k.verified) < k.FullCheck
 	generation := k.invalidated
 	k.mu.Unlock()
-	probes := wantedProbes(d.Probes, link, d.Src.As4(), uint8(k.Opts.Protocol))
-	held, dumped, err := k.read(known, trusted, want, nhs, probes)
+	proto := uint8(k.Opts.Protocol)
+	slots := [2]slotState{probeFamily: wantedProbes(d.Probes, link, d.Src.As4(), proto), laneFamily: wantedLanes(d, link, proto)}
+	held, dumped, err := k.read(known, trusted, want, nhs, slots)
 	if err != nil {
 		return Applied{}, err
 	}
+	// The steering tables first, then the lanes (a lane's packet without
+	// its lane takes the steering table), then the probes.
 	p := plan(held, want, nhs, k.Opts.Tables)
 	done, toSwitch, err := k.execute(p, start)
+	a := Applied{Routes: p.Routes, Table: p.Table}
+	if p.Switch >= 0 && done > p.Switch {
+		a.Swapped, a.Moved, a.ToSwitch = p.Swapped, p.Moved, toSwitch
+	} else if len(held.Rules) > 0 {
+		a.Table = held.Rules[0]
+	}
 	if err == nil {
-		_, _, err = k.execute(planProbes(held, probes, k.Opts), start)
+		lp := planSlots(laneFamily, held.Lanes, slots[laneFamily], k.Opts.LaneTable)
+		done, toSwitch, err = k.execute(lp, start)
+		if lp.Switch >= 0 && done > lp.Switch {
+			a.Moved += lp.Moved
+			if a.ToSwitch == 0 {
+				a.ToSwitch = toSwitch
+			}
+		}
+	}
+	if err == nil {
+		_, _, err = k.execute(planSlots(probeFamily, held.Probes, slots[probeFamily], k.Opts.ProbeTable), start)
 	}
 	k.mu.Lock()
 	k.known = nil
 	// An Invalidate while this Apply ran: what it wrote may be gone
 	// already, so the next Apply dumps.
 	if err == nil && k.invalidated == generation {
-		k.known = &written{routes: want, nhs: nhs, probes: probes}
+		k.known = &written{routes: want, nhs: nhs, slots: slots}
 		if dumped {
 			k.verified = time.Now()
 		}
 	}
 	k.mu.Unlock()
-	switched := p.Switch >= 0 && done > p.Switch
-	a := Applied{Routes: p.Routes, Table: p.Table}
-	if switched {
-		a.Swapped, a.Moved, a.ToSwitch = p.Swapped, p.Moved, toSwitch
-	} else if len(held.Rules) > 0 {
-		a.Table = held.Rules[0]
-	}
 	return a, err
 }
 
@@ -244,7 +268,10 @@ func (k *Kernel) Cleanup() error {
 		ours = append(ours, k.rule(t))
 	}
 	for slot := 1; slot <= policy.MaxProbes; slot++ {
-		ours = append(ours, k.probeRule(slot))
+		ours = append(ours, k.slotRule(probeFamily, slot))
+	}
+	for slot := 1; slot <= policy.MaxLanes+1; slot++ {
+		ours = append(ours, k.slotRule(laneFamily, slot))
 	}
 	if err := k.batch.rules(unix.RTM_DELRULE, ours...); err != nil {
 		errs = append(errs, fmt.Errorf("deleting our rules: %w", err))
@@ -254,6 +281,9 @@ func (k *Kernel) Cleanup() error {
 	}
 	for slot := 1; slot <= policy.MaxProbes; slot++ {
 		errs = append(errs, k.flush(k.Opts.ProbeTable(slot)))
+	}
+	for slot := 1; slot <= policy.MaxLanes+1; slot++ {
+		errs = append(errs, k.flush(k.Opts.LaneTable(slot)))
 	}
 	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
 	errs = append(errs, err)
@@ -269,9 +299,23 @@ func (k *Kernel) rule(table int) ruleSpec {
 	return ruleSpec{priority: k.Opts.Priority, table: table}
 }
 
-func (k *Kernel) probeRule(slot int) ruleSpec {
+// slotRule is the rule of a probe's or a lane's slot: its mark to its
+// table.
+func (k *Kernel) slotRule(f family, slot int) ruleSpec {
+	if f == laneFamily {
+		mask := k.Opts.LaneMask()
+		return ruleSpec{priority: k.Opts.LanePriority, table: k.Opts.LaneTable(slot), mark: k.Opts.LaneMark(slot), mask: &mask}
+	}
 	mask := k.Opts.ProbeMask()
 	return ruleSpec{priority: k.Opts.ProbePriority, table: k.Opts.ProbeTable(slot), mark: k.Opts.ProbeMark(slot), mask: &mask}
+}
+
+// slotTable is the table of a probe's or a lane's slot.
+func (k *Kernel) slotTable(f family, slot int) int {
+	if f == laneFamily {
+		return k.Opts.LaneTable(slot)
+	}
+	return k.Opts.ProbeTable(slot)
 }
 
 func (k *Kernel) markRule() ruleSpec {
@@ -309,6 +353,22 @@ func (k *Kernel) Carried(groups []string) (map[string]netip.Addr, error) {
 	for g, id := range nexthopIDs(groups) {
 		if nh, ok := nhs[id]; ok && nh.gateway.IsValid() {
 			out[g] = nh.gateway
+		}
+	}
+	return out, nil
+}
+
+// LaneTo reads where each lane's nexthop leads now, by slot: after a
+// restart, where the router before it sent each lane's connections.
+func (k *Kernel) LaneTo() (map[int]netip.Addr, error) {
+	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]netip.Addr{}
+	for id, nh := range nhs {
+		if f, ok := familyOf(id); ok && f == laneFamily && nh.gateway.IsValid() {
+			out[int(id&^laneNexthopBase)] = nh.gateway
 		}
 	}
 	return out, nil

@@ -22,12 +22,17 @@ type Held struct {
 	// Nexthops are the groups' nexthop objects by ID.
 	Nexthops map[uint32]nexthop
 
-	// ProbeRules are the slots whose probe rule is in place; ProbeTables
-	// the routes of the probe tables read, by slot; ProbeNexthops the
-	// probes' nexthop objects by ID.
-	ProbeRules    []int
-	ProbeTables   map[int][]kroute
-	ProbeNexthops map[uint32]nexthop
+	// Probes and Lanes are what the kernel holds of the health checks'
+	// slots and of the lanes'.
+	Probes, Lanes SlotsHeld
+}
+
+// slots is what h holds of family f.
+func (h *Held) slots(f family) *SlotsHeld {
+	if f == laneFamily {
+		return &h.Lanes
+	}
+	return &h.Probes
 }
 
 // opKind is what one step of a plan does to the kernel.
@@ -41,13 +46,16 @@ const (
 	opDeleteRule                    // delete the steering rule for a table
 	opDeleteNexthops                // delete nexthops (and any route using one)
 	opAddMarkRule                   // add the rule for marked packets
+	opRelabel                       // move a lane's connections to another lane's mark
 )
 
 // Op is one step of a plan: one netlink batch.
 type Op struct {
 	kind     opKind
 	table    int
-	slot     int // a probe rule's slot; 0: the steering rule
+	fam      family // a slot rule's family
+	slot     int    // a slot rule's slot (0: the steering rule); opRelabel: from
+	to       int    // opRelabel: the lane whose mark the connections take
 	routes   []kroute
 	nexthops []nexthop
 	ids      []uint32
@@ -66,15 +74,11 @@ func (o Op) String() string {
 	case opDeleteRoutes:
 		return fmt.Sprintf("delete from table %d: %s", o.table, routeList(o.routes))
 	case opAddRule:
-		if o.slot > 0 {
-			return fmt.Sprintf("add the probe rule of slot %d", o.slot)
-		}
-		return fmt.Sprintf("add the rule for table %d", o.table)
+		return "add " + ruleName(o)
 	case opDeleteRule:
-		if o.slot > 0 {
-			return fmt.Sprintf("delete the probe rule of slot %d", o.slot)
-		}
-		return fmt.Sprintf("delete the rule for table %d", o.table)
+		return "delete " + ruleName(o)
+	case opRelabel:
+		return fmt.Sprintf("move the connections of lane %d to lane %d", o.slot, o.to)
 	case opDeleteNexthops:
 		parts := make([]string, len(o.ids))
 		for i, id := range o.ids {
@@ -146,7 +150,7 @@ func (p Plan) String() string {
 
 func (p *Plan) add(o Op) {
 	if len(o.routes) == 0 && len(o.nexthops) == 0 && len(o.ids) == 0 &&
-		o.kind != opAddRule && o.kind != opDeleteRule && o.kind != opAddMarkRule {
+		o.kind != opAddRule && o.kind != opDeleteRule && o.kind != opAddMarkRule && o.kind != opRelabel {
 		return
 	}
 	p.Ops = append(p.Ops, o)

@@ -25,10 +25,12 @@ var planSeed = flag.Uint64("plan.seed", 0, "replay the planner's random transiti
 // step by step, without root, and look up destinations between steps.
 type model struct {
 	Held
+	relabelled [][2]int // the lanes' relabels, from and to, in order
 }
 
 func newModel() *model {
-	return &model{Held{Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{}, ProbeNexthops: map[uint32]nexthop{}}}
+	return &model{Held: Held{Tables: map[int][]kroute{}, Nexthops: map[uint32]nexthop{},
+		Probes: SlotsHeld{Nexthops: map[uint32]nexthop{}}, Lanes: SlotsHeld{Nexthops: map[uint32]nexthop{}}}}
 }
 
 // do changes the model as the kernel would perform op.
@@ -36,8 +38,8 @@ func (m *model) do(op Op) error {
 	switch op.kind {
 	case opReplaceNexthops:
 		for _, nh := range op.nexthops {
-			if isProbeNexthop(nh.id) {
-				m.ProbeNexthops[nh.id] = nh
+			if f, slotted := familyOf(nh.id); slotted {
+				m.slots(f).Nexthops[nh.id] = nh
 			} else {
 				m.Nexthops[nh.id] = nh
 			}
@@ -45,8 +47,9 @@ func (m *model) do(op Op) error {
 	case opWriteRoutes:
 		for _, r := range op.routes {
 			_, group := m.Nexthops[r.nh]
-			_, probe := m.ProbeNexthops[r.nh]
-			if r.nh != 0 && !group && !probe {
+			_, probe := m.Probes.Nexthops[r.nh]
+			_, lane := m.Lanes.Nexthops[r.nh]
+			if r.nh != 0 && !group && !probe && !lane {
 				return fmt.Errorf("table %d: route %s: nexthop does not exist (ENOENT)", op.table, r)
 			}
 			rs := m.Tables[op.table]
@@ -66,9 +69,9 @@ func (m *model) do(op Op) error {
 			}
 		}
 	case opAddRule:
-		if op.slot > 0 {
-			if !slices.Contains(m.ProbeRules, op.slot) {
-				m.ProbeRules = append(m.ProbeRules, op.slot)
+		if h := m.slots(op.fam); op.slot > 0 {
+			if !slices.Contains(h.Rules, op.slot) {
+				h.Rules = append(h.Rules, op.slot)
 			}
 			break
 		}
@@ -77,15 +80,16 @@ func (m *model) do(op Op) error {
 			m.Rules = append(m.Rules, op.table)
 		}
 	case opDeleteRule:
-		if op.slot > 0 {
-			m.ProbeRules = slices.DeleteFunc(m.ProbeRules, func(s int) bool { return s == op.slot })
+		if h := m.slots(op.fam); op.slot > 0 {
+			h.Rules = slices.DeleteFunc(h.Rules, func(s int) bool { return s == op.slot })
 			break
 		}
 		m.Rules = slices.DeleteFunc(m.Rules, func(t int) bool { return t == op.table })
 	case opDeleteNexthops:
 		for _, id := range op.ids {
 			delete(m.Nexthops, id)
-			delete(m.ProbeNexthops, id)
+			delete(m.Probes.Nexthops, id)
+			delete(m.Lanes.Nexthops, id)
 			// The kernel deletes the routes that use a deleted nexthop.
 			for t, rs := range m.Tables {
 				m.Tables[t] = slices.DeleteFunc(rs, func(r kroute) bool { return r.nh == id })
@@ -93,6 +97,8 @@ func (m *model) do(op Op) error {
 		}
 	case opAddMarkRule:
 		m.MarkRule = true
+	case opRelabel:
+		m.relabelled = append(m.relabelled, [2]int{op.slot, op.to})
 	default:
 		return fmt.Errorf("unknown operation %d", op.kind)
 	}
@@ -369,10 +375,10 @@ func TestPlanProbesInRandomOrder(t *testing.T) {
 	// The model keeps probe tables by table number; ProbeTables is the
 	// planner's view of them, by slot.
 	probeTables := func() {
-		m.ProbeTables = map[int][]kroute{}
+		m.Probes.Tables = map[int][]kroute{}
 		for slot := 1; slot <= policy.MaxProbes; slot++ {
 			if rs := m.Tables[o.ProbeTable(slot)]; len(rs) > 0 {
-				m.ProbeTables[slot] = rs
+				m.Probes.Tables[slot] = rs
 			}
 		}
 	}
@@ -387,23 +393,23 @@ func TestPlanProbesInRandomOrder(t *testing.T) {
 		}
 		switch rng.IntN(4) {
 		case 0:
-			if len(m.ProbeRules) > 0 {
-				m.ProbeRules = m.ProbeRules[1:]
+			if len(m.Probes.Rules) > 0 {
+				m.Probes.Rules = m.Probes.Rules[1:]
 			}
 		case 1:
-			for id := range m.ProbeNexthops {
+			for id := range m.Probes.Nexthops {
 				_ = m.do(Op{kind: opDeleteNexthops, ids: []uint32{id}})
 				break
 			}
 		}
 		probeTables()
 		want := wantedProbes(ps, 7, [4]byte{198, 51, 100, 10}, 146)
-		p := planProbes(m.Held, want, o)
+		p := planSlots(probeFamily, m.Probes, want, o.ProbeTable)
 		for i, op := range p.Ops {
 			if err := m.do(op); err != nil {
 				t.Fatalf("step %d, op %d (%s): %v\n%s", step, i, op, err, p)
 			}
-			for _, slot := range m.ProbeRules {
+			for _, slot := range m.Probes.Rules {
 				rs := m.Tables[o.ProbeTable(slot)]
 				if !slices.ContainsFunc(rs, func(r kroute) bool { return r.bits == 0 && r.typ == unix.RTN_UNREACHABLE }) {
 					t.Fatalf("step %d, after op %d (%s): the rule of slot %d points at a table without its unreachable default: %s\n%s", step, i, op, slot, routeList(rs), p)
@@ -411,22 +417,22 @@ func TestPlanProbesInRandomOrder(t *testing.T) {
 			}
 		}
 		probeTables()
-		got := slices.Sorted(slices.Values(m.ProbeRules))
+		got := slices.Sorted(slices.Values(m.Probes.Rules))
 		var wantSlots []int
 		for _, pr := range ps {
 			wantSlots = append(wantSlots, pr.Slot)
 		}
 		slices.Sort(wantSlots)
-		if !slices.Equal(got, wantSlots) || len(m.ProbeTables) != len(want.tables) || len(m.ProbeNexthops) != len(want.nhs) {
-			t.Fatalf("step %d: rules %v tables %v nexthops %v, want %v\n%s", step, got, m.ProbeTables, m.ProbeNexthops, ps, p)
+		if !slices.Equal(got, wantSlots) || len(m.Probes.Tables) != len(want.tables) || len(m.Probes.Nexthops) != len(want.nhs) {
+			t.Fatalf("step %d: rules %v tables %v nexthops %v, want %v\n%s", step, got, m.Probes.Tables, m.Probes.Nexthops, ps, p)
 		}
 		for slot, rs := range want.tables {
-			if !slices.Equal(m.ProbeTables[slot], rs) {
-				t.Fatalf("step %d: slot %d holds %s, want %s", step, slot, routeList(m.ProbeTables[slot]), routeList(rs))
+			if !slices.Equal(m.Probes.Tables[slot], rs) {
+				t.Fatalf("step %d: slot %d holds %s, want %s", step, slot, routeList(m.Probes.Tables[slot]), routeList(rs))
 			}
 		}
 		probeTables()
-		if again := planProbes(m.Held, want, o); len(again.Ops) != 0 {
+		if again := planSlots(probeFamily, m.Probes, want, o.ProbeTable); len(again.Ops) != 0 {
 			t.Fatalf("step %d: planning the state it reached again gives:\n%s", step, again)
 		}
 	}

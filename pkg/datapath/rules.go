@@ -15,6 +15,12 @@ type ruleSpec struct {
 	mask     *uint32 // nil: no fwmark match
 }
 
+// equal says r is o: the same priority, table and fwmark match.
+func (r ruleSpec) equal(o ruleSpec) bool {
+	return r.priority == o.priority && r.table == o.table && r.mark == o.mark &&
+		(r.mask == nil) == (o.mask == nil) && (r.mask == nil || *r.mask == *o.mask)
+}
+
 // rules adds (RTM_NEWRULE) or deletes (RTM_DELRULE) rs in one batch.
 // Adding a rule that exists and deleting one that is gone count as
 // success. Rules go through the batcher's socket like routes and

@@ -37,15 +37,33 @@ type Probe struct {
 	FailureThreshold, SuccessThreshold int
 }
 
-// ProbeOf is sr's probe; false if sr has no health check or its gateway or
-// target do not parse (the webhook refuses both; such a member counts as
-// up, as one without a check).
+// ProbesOf are sr's probes, one per gateway (spec.gateway, or each of
+// spec.gateways, in order); nil if sr has no health check. A gateway or
+// target that does not parse (the webhook refuses both) gives no probe:
+// ok[i] says whether gateway i has one (one without counts as up, as a
+// member without a check).
+func ProbesOf(sr *v1.StaticRoute) (ps []Probe, ok []bool) {
+	if sr.Spec.HealthCheck == nil {
+		return nil, nil
+	}
+	for _, s := range sr.GatewayList() {
+		p, valid := probeVia(sr.Spec.HealthCheck, s)
+		ps, ok = append(ps, p), append(ok, valid)
+	}
+	return ps, ok
+}
+
+// ProbeOf is the probe of sr's first gateway (ProbesOf).
 func ProbeOf(sr *v1.StaticRoute) (Probe, bool) {
-	hc := sr.Spec.HealthCheck
-	if hc == nil {
+	ps, ok := ProbesOf(sr)
+	if len(ps) == 0 {
 		return Probe{}, false
 	}
-	gw, err := netip.ParseAddr(sr.Spec.Gateway)
+	return ps[0], ok[0]
+}
+
+func probeVia(hc *v1.HealthCheck, gateway string) (Probe, bool) {
+	gw, err := netip.ParseAddr(gateway)
 	if err != nil || !gw.Is4() {
 		return Probe{}, false
 	}

@@ -25,3 +25,18 @@ func TestProbeTimeout(t *testing.T) {
 		}
 	}
 }
+
+func TestProbesOfEveryGateway(t *testing.T) {
+	sr := &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateways: []string{"198.51.100.4", "bad", "198.51.100.20"},
+		HealthCheck: &v1.HealthCheck{Target: "192.0.2.1"}}}
+	ps, ok := ProbesOf(sr)
+	if len(ps) != 3 || !ok[0] || ok[1] || !ok[2] {
+		t.Fatalf("ProbesOf = %v %v, want three, the second without a probe", ps, ok)
+	}
+	if got := ps[0].Path.String() + ", " + ps[2].Path.String(); got != "icmp 192.0.2.1 via 198.51.100.4, icmp 192.0.2.1 via 198.51.100.20" {
+		t.Errorf("paths %s", got)
+	}
+	if ps, _ := ProbesOf(&v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateways: []string{"198.51.100.4"}}}); ps != nil {
+		t.Errorf("no health check: %v, want none", ps)
+	}
+}

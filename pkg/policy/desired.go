@@ -50,8 +50,11 @@ func (r Route) String() string {
 
 // Group is one group's outcome on this node.
 type Group struct {
-	Name     string
-	Active   string // the member whose destinations are routed
+	Name   string
+	Active string // the member whose destinations are routed
+	// Gateway is the gateway of the group's routes: the active member's,
+	// or, when it has several, the first that new connections may take
+	// (what a packet outside any connection's lane takes).
 	Gateway  netip.Addr
 	Prefixes []netip.Prefix // routed via the gateway, or unreachable
 	State    string         // v1.NodeGroup*
@@ -61,21 +64,43 @@ type Group struct {
 	// Members are the group's live members, oldest first, with their
 	// gateways' probes as this node runs them.
 	Members []Member
+	// Lanes are the active member's gateways when it has several
+	// (spec.gateways), each in its slot: new connections are spread over
+	// the open ones, and each keeps its lane for its life. Nil for a
+	// member with one gateway.
+	Lanes []Lane
+}
+
+// Lane is one gateway of a group's active member in its slot: its
+// connections carry the mark Options.LaneMark(Slot) and leave through
+// table Options.LaneTable(Slot), which sends them to To.
+type Lane struct {
+	Slot int
+	group.Lane
 }
 
 // Member is one member of a group as a node sees it.
 type Member struct {
-	Name    string
-	Gateway netip.Addr
-	// Probe is its health check; Checked says it has one. A checked member
-	// whose gateway is not on-link cannot be probed and counts as down.
-	Probe   group.Probe
-	Checked bool
-	// State is its gateway's health as this node sees it (Up for a member
-	// without a check); Carrying says its gateway carried the group when
-	// this state was computed (what keeps a Pending member on).
+	Name string
+	// Gateways are its gateways in its order, each with its probe and
+	// health. Checked says it has a health check.
+	Gateways []MemberGateway
+	Checked  bool
+	// State is the best of its gateways' (group.Best); Carrying says one
+	// of its gateways carried the group when this state was computed
+	// (what keeps a Pending member on).
 	State    group.State
 	Carrying bool
+}
+
+// MemberGateway is one gateway of a member: its probe, if the member is
+// checked, and its health as this node sees it (Up for a member without a
+// check). A checked gateway that is not on-link cannot be probed and
+// counts as down, as does any gateway of several that is not on-link.
+type MemberGateway struct {
+	Gateway netip.Addr
+	Probe   group.Probe
+	State   group.State
 }
 
 // Node is what the router reads off its node.
@@ -118,6 +143,10 @@ type Input struct {
 	// Hold names, per group, the member it must keep for now: a switch
 	// within a period of its last one waits (group.Damper).
 	Hold map[string]string
+	// LaneTo is, per lane slot, where its connections leave now: the last
+	// applied state's, or after a restart the kernel's. A Pending lane
+	// that is away stays away until its probes decide (group.Lanes).
+	LaneTo map[int]netip.Addr
 	// AdoptLegacy: remove the old operator's main-table routes that a
 	// StaticRoute now steers (--adopt-legacy-routes).
 	AdoptLegacy bool
@@ -137,6 +166,8 @@ type Desired struct {
 	// Probes are the health checks this node runs, one per distinct probe,
 	// each with its slot (its mark and table): sorted by slot.
 	Probes []Probe
+	// Lanes are every group's lanes (Group.Lanes), sorted by slot.
+	Lanes []GroupLane
 	// CarveOuts are what the node keeps direct whatever a group steers,
 	// and why (the VPC, pod and service ranges, the API servers, the
 	// connected routes, --never-route, the special ranges): the steering
@@ -146,6 +177,14 @@ type Desired struct {
 	// table steers their destinations (Input.AdoptLegacy); nil when the
 	// main table holds none of them.
 	Legacy map[LegacyRoute]bool
+}
+
+// GroupLane is a lane with its group, and the ranges whose new
+// connections it may take: the group's routes, as the steering table's
+// longest match gives them to it.
+type GroupLane struct {
+	Group string
+	Lane
 }
 
 // CarveOut is a range a node never steers, and why.
@@ -184,6 +223,9 @@ func (d Desired) String() string {
 	for _, p := range d.Probes {
 		fmt.Fprintf(&b, "probe %d: %s\n", p.Slot, p.Probe)
 	}
+	for _, l := range d.Lanes {
+		fmt.Fprintf(&b, "lane %d of group %s: %s\n", l.Slot, l.Group, l.Lane.Lane)
+	}
 	legacy := make([]string, 0, len(d.Legacy))
 	for l := range d.Legacy {
 		legacy = append(legacy, l.String())
@@ -199,13 +241,20 @@ func (d Desired) String() string {
 type member struct {
 	obj      *v1.StaticRoute
 	route    validate.Route
-	probe    group.Probe
-	checked  bool // it has a health check
-	probed   bool // and this node can run it
-	state    group.State
-	carrying bool // its gateway carries the group now
-	rank     int  // group.Rank
+	gws      []memberGateway // one per route.Gateways
+	checked  bool            // it has a health check
+	state    group.State     // the best of its gateways'
+	carrying bool            // one of its gateways carries the group now
+	rank     int             // group.Rank
 }
+
+type memberGateway struct {
+	MemberGateway
+	probed bool // the node runs its probe
+	onLink bool
+}
+
+func (m member) several() bool { return len(m.route.Gateways) > 1 }
 
 // Compute returns the desired state of one node. It depends only on the
 // set of objects, not their order: every router computes the same
@@ -217,8 +266,10 @@ func Compute(in Input) Desired {
 	claimed := validate.NewIndex()
 	var probes []group.Probe
 	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, Inside: insideRanges(in.Cluster)}
+	slots := laneSlots(order, in.Node.Labels)
 	for _, a := range order {
-		g, routed := groupOutcome(in, a.name, a.active, carve, claimed)
+		lanes := groupLanes(in, a, slots)
+		g, routed := groupOutcome(in, a.name, a.active, lanes, carve, claimed)
 		g.Selection, g.Members = a.selection, a.members
 		// Claims are global, whether or not the group selects this node,
 		// so that every node gives an address to the same group.
@@ -233,15 +284,22 @@ func Compute(in Input) Desired {
 		}
 		d.Groups = append(d.Groups, g)
 		d.Routes = append(d.Routes, routed...)
+		for _, l := range g.Lanes {
+			d.Lanes = append(d.Lanes, GroupLane{Group: g.Name, Lane: l})
+		}
 		for _, m := range groups[a.name] {
-			// Every member of a group that selects the node is probed,
-			// whichever carries it: a standby's health decides failback.
-			if m.probed {
-				probes = append(probes, m.probe)
+			// Every gateway of every member of a group that selects the
+			// node is probed, whichever carries it: a standby's health
+			// decides failback.
+			for _, g := range m.gws {
+				if g.probed {
+					probes = append(probes, g.Probe)
+				}
 			}
 		}
 	}
 	d.Probes = probeSlots(probes)
+	slices.SortFunc(d.Lanes, func(x, y GroupLane) int { return x.Slot - y.Slot })
 	if in.AdoptLegacy {
 		if legacy := LegacyRoutes(in.Routes); MayHoldLegacy(in.Node.MainVia, legacy) {
 			d.Legacy = legacy
@@ -263,8 +321,8 @@ func Compute(in Input) Desired {
 	return d
 }
 
-// liveMembers are the live StaticRoutes by group, each with its health
-// as this node sees it.
+// liveMembers are the live StaticRoutes by group, each with its
+// gateways' health as this node sees it.
 func liveMembers(in Input) map[string][]member {
 	groups := map[string][]member{}
 	for _, sr := range in.Routes {
@@ -272,18 +330,31 @@ func liveMembers(in Input) map[string][]member {
 			continue
 		}
 		r := validate.RouteOf(sr)
-		m := member{obj: sr, route: r, state: group.Up}
-		m.probe, m.checked = group.ProbeOf(sr)
-		// A gateway this node cannot probe (not on-link) is down.
-		m.probed = m.checked && in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, m.probe.Gateway)
-		switch {
-		case m.probed:
-			m.state = in.Health[m.probe.Path]
-		case m.checked:
-			m.state = group.Down
+		m := member{obj: sr, route: r}
+		probes, ok := group.ProbesOf(sr)
+		m.checked = probes != nil
+		carried, isCarried := in.Carried[r.Group]
+		var states []group.State
+		for i, gw := range r.Gateways {
+			g := memberGateway{MemberGateway: MemberGateway{Gateway: gw, State: group.Up}}
+			g.onLink = in.Node.VPCAddr.IsValid() && containsAddr(in.Node.OnLink, gw)
+			if m.checked {
+				g.Probe = probes[i]
+			}
+			// A gateway this node cannot probe (not on-link) is down; so
+			// is one of several that is not on-link: no lane leads there.
+			g.probed = m.checked && ok[i] && g.onLink
+			switch {
+			case g.probed:
+				g.State = in.Health[g.Probe.Path]
+			case m.checked && ok[i], m.several() && !g.onLink:
+				g.State = group.Down
+			}
+			m.gws = append(m.gws, g)
+			states = append(states, g.State)
+			m.carrying = m.carrying || isCarried && carried == gw
 		}
-		carried, ok := in.Carried[r.Group]
-		m.carrying = ok && carried == r.Gateway
+		m.state = group.Best(states)
 		m.rank = group.Rank(m.state, m.carrying)
 		groups[r.Group] = append(groups[r.Group], m)
 	}
@@ -323,8 +394,11 @@ func byAge(in Input, groups map[string][]member) []aged {
 		}
 		group.Sort(ms, key)
 		for _, m := range ms {
-			a.members = append(a.members, Member{Name: m.obj.Name, Gateway: m.route.Gateway, Probe: m.probe, Checked: m.checked,
-				State: m.state, Carrying: m.carrying})
+			pm := Member{Name: m.obj.Name, Checked: m.checked, State: m.state, Carrying: m.carrying}
+			for _, g := range m.gws {
+				pm.Gateways = append(pm.Gateways, g.MemberGateway)
+			}
+			a.members = append(a.members, pm)
 		}
 		order = append(order, a)
 	}
@@ -334,9 +408,12 @@ func byAge(in Input, groups map[string][]member) []aged {
 
 // groupOutcome decides what one group routes: its active member's
 // destinations less those inside a carve-out or claimed by an older group.
-func groupOutcome(in Input, name string, active member, carve carveSet, claimed *validate.Index) (Group, []Route) {
+func groupOutcome(in Input, name string, active member, lanes []Lane, carve carveSet, claimed *validate.Index) (Group, []Route) {
 	r := active.route
-	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied}
+	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied, Lanes: lanes}
+	if i := slices.IndexFunc(lanes, func(l Lane) bool { return l.Open }); i >= 0 {
+		g.Gateway = lanes[i].Gateway
+	}
 	var reasons []string
 	conflicted := false
 	for _, p := range r.Destinations {
@@ -362,15 +439,16 @@ func groupOutcome(in Input, name string, active member, carve carveSet, claimed 
 	}
 	kind := Via
 	switch {
-	case !r.Gateway.IsValid():
+	case slices.ContainsFunc(r.Gateways, func(gw netip.Addr) bool { return !gw.IsValid() }) || len(r.Gateways) == 0:
 		kind, g.State = Unreachable, v1.NodeGroupError
-		reasons = append([]string{fmt.Sprintf("gateway %q is not an IPv4 address", active.obj.Spec.Gateway)}, reasons...)
-	case len(in.Cluster.VPC) > 0 && !containsAddr(in.Cluster.VPC, r.Gateway):
+		reasons = append([]string{fmt.Sprintf("gateway %q is not an IPv4 address", badGateway(active.obj))}, reasons...)
+	case len(in.Cluster.VPC) > 0 && slices.ContainsFunc(r.Gateways, func(gw netip.Addr) bool { return !containsAddr(in.Cluster.VPC, gw) }):
+		outside := r.Gateways[slices.IndexFunc(r.Gateways, func(gw netip.Addr) bool { return !containsAddr(in.Cluster.VPC, gw) })]
 		kind, g.State = Unreachable, v1.NodeGroupError
-		reasons = append([]string{fmt.Sprintf("gateway %s is outside the VPC", r.Gateway)}, reasons...)
-	case !containsAddr(in.Node.OnLink, r.Gateway) || !in.Node.VPCAddr.IsValid():
-		kind, g.State = Unreachable, v1.NodeGroupGatewayNotOnLink
-		reasons = append([]string{fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", r.Gateway, in.Node.VPCLink)}, reasons...)
+		reasons = append([]string{fmt.Sprintf("gateway %s is outside the VPC", outside)}, reasons...)
+	case !containsAddr(in.Node.OnLink, g.Gateway) || !in.Node.VPCAddr.IsValid():
+		kind, g.State, g.Lanes = Unreachable, v1.NodeGroupGatewayNotOnLink, nil
+		reasons = append([]string{fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", g.Gateway, in.Node.VPCLink)}, reasons...)
 	case conflicted:
 		g.State = v1.NodeGroupConflicted
 	}
@@ -380,16 +458,29 @@ func groupOutcome(in Input, name string, active member, carve carveSet, claimed 
 			g.State = v1.NodeGroupError
 		}
 	}
+	if kind != Via {
+		g.Lanes = nil
+	}
 	g.Reason = strings.Join(reasons, "; ")
 	routes := make([]Route, 0, len(g.Prefixes))
 	for _, p := range g.Prefixes {
 		rt := Route{Prefix: p, Kind: kind, Group: name}
 		if kind == Via {
-			rt.Gateway = r.Gateway
+			rt.Gateway = g.Gateway
 		}
 		routes = append(routes, rt)
 	}
 	return g, routes
+}
+
+// badGateway is the first of sr's gateways that does not parse.
+func badGateway(sr *v1.StaticRoute) string {
+	for _, s := range sr.GatewayList() {
+		if _, err := validate.ParseIPv4(s); err != nil {
+			return s
+		}
+	}
+	return ""
 }
 
 // insideRanges are the sources whose connections are never inbound.

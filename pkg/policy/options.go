@@ -37,6 +37,12 @@ type Options struct {
 	// ProbeTableBase+slot is the table of the probe in that slot
 	// (1..MaxProbes).
 	ProbeTableBase int
+	// LanePriority is the priority of the rules that send a lane's
+	// connections to its table ("fwmark LaneMark(slot)/LaneMask lookup
+	// LaneTable(slot)"): before the steering rule. LaneTableBase+slot is
+	// the table of the lane in that slot (1..MaxLanes).
+	LanePriority  int
+	LaneTableBase int
 }
 
 // ProbeMask is the mark bits the probe rules match: the router's Mark bit
@@ -46,6 +52,20 @@ func (o Options) ProbeMask() uint32 { return o.Mark | MaxProbes }
 
 // ProbeMark is the packet mark of the probes in slot.
 func (o Options) ProbeMark(slot int) uint32 { return o.Mark | uint32(slot) }
+
+// LaneMask is the mark bits the lane rules match: the same as the
+// probes'. A lane's mark is its slot with the Mark bit clear, so that
+// packets of inbound connections (Mark alone) and probes (Mark and a
+// slot) never match a lane rule, and a lane's packet that finds no lane
+// rule (its lane was just removed) takes the steering table, never the
+// mark rule to main.
+func (o Options) LaneMask() uint32 { return o.ProbeMask() }
+
+// LaneMark is the mark of the connections of the lane in slot.
+func (o Options) LaneMark(slot int) uint32 { return uint32(slot) }
+
+// LaneTable is the routing table of the lane in slot.
+func (o Options) LaneTable(slot int) int { return o.LaneTableBase + slot }
 
 // ProbeTable is the routing table of the probes in slot.
 func (o Options) ProbeTable(slot int) int { return o.ProbeTableBase + slot }
@@ -62,5 +82,8 @@ func DefaultOptions() Options {
 		// 29990 and 52201..52263: next to ours, clear of others'.
 		ProbePriority:  29990,
 		ProbeTableBase: 52200,
+		// 30005 and 52301..52363.
+		LanePriority:  30005,
+		LaneTableBase: 52300,
 	}
 }

@@ -36,7 +36,7 @@ func ParseMark(s string) (uint32, error) {
 // Validate says everything wrong with o at once, each mistake naming its
 // flag and what to pick. Each check is a function of its own.
 func (o Options) Validate() error {
-	return errors.Join(o.checkTables(), o.checkMark(), o.checkPriorities(), o.checkProbeTables(), o.checkProtocol())
+	return errors.Join(o.checkTables(), o.checkMark(), o.checkPriorities(), o.checkProbeTables(), o.checkLaneTables(), o.checkProtocol())
 }
 
 func (o Options) checkTables() error {
@@ -67,6 +67,9 @@ func (o Options) checkPriorities() error {
 	if o.ProbePriority >= o.MarkPriority || o.ProbePriority <= 0 {
 		errs = append(errs, fmt.Errorf("--probe-rule-priority (%d) must come before --mark-rule-priority (%d)", o.ProbePriority, o.MarkPriority))
 	}
+	if o.LanePriority >= o.Priority || o.LanePriority <= 0 || o.LanePriority == o.MarkPriority || o.LanePriority == o.ProbePriority {
+		errs = append(errs, fmt.Errorf("--lane-rule-priority (%d) must come before --rule-priority (%d), apart from --mark-rule-priority and --probe-rule-priority", o.LanePriority, o.Priority))
+	}
 	if o.MarkPriority >= o.Priority {
 		errs = append(errs, fmt.Errorf("--mark-rule-priority (%d) must come before --rule-priority (%d)", o.MarkPriority, o.Priority))
 	}
@@ -83,6 +86,19 @@ func (o Options) checkProbeTables() error {
 	inRange := func(t int) bool { return t > b && t <= b+MaxProbes }
 	if b <= 0 || b+MaxProbes > 1<<31-1 || inRange(253) || inRange(254) || inRange(255) || inRange(o.Tables[0]) || inRange(o.Tables[1]) {
 		return fmt.Errorf("--probe-table-base %d: tables %d..%d must be free (not main, local, default or --tables)", b, b+1, b+MaxProbes)
+	}
+	return nil
+}
+
+// checkLaneTables: the lanes' tables, base+1..base+MaxLanes, must be
+// free, and apart from the probes'.
+func (o Options) checkLaneTables() error {
+	b := o.LaneTableBase
+	inRange := func(t int) bool { return t > b && t <= b+MaxLanes }
+	p := o.ProbeTableBase
+	if b <= 0 || b+MaxLanes > 1<<31-1 || inRange(253) || inRange(254) || inRange(255) || inRange(o.Tables[0]) || inRange(o.Tables[1]) ||
+		b < p+MaxProbes && p < b+MaxLanes {
+		return fmt.Errorf("--lane-table-base %d: tables %d..%d must be free (not main, local, default, --tables or the probes' tables)", b, b+1, b+MaxLanes)
 	}
 	return nil
 }

@@ -27,6 +27,10 @@ func TestOptionsValidate(t *testing.T) {
 		{"steering rule after main", func(o *Options) { o.Priority = 32766 }, "--rule-priority 32766"},
 		{"probe tables over main", func(o *Options) { o.ProbeTableBase = 200 }, "--probe-table-base 200"},
 		{"probe tables over a steering table", func(o *Options) { o.ProbeTableBase = o.Tables[0] - 1 }, "--probe-table-base"},
+		{"lane rules after the steering rule", func(o *Options) { o.LanePriority = o.Priority + 1 }, "--lane-rule-priority"},
+		{"lane rules at the mark rule's priority", func(o *Options) { o.LanePriority = o.MarkPriority }, "--lane-rule-priority"},
+		{"lane tables over the probes'", func(o *Options) { o.LaneTableBase = o.ProbeTableBase + 10 }, "--lane-table-base"},
+		{"lane tables over main", func(o *Options) { o.LaneTableBase = 250 }, "--lane-table-base 250"},
 		{"a taken protocol", func(o *Options) { o.Protocol = 4 }, "--route-protocol 4"},
 	} {
 		o := DefaultOptions()

@@ -39,15 +39,22 @@ func probeSlots(ps []group.Probe) []Probe {
 		if len(out) == MaxProbes {
 			break
 		}
-		h := fnv.New32a()
-		h.Write([]byte(p.Path.String())) // the slot follows the path: tuning keeps it
-		slot := 1 + int(h.Sum32()%MaxProbes)
-		for used[slot] {
-			slot = 1 + slot%MaxProbes
-		}
-		used[slot] = true
-		out = append(out, Probe{Slot: slot, Probe: p})
+		// The slot follows the path: tuning keeps it.
+		out = append(out, Probe{Slot: freeSlot(used, p.Path.String(), MaxProbes), Probe: p})
 	}
 	slices.SortFunc(out, func(a, b Probe) int { return a.Slot - b.Slot })
 	return out
+}
+
+// freeSlot takes a slot in 1..n for name from a hash of it, or on a
+// collision the next free one, and marks it used.
+func freeSlot(used map[int]bool, name string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(name))
+	slot := 1 + int(h.Sum32()%uint32(n))
+	for used[slot] {
+		slot = 1 + slot%n
+	}
+	used[slot] = true
+	return slot
 }

@@ -22,7 +22,7 @@ func TestChecksAlone(t *testing.T) {
 		return d
 	}
 	vpc := Config{VPC: []netip.Prefix{netip.MustParsePrefix("10.116.0.0/20")}}
-	hcPath, gw4 := field.NewPath("spec", "healthCheck"), netip.MustParseAddr("10.116.0.4")
+	hcPath, gw4 := field.NewPath("spec", "healthCheck"), []netip.Addr{netip.MustParseAddr("10.116.0.4")}
 	for name, tc := range map[string]struct {
 		errs field.ErrorList
 		want []string // substrings, one per error, in order
@@ -53,6 +53,22 @@ func TestChecksAlone(t *testing.T) {
 			want: []string{`spec.healthCheck.protocol: Unsupported value: "UDP"`, "spec.healthCheck.periodMilliseconds: Invalid value: 10: must be from 50", "spec.healthCheck.timeoutMilliseconds: Invalid value: 300: must be from 10 to the period (10)", "spec.healthCheck.failureThreshold: Invalid value: 101"}},
 		"a target inside the VPC, never reached through the gateway": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.9"}, gw4),
 			want: []string{`spec.healthCheck.target: Invalid value: "10.116.0.9": lies inside the VPC CIDR 10.116.0.0/20: it is reached directly`}},
+		"a target that is one of several gateways": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "10.116.0.5"},
+			[]netip.Addr{netip.MustParseAddr("10.116.0.4"), netip.MustParseAddr("10.116.0.5")}),
+			want: []string{`spec.healthCheck.target: Invalid value: "10.116.0.5": is one of spec.gateways`}},
+		"two gateways, each in the VPC": {errs: func() field.ErrorList {
+			_, _, e := checkGateways(field.NewPath("spec"), &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateways: []string{"10.116.0.4", "10.116.0.5"}}})
+			return e
+		}()},
+		"both gateway and gateways": {errs: func() field.ErrorList {
+			_, _, e := checkGateways(field.NewPath("spec"), &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateway: "10.116.0.4", Gateways: []string{"10.116.0.5"}}})
+			return e
+		}(), want: []string{`spec.gateways: Invalid value: ["10.116.0.5"]: give either spec.gateway`}},
+		"gateways: a duplicate, a bad entry, too many": {errs: func() field.ErrorList {
+			_, _, e := checkGateways(field.NewPath("spec"), &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateways: []string{
+				"10.116.0.4", "10.116.0.4", "10.116.0", "10.116.0.6", "10.116.0.7", "10.116.0.8", "10.116.0.9", "10.116.0.10", "10.116.0.11"}}})
+			return e
+		}(), want: []string{"spec.gateways: Too many: 9: must have at most 8 items", `spec.gateways[1]: Duplicate value: "10.116.0.4"`, `spec.gateways[2]: Invalid value: "10.116.0"`}},
 		"a loopback target": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "127.0.0.1"}, gw4),
 			want: []string{`spec.healthCheck.target: Invalid value: "127.0.0.1": lies inside loopback`}},
 		"a group that is no name": {errs: checkGroup(field.NewPath("spec", "group"), "Primary_1"),

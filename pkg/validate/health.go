@@ -3,6 +3,7 @@ package validate
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -14,7 +15,7 @@ import (
 // messages), and what only the cluster's layout tells: a target inside
 // the VPC (other than the gateway) or the cluster's ranges is never
 // reached through a gateway, so its probes would say nothing of it.
-func checkHealthCheck(path *field.Path, cfg Config, hc *v1.HealthCheck, gw netip.Addr) field.ErrorList {
+func checkHealthCheck(path *field.Path, cfg Config, hc *v1.HealthCheck, gws []netip.Addr) field.ErrorList {
 	if hc == nil {
 		return nil
 	}
@@ -62,8 +63,12 @@ func checkHealthCheck(path *field.Path, cfg Config, hc *v1.HealthCheck, gw netip
 	if name, in := insideSpecial(netip.PrefixFrom(target, 32)); in {
 		return append(errs, field.Invalid(tp, hc.Target, "lies inside "+name+": it is never reached through a gateway"))
 	}
-	if target == gw {
+	switch {
+	case len(gws) == 1 && target == gws[0]:
 		return errs
+	case slices.Contains(gws, target):
+		return append(errs, field.Invalid(tp, hc.Target,
+			"is one of spec.gateways: every gateway is probed through itself, so this would probe it through the others; leave target empty to probe each gateway itself, or give an address beyond them"))
 	}
 	for _, r := range cfg.Ranges() {
 		if r.Prefix.Contains(target) {

@@ -15,7 +15,11 @@ type Route struct {
 	Name    string
 	Group   string // effective group
 	Created time.Time
-	Gateway netip.Addr // invalid if the object's gateway does not parse
+	// Gateways are the route's gateways (spec.gateway, or spec.gateways)
+	// in the object's order; Gateway is the first. An entry that does not
+	// parse is invalid: it stays, so that positions keep their meaning.
+	Gateway  netip.Addr
+	Gateways []netip.Addr
 	// Destinations that parse; objects from before admission may hold
 	// others, which are left out.
 	Destinations []netip.Prefix
@@ -28,7 +32,13 @@ func RouteOf(sr *v1.StaticRoute) Route {
 		Group:   sr.EffectiveGroup(),
 		Created: sr.CreationTimestamp.Time,
 	}
-	r.Gateway, _ = ParseIPv4(sr.Spec.Gateway)
+	for _, s := range sr.GatewayList() {
+		gw, _ := ParseIPv4(s)
+		r.Gateways = append(r.Gateways, gw)
+	}
+	if len(r.Gateways) > 0 {
+		r.Gateway = r.Gateways[0]
+	}
 	for _, d := range sr.Spec.Destinations {
 		if p, err := ParseDestination(d); err == nil {
 			r.Destinations = append(r.Destinations, p)

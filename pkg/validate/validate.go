@@ -32,7 +32,7 @@ func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
 	spec := field.NewPath("spec")
 	dests, errs, warns := parseDestinations(spec.Child("destinations"), sr.Spec.Destinations)
 	res.add(errs, warns)
-	gw, errs := checkGateway(spec.Child("gateway"), sr.Spec.Gateway)
+	gws, gwPath, errs := checkGateways(spec, sr)
 	gwOK := len(errs) == 0
 	res.add(errs, nil)
 	res.add(checkGroup(spec.Child("group"), sr.Spec.Group), nil)
@@ -44,9 +44,11 @@ func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
 		res.add(checkUpdate(spec, sr, old), nil)
 	}
 	if gwOK {
-		res.add(checkGatewayInVPC(spec.Child("gateway"), cfg, gw), nil)
-		res.add(checkGatewayNotDestination(spec.Child("gateway"), sr.Spec.Gateway, gw, dests), nil)
-		res.add(checkHealthCheck(spec.Child("healthCheck"), cfg, sr.Spec.HealthCheck, gw), nil)
+		for i, gw := range gws {
+			res.add(checkGatewayInVPC(gwPath(i), cfg, gw), nil)
+			res.add(checkGatewayNotDestination(gwPath(i), gw.String(), gw, dests), nil)
+		}
+		res.add(checkHealthCheck(spec.Child("healthCheck"), cfg, sr.Spec.HealthCheck, gws), nil)
 	}
 	res.add(checkInsideRoute(dests), nil)
 	res.add(checkClusterRanges(cfg, dests))
@@ -134,6 +136,39 @@ func checkGateway(path *field.Path, s string) (netip.Addr, field.ErrorList) {
 	return a, nil
 }
 
+// checkGateways checks spec.gateway, or each of spec.gateways: exactly
+// one of the two, 1 to MaxGateways distinct entries. It returns the
+// gateways parsed and each one's field path.
+func checkGateways(spec *field.Path, sr *v1.StaticRoute) ([]netip.Addr, func(int) *field.Path, field.ErrorList) {
+	if len(sr.Spec.Gateways) == 0 || sr.Spec.Gateway != "" {
+		path := spec.Child("gateway")
+		if sr.Spec.Gateway != "" && len(sr.Spec.Gateways) > 0 {
+			return nil, nil, field.ErrorList{field.Invalid(spec.Child("gateways"), sr.Spec.Gateways,
+				"give either spec.gateway (one NAT gateway) or spec.gateways (1 to 8 that share the traffic), not both")}
+		}
+		gw, errs := checkGateway(path, sr.Spec.Gateway)
+		return []netip.Addr{gw}, func(int) *field.Path { return path }, errs
+	}
+	path := spec.Child("gateways")
+	var errs field.ErrorList
+	if len(sr.Spec.Gateways) > v1.MaxGateways {
+		errs = append(errs, field.TooMany(path, len(sr.Spec.Gateways), v1.MaxGateways))
+	}
+	var gws []netip.Addr
+	for i, s := range sr.Spec.Gateways {
+		gw, bad := checkGateway(path.Index(i), s)
+		switch {
+		case len(bad) > 0:
+			errs = append(errs, bad...)
+		case slices.Contains(gws, gw):
+			errs = append(errs, field.Duplicate(path.Index(i), s))
+		default:
+			gws = append(gws, gw)
+		}
+	}
+	return gws, path.Index, errs
+}
+
 func checkGroup(path *field.Path, g string) (errs field.ErrorList) {
 	if g == "" {
 		return nil
@@ -149,6 +184,11 @@ func checkUpdate(spec *field.Path, sr, old *v1.StaticRoute) (errs field.ErrorLis
 		errs = append(errs, field.Forbidden(spec.Child("gateway"), fmt.Sprintf(
 			"is immutable (was %q): to fail over, create a new StaticRoute with spec.group: %s and the new gateway; the newest member of a group carries its traffic",
 			old.Spec.Gateway, old.EffectiveGroup())))
+	}
+	if !slices.Equal(sr.Spec.Gateways, old.Spec.Gateways) {
+		errs = append(errs, field.Forbidden(spec.Child("gateways"), fmt.Sprintf(
+			"is immutable (was %q): to change the gateways, create a new StaticRoute with spec.group: %s and the new gateways; the newest member of a group carries its traffic",
+			old.Spec.Gateways, old.EffectiveGroup())))
 	}
 	if sr.EffectiveGroup() != old.EffectiveGroup() {
 		errs = append(errs, field.Forbidden(spec.Child("group"), fmt.Sprintf(

@@ -202,11 +202,7 @@ func NewWorldN(t tb.T, n int) *World {
 }`)
 
 	for _, gw := range []*NS{w.GwA, w.GwB} {
-		gw.Sysctl(t, "net.ipv4.ip_forward", "1")
-		gw.IP(t, "route", "add", "default", "via", w.Internet, "dev", "pub")
-		gw.NFT(t, fmt.Sprintf(`table ip nat {
-  chain post { type nat hook postrouting priority 100; ip saddr %s oifname "pub" masquerade; }
-}`, w.VPC))
+		natGateway(t, gw, w.Internet, w.VPC)
 	}
 
 	// The internet owns the echo address. Real routers ARP from their own

@@ -54,3 +54,11 @@ func Input(routes ...*v1.StaticRoute) policy.Input {
 		},
 	}
 }
+
+// Gateways is a StaticRoute like Route's over several gateways
+// (spec.gateways).
+func Gateways(name, group string, gws []string, age time.Duration, dests ...string) *v1.StaticRoute {
+	sr := Route(name, group, "", age, dests...)
+	sr.Spec.Gateways = gws
+	return sr
+}

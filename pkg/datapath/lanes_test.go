@@ -1,0 +1,229 @@
+package datapath
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/staticroute/staticroute/pkg/group"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
+	"github.com/staticroute/staticroute/test/netlab"
+)
+
+// Gateway C of the lanes' world, beside the world's A and B.
+const (
+	gwCVPC    = "198.51.100.20"
+	gwCPublic = "203.0.113.52"
+	tcpEcho   = 7009
+)
+
+// laneWorld is the world with a third gateway, the TCP echo, and a
+// Datapath in its node that applies a group over A, B and C with their
+// health as given.
+type laneWorld struct {
+	*netlab.World
+	GwC   *netlab.NS
+	dp    *Datapath
+	route func() policy.Input
+}
+
+func newLaneWorld(t *testing.T) *laneWorld {
+	w := &laneWorld{World: netlab.NewWorld(t)}
+	w.GwC = w.AddGateway(t, gwCVPC, gwCPublic)
+	netlab.StartTCPEcho(t, w.Inet, tcpEcho)
+	k, f := newKernel(t, w.Node), newFirewall(t, w.Node)
+	w.dp = &Datapath{Routes: k, Firewall: f, Marks: &ValidMarks{Kernel: k, Firewall: f}}
+	r := policytest.WithCheck(policytest.Gateways("spread", "", []string{netlab.GwAVPC, netlab.GwBVPC, gwCVPC}, 0, netlab.EchoAddr), "")
+	w.route = func() policy.Input { return worldInput(r) }
+	return w
+}
+
+// apply applies the group with A, B and C in states (U up, D down).
+func (w *laneWorld) apply(t *testing.T, states string) Applied {
+	t.Helper()
+	in := w.route()
+	in.Health = map[group.Path]group.State{}
+	ps, _ := group.ProbesOf(in.Routes[0])
+	for i, p := range ps {
+		in.Health[p.Path] = map[byte]group.State{'U': group.Up, 'D': group.Down}[states[i]]
+	}
+	d := policy.Compute(in)
+	a, err := w.dp.Apply(d)
+	if err != nil {
+		t.Fatalf("applying %s: %v\n%s", states, err, d)
+	}
+	return a
+}
+
+// flowSet is UDP and TCP flows from the node and from the pod.
+type flowSet struct {
+	udp []*netlab.Prober
+	tcp []*netlab.TCPFlow
+}
+
+// startFlows starts n UDP and n TCP flows from each of the node and the
+// pod, one after another (round-robin hands their lanes out in turn).
+func startFlows(t *testing.T, w *laneWorld, n int) (fs flowSet) {
+	for _, ns := range []*netlab.NS{w.Node, w.Pod} {
+		for range n {
+			fs.udp = append(fs.udp, netlab.StartProber(t, ns, 5*time.Millisecond))
+			fs.tcp = append(fs.tcp, netlab.StartTCPFlow(t, ns, fmt.Sprintf("%s:%d", netlab.EchoAddr, tcpEcho), 20*time.Millisecond))
+		}
+	}
+	return fs
+}
+
+// sources is each flow's sources so far: UDP flows first, then TCP.
+func (fs flowSet) sources() [][]netip.Addr {
+	var out [][]netip.Addr
+	for _, p := range fs.udp {
+		out = append(out, p.Sources())
+	}
+	for _, f := range fs.tcp {
+		s, _, _ := f.State()
+		out = append(out, s)
+	}
+	return out
+}
+
+// spread counts the flows by the one source each has had; a flow with
+// none or several is an error.
+func spread(t *testing.T, what string, sources [][]netip.Addr) map[string]int {
+	t.Helper()
+	by := map[string]int{}
+	for i, s := range sources {
+		if len(s) != 1 {
+			t.Errorf("%s: flow %d has had sources %v, want exactly one", what, i, s)
+			continue
+		}
+		by[s[0].String()]++
+	}
+	return by
+}
+
+var publicOf = map[string]string{netlab.GwAPublic: "A", netlab.GwBPublic: "B", gwCPublic: "C", netlab.NodePublic: "the node's own address"}
+
+// Connections spread over a group's gateways, keep theirs for life, and
+// when one gateway dies only its connections move (to the next gateway
+// that is up), while the others lose nothing; when it comes back the
+// moved connections stay where they went and new ones take it again;
+// when all are dead nothing leaks.
+func TestLanesSpreadPinAndMove(t *testing.T) {
+	w := newLaneWorld(t)
+	w.apply(t, "UUU")
+	all := startFlows(t, w, 25)
+	time.Sleep(500 * time.Millisecond)
+	first := all.sources()
+	by := spread(t, "all up", first)
+	for _, gw := range []string{netlab.GwAPublic, netlab.GwBPublic, gwCPublic} {
+		// 100 flows over 3 gateways: ±15% of 33.3.
+		if n := by[gw]; n < 29 || n > 38 {
+			t.Errorf("all up: %d of 100 flows via %s (%v), want 29..38", n, publicOf[gw], by)
+		}
+	}
+	t.Logf("all up: flows by gateway %v", by)
+
+	// B dies.
+	w.GwB.IP(t, "link", "set", "vpc", "down")
+	dead := time.Now()
+	a := w.apply(t, "UDU")
+	switched := time.Now()
+	// What a restarted router reads back: B's lane leads to C.
+	laneTo, err := w.dp.Routes.(*Kernel).LaneTo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if to := slices.SortedFunc(maps.Values(laneTo), netip.Addr.Compare); len(to) != 3 || to[0].String() != netlab.GwAVPC || to[1].String() != gwCVPC || to[2].String() != gwCVPC {
+		t.Errorf("B dead: the kernel's lanes lead to %v, want A, C and C", laneTo)
+	}
+	time.Sleep(time.Second)
+	after := all.sources()
+	moved, onB, tcpBroken := 0, 0, 0
+	for i := range first {
+		was := first[i][0].String()
+		switch {
+		case was == netlab.GwBPublic && i < len(all.udp):
+			onB++
+			// B's UDP flows now leave by C, the next gateway up.
+			if got := after[i]; len(got) != 2 || got[1].String() != gwCPublic {
+				t.Errorf("B dead: UDP flow %d (was on B) has had %v, want B then C", i, got)
+			}
+			if at, ok := all.udp[i].FirstAfter(gwCPublic, dead); ok {
+				moved++
+				if at.Sub(switched) > 100*time.Millisecond {
+					t.Errorf("B dead: UDP flow %d first answered via C %s after the switch", i, at.Sub(switched))
+				}
+			}
+		case was == netlab.GwBPublic:
+			// B's TCP connections move too; their NAT state stayed on B.
+			if _, _, err := all.tcp[i-len(all.udp)].State(); err != nil {
+				tcpBroken++
+			}
+		case i < len(all.udp):
+			if lost := all.udp[i].LostBetween(dead.Add(-100*time.Millisecond), time.Now().Add(-200*time.Millisecond)); lost > 0 || len(after[i]) != 1 {
+				t.Errorf("B dead: UDP flow %d on %s lost %d probes, sources %v: want none lost, one source", i, publicOf[was], lost, after[i])
+			}
+		default:
+			if _, _, err := all.tcp[i-len(all.udp)].State(); err != nil || len(after[i]) != 1 {
+				t.Errorf("B dead: TCP flow %d on %s: %v, sources %v: want it standing, one source", i, publicOf[was], err, after[i])
+			}
+		}
+	}
+	t.Logf("B dead: %d of B's %d UDP flows answered via C; %d of its TCP connections broke; the switch %s after the apply began (lanes moved: %d)",
+		moved, onB, tcpBroken, a.ToSwitch, a.Moved)
+
+	// New connections while B is dead take A and C only.
+	fresh := startFlows(t, w, 6)
+	time.Sleep(400 * time.Millisecond)
+	if by := spread(t, "new while B is dead", fresh.sources()); by[netlab.GwBPublic] > 0 || by[netlab.GwAPublic] < 10 || by[gwCPublic] < 10 {
+		t.Errorf("new connections while B is dead: %v, want A and C, half each", by)
+	}
+
+	// B comes back: what moved stays on C; new connections take B again.
+	w.GwB.IP(t, "link", "set", "vpc", "up")
+	back := time.Now()
+	w.apply(t, "UUU")
+	later := startFlows(t, w, 6)
+	time.Sleep(600 * time.Millisecond)
+	final := all.sources()
+	for i := range first {
+		if first[i][0].String() == netlab.GwBPublic && i < len(all.udp) {
+			if got := final[i]; !slices.Equal(got, after[i]) {
+				t.Errorf("B back: UDP flow %d (moved to C) has had %v, want it to stay on C (%v)", i, got, after[i])
+			}
+			if at, ok := all.udp[i].FirstAfter(netlab.GwBPublic, back); ok {
+				t.Errorf("B back: UDP flow %d went back to B at %s", i, at)
+			}
+		}
+	}
+	if by := spread(t, "new after B came back", later.sources()); by[netlab.GwBPublic] < 6 {
+		t.Errorf("new connections after B came back: %v, want B to take a third", by)
+	}
+
+	// Every gateway dead: the group fails closed.
+	for _, gw := range []*netlab.NS{w.GwA, w.GwB, w.GwC} {
+		gw.IP(t, "link", "set", "vpc", "down")
+	}
+	w.apply(t, "DDD")
+	closed := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	for i, p := range slices.Concat(all.udp, fresh.udp, later.udp) {
+		if at, ok := p.FirstAfter(netlab.NodePublic, time.Time{}); ok {
+			t.Errorf("UDP flow %d leaked through the node's own address at %s", i, at)
+		}
+		for _, gw := range []string{netlab.GwAPublic, netlab.GwBPublic, gwCPublic} {
+			if at, ok := p.FirstAfter(gw, closed.Add(100*time.Millisecond)); ok {
+				t.Errorf("UDP flow %d answered via %s at %s with every gateway dead", i, publicOf[gw], at)
+			}
+		}
+	}
+	for i, s := range slices.Concat(all.sources(), fresh.sources(), later.sources()) {
+		if slices.Contains(s, netip.MustParseAddr(netlab.NodePublic)) {
+			t.Errorf("flow %d leaked through the node's own address: %v", i, s)
+		}
+	}
+}
