@@ -1,7 +1,6 @@
 package datapath
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -18,7 +17,6 @@ import (
 const (
 	gwCVPC    = "198.51.100.20"
 	gwCPublic = "203.0.113.52"
-	tcpEcho   = 7009
 )
 
 // laneWorld is the world with a third gateway, the TCP echo, and a
@@ -34,7 +32,7 @@ type laneWorld struct {
 func newLaneWorld(t *testing.T) *laneWorld {
 	w := &laneWorld{World: netlab.NewWorld(t)}
 	w.GwC = w.AddGateway(t, gwCVPC, gwCPublic)
-	netlab.StartTCPEcho(t, w.Inet, tcpEcho)
+	netlab.StartTCPEcho(t, w.Inet, netlab.TCPEchoPort)
 	k, f := newKernel(t, w.Node), newFirewall(t, w.Node)
 	w.dp = &Datapath{Routes: k, Firewall: f, Marks: &ValidMarks{Kernel: k, Firewall: f}}
 	r := policytest.WithCheck(policytest.Gateways("spread", "", []string{netlab.GwAVPC, netlab.GwBVPC, gwCVPC}, 0, netlab.EchoAddr), "")
@@ -59,48 +57,13 @@ func (w *laneWorld) apply(t *testing.T, states string) Applied {
 	return a
 }
 
-// flowSet is UDP and TCP flows from the node and from the pod.
-type flowSet struct {
-	udp []*netlab.Prober
-	tcp []*netlab.TCPFlow
-}
-
-// startFlows starts n UDP and n TCP flows from each of the node and the
-// pod, one after another (round-robin hands their lanes out in turn).
-func startFlows(t *testing.T, w *laneWorld, n int) (fs flowSet) {
-	for _, ns := range []*netlab.NS{w.Node, w.Pod} {
-		for range n {
-			fs.udp = append(fs.udp, netlab.StartProber(t, ns, 5*time.Millisecond))
-			fs.tcp = append(fs.tcp, netlab.StartTCPFlow(t, ns, fmt.Sprintf("%s:%d", netlab.EchoAddr, tcpEcho), 20*time.Millisecond))
-		}
-	}
-	return fs
-}
-
-// sources is each flow's sources so far: UDP flows first, then TCP.
-func (fs flowSet) sources() [][]netip.Addr {
-	var out [][]netip.Addr
-	for _, p := range fs.udp {
-		out = append(out, p.Sources())
-	}
-	for _, f := range fs.tcp {
-		s, _, _ := f.State()
-		out = append(out, s)
-	}
-	return out
-}
-
 // spread counts the flows by the one source each has had; a flow with
 // none or several is an error.
 func spread(t *testing.T, what string, sources [][]netip.Addr) map[string]int {
 	t.Helper()
-	by := map[string]int{}
-	for i, s := range sources {
-		if len(s) != 1 {
-			t.Errorf("%s: flow %d has had sources %v, want exactly one", what, i, s)
-			continue
-		}
-		by[s[0].String()]++
+	by, odd := netlab.BySource(sources)
+	for _, o := range odd {
+		t.Errorf("%s: %s: want exactly one source", what, o)
 	}
 	return by
 }
@@ -115,9 +78,9 @@ var publicOf = map[string]string{netlab.GwAPublic: "A", netlab.GwBPublic: "B", g
 func TestLanesSpreadPinAndMove(t *testing.T) {
 	w := newLaneWorld(t)
 	w.apply(t, "UUU")
-	all := startFlows(t, w, 25)
+	all := netlab.StartFlows(t, 25, w.Node, w.Pod)
 	time.Sleep(500 * time.Millisecond)
-	first := all.sources()
+	first := all.Sources()
 	by := spread(t, "all up", first)
 	for _, gw := range []string{netlab.GwAPublic, netlab.GwBPublic, gwCPublic} {
 		// 100 flows over 3 gateways: ±15% of 33.3.
@@ -141,18 +104,18 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 		t.Errorf("B dead: the kernel's lanes lead to %v, want A, C and C", laneTo)
 	}
 	time.Sleep(time.Second)
-	after := all.sources()
+	after := all.Sources()
 	moved, onB, tcpBroken := 0, 0, 0
 	for i := range first {
 		was := first[i][0].String()
 		switch {
-		case was == netlab.GwBPublic && i < len(all.udp):
+		case was == netlab.GwBPublic && i < len(all.UDP):
 			onB++
 			// B's UDP flows now leave by C, the next gateway up.
 			if got := after[i]; len(got) != 2 || got[1].String() != gwCPublic {
 				t.Errorf("B dead: UDP flow %d (was on B) has had %v, want B then C", i, got)
 			}
-			if at, ok := all.udp[i].FirstAfter(gwCPublic, dead); ok {
+			if at, ok := all.UDP[i].FirstAfter(gwCPublic, dead); ok {
 				moved++
 				if at.Sub(switched) > 100*time.Millisecond {
 					t.Errorf("B dead: UDP flow %d first answered via C %s after the switch", i, at.Sub(switched))
@@ -160,15 +123,15 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 			}
 		case was == netlab.GwBPublic:
 			// B's TCP connections move too; their NAT state stayed on B.
-			if _, _, err := all.tcp[i-len(all.udp)].State(); err != nil {
+			if _, _, err := all.TCP[i-len(all.UDP)].State(); err != nil {
 				tcpBroken++
 			}
-		case i < len(all.udp):
-			if lost := all.udp[i].LostBetween(dead.Add(-100*time.Millisecond), time.Now().Add(-200*time.Millisecond)); lost > 0 || len(after[i]) != 1 {
+		case i < len(all.UDP):
+			if lost := all.UDP[i].LostBetween(dead.Add(-100*time.Millisecond), time.Now().Add(-200*time.Millisecond)); lost > 0 || len(after[i]) != 1 {
 				t.Errorf("B dead: UDP flow %d on %s lost %d probes, sources %v: want none lost, one source", i, publicOf[was], lost, after[i])
 			}
 		default:
-			if _, _, err := all.tcp[i-len(all.udp)].State(); err != nil || len(after[i]) != 1 {
+			if _, _, err := all.TCP[i-len(all.UDP)].State(); err != nil || len(after[i]) != 1 {
 				t.Errorf("B dead: TCP flow %d on %s: %v, sources %v: want it standing, one source", i, publicOf[was], err, after[i])
 			}
 		}
@@ -177,9 +140,9 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 		moved, onB, tcpBroken, a.ToSwitch, a.Moved)
 
 	// New connections while B is dead take A and C only.
-	fresh := startFlows(t, w, 6)
+	fresh := netlab.StartFlows(t, 6, w.Node, w.Pod)
 	time.Sleep(400 * time.Millisecond)
-	if by := spread(t, "new while B is dead", fresh.sources()); by[netlab.GwBPublic] > 0 || by[netlab.GwAPublic] < 10 || by[gwCPublic] < 10 {
+	if by := spread(t, "new while B is dead", fresh.Sources()); by[netlab.GwBPublic] > 0 || by[netlab.GwAPublic] < 10 || by[gwCPublic] < 10 {
 		t.Errorf("new connections while B is dead: %v, want A and C, half each", by)
 	}
 
@@ -187,20 +150,20 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 	w.GwB.IP(t, "link", "set", "vpc", "up")
 	back := time.Now()
 	w.apply(t, "UUU")
-	later := startFlows(t, w, 6)
+	later := netlab.StartFlows(t, 6, w.Node, w.Pod)
 	time.Sleep(600 * time.Millisecond)
-	final := all.sources()
+	final := all.Sources()
 	for i := range first {
-		if first[i][0].String() == netlab.GwBPublic && i < len(all.udp) {
+		if first[i][0].String() == netlab.GwBPublic && i < len(all.UDP) {
 			if got := final[i]; !slices.Equal(got, after[i]) {
 				t.Errorf("B back: UDP flow %d (moved to C) has had %v, want it to stay on C (%v)", i, got, after[i])
 			}
-			if at, ok := all.udp[i].FirstAfter(netlab.GwBPublic, back); ok {
+			if at, ok := all.UDP[i].FirstAfter(netlab.GwBPublic, back); ok {
 				t.Errorf("B back: UDP flow %d went back to B at %s", i, at)
 			}
 		}
 	}
-	if by := spread(t, "new after B came back", later.sources()); by[netlab.GwBPublic] < 6 {
+	if by := spread(t, "new after B came back", later.Sources()); by[netlab.GwBPublic] < 6 {
 		t.Errorf("new connections after B came back: %v, want B to take a third", by)
 	}
 
@@ -211,7 +174,7 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 	w.apply(t, "DDD")
 	closed := time.Now()
 	time.Sleep(500 * time.Millisecond)
-	for i, p := range slices.Concat(all.udp, fresh.udp, later.udp) {
+	for i, p := range slices.Concat(all.UDP, fresh.UDP, later.UDP) {
 		if at, ok := p.FirstAfter(netlab.NodePublic, time.Time{}); ok {
 			t.Errorf("UDP flow %d leaked through the node's own address at %s", i, at)
 		}
@@ -221,7 +184,7 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 			}
 		}
 	}
-	for i, s := range slices.Concat(all.sources(), fresh.sources(), later.sources()) {
+	for i, s := range slices.Concat(all.Sources(), fresh.Sources(), later.Sources()) {
 		if slices.Contains(s, netip.MustParseAddr(netlab.NodePublic)) {
 			t.Errorf("flow %d leaked through the node's own address: %v", i, s)
 		}

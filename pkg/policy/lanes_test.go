@@ -145,7 +145,7 @@ func TestSteered(t *testing.T) {
 	set := got["all"]
 	for addr, want := range map[string]bool{
 		"198.19.0.1": true, "8.8.8.8": true, // the internet
-		"192.0.2.7": false, // narrow's
+		"192.0.2.7":    false,                                                                    // narrow's
 		"198.51.100.7": false, "198.18.64.2": false, "198.18.128.1": false, "203.0.113.5": false, // VPC, pod, service, API server
 		"127.0.0.1": false, "169.254.169.254": false, "224.0.0.1": false, // special
 	} {

@@ -63,7 +63,7 @@ func TestChecksAlone(t *testing.T) {
 		"both gateway and gateways": {errs: func() field.ErrorList {
 			_, _, e := checkGateways(field.NewPath("spec"), &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateway: "10.116.0.4", Gateways: []string{"10.116.0.5"}}})
 			return e
-		}(), want: []string{`spec.gateways: Invalid value: ["10.116.0.5"]: give either spec.gateway`}},
+		}(), want: []string{`spec.gateway: Invalid value: "10.116.0.4": give either spec.gateway`}},
 		"gateways: a duplicate, a bad entry, too many": {errs: func() field.ErrorList {
 			_, _, e := checkGateways(field.NewPath("spec"), &v1.StaticRoute{Spec: v1.StaticRouteSpec{Gateways: []string{
 				"10.116.0.4", "10.116.0.4", "10.116.0", "10.116.0.6", "10.116.0.7", "10.116.0.8", "10.116.0.9", "10.116.0.10", "10.116.0.11"}}})

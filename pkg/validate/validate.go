@@ -143,7 +143,7 @@ func checkGateways(spec *field.Path, sr *v1.StaticRoute) ([]netip.Addr, func(int
 	if len(sr.Spec.Gateways) == 0 || sr.Spec.Gateway != "" {
 		path := spec.Child("gateway")
 		if sr.Spec.Gateway != "" && len(sr.Spec.Gateways) > 0 {
-			return nil, nil, field.ErrorList{field.Invalid(spec.Child("gateways"), sr.Spec.Gateways,
+			return nil, nil, field.ErrorList{field.Invalid(path, sr.Spec.Gateway,
 				"give either spec.gateway (one NAT gateway) or spec.gateways (1 to 8 that share the traffic), not both")}
 		}
 		gw, errs := checkGateway(path, sr.Spec.Gateway)

@@ -140,3 +140,57 @@ func natGateway(t tb.T, gw *NS, internet string, vpc netip.Prefix) {
   chain post { type nat hook postrouting priority 100; ip saddr %s oifname "pub" masquerade; }
 }`, vpc))
 }
+
+// TCPEchoPort is where tests run the TCP echo (StartTCPEcho) for flows.
+const TCPEchoPort = 7009
+
+// Flows are UDP flows (each a Prober, one socket, a probe every 5 ms)
+// and TCP flows (each a TCPFlow, a line every 20 ms) to the echo.
+type Flows struct {
+	UDP []*Prober
+	TCP []*TCPFlow
+}
+
+// StartFlows starts n UDP and n TCP flows from each namespace in from,
+// in turn, one after another: connections to a group over several
+// gateways take their gateways round-robin in that order. The TCP flows
+// go to the TCP echo on TCPEchoPort.
+func StartFlows(t tb.T, n int, from ...*NS) Flows {
+	t.Helper()
+	var fs Flows
+	for _, ns := range from {
+		for range n {
+			fs.UDP = append(fs.UDP, StartProber(t, ns, 5*time.Millisecond))
+			fs.TCP = append(fs.TCP, StartTCPFlow(t, ns, fmt.Sprintf("%s:%d", EchoAddr, TCPEchoPort), 20*time.Millisecond))
+		}
+	}
+	return fs
+}
+
+// Sources is each flow's sources so far, in the order they came: the UDP
+// flows first, then the TCP ones.
+func (fs Flows) Sources() [][]netip.Addr {
+	var out [][]netip.Addr
+	for _, p := range fs.UDP {
+		out = append(out, p.Sources())
+	}
+	for _, f := range fs.TCP {
+		s, _, _ := f.State()
+		out = append(out, s)
+	}
+	return out
+}
+
+// BySource counts the flows by the one source each has had; flows with
+// none or several are listed apart, by index in Sources' order.
+func BySource(sources [][]netip.Addr) (by map[string]int, odd []string) {
+	by = map[string]int{}
+	for i, s := range sources {
+		if len(s) != 1 {
+			odd = append(odd, fmt.Sprintf("flow %d: %v", i, s))
+			continue
+		}
+		by[s[0].String()]++
+	}
+	return by, odd
+}
