@@ -175,25 +175,30 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	if err != nil {
 		return Applied{}, err
 	}
-	// The steering tables first, then the lanes (a lane's packet without
-	// its lane takes the steering table), then the probes.
-	p := plan(held, want, nhs, k.Opts.Tables)
-	done, toSwitch, err := k.execute(p, start)
-	a := Applied{Routes: p.Routes, Table: p.Table}
-	if p.Switch >= 0 && done > p.Switch {
-		a.Swapped, a.Moved, a.ToSwitch = p.Swapped, p.Moved, toSwitch
-	} else if len(held.Rules) > 0 {
-		a.Table = held.Rules[0]
+	// The lanes' additions and moves first, then the steering tables,
+	// then what the lanes no longer need (planSlots says why), then the
+	// probes.
+	lp := planSlots(laneFamily, held.Lanes, slots[laneFamily], k.Opts.LaneTable)
+	adds, removals := lp, lp
+	adds.Ops, removals.Ops, removals.Switch = lp.Ops[:lp.Removals], lp.Ops[lp.Removals:], -1
+	done, toSwitch, err := k.execute(adds, start)
+	a := Applied{}
+	if lp.Switch >= 0 && done > lp.Switch {
+		a.Moved, a.ToSwitch = lp.Moved, toSwitch
+	}
+	var p Plan
+	if err == nil {
+		p = plan(held, want, nhs, k.Opts.Tables)
+		done, toSwitch, err = k.execute(p, start)
+		a.Routes, a.Table = p.Routes, p.Table
+		if p.Switch >= 0 && done > p.Switch {
+			a.Swapped, a.Moved, a.ToSwitch = p.Swapped, a.Moved+p.Moved, toSwitch
+		} else if len(held.Rules) > 0 {
+			a.Table = held.Rules[0]
+		}
 	}
 	if err == nil {
-		lp := planSlots(laneFamily, held.Lanes, slots[laneFamily], k.Opts.LaneTable)
-		done, toSwitch, err = k.execute(lp, start)
-		if lp.Switch >= 0 && done > lp.Switch {
-			a.Moved += lp.Moved
-			if a.ToSwitch == 0 {
-				a.ToSwitch = toSwitch
-			}
-		}
+		_, _, err = k.execute(removals, start)
 	}
 	if err == nil {
 		_, _, err = k.execute(planSlots(probeFamily, held.Probes, slots[probeFamily], k.Opts.ProbeTable), start)

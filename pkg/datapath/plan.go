@@ -134,6 +134,9 @@ type Plan struct {
 	Table   int // the table that answers afterwards
 	Routes  int // routes in it
 	Moved   int // groups whose gateway changes in place
+	// Removals is where a slot family's plan (planSlots) starts removing
+	// what is no longer wanted.
+	Removals int
 }
 
 func (p Plan) String() string {

@@ -109,7 +109,11 @@ func wantedLanes(d policy.Desired, link int, proto uint8) slotState {
 }
 
 // planSlots orders the operations that make the kernel, holding held,
-// hold want for one family, with table giving each slot's table.
+// hold want for one family, with table giving each slot's table. What
+// goes (rules, then tables, then nexthops) comes last, from Removals on:
+// the lanes' additions and moves are made before the steering tables
+// change and their removals after, so that a connection in a lane takes
+// the steering table's path only once that path is the new one.
 //
 // A table is written before its rule is added, and emptied after its
 // rule is gone: a probe table always ends in its unreachable default,
@@ -147,6 +151,7 @@ func planSlots(f family, held SlotsHeld, want slotState, table func(int) int) Pl
 			p.add(Op{kind: opAddRule, fam: f, slot: slot})
 		}
 	}
+	p.Removals = len(p.Ops)
 	for _, slot := range held.Rules {
 		if _, ok := want.tables[slot]; !ok {
 			p.add(Op{kind: opDeleteRule, fam: f, slot: slot})
@@ -170,21 +175,37 @@ func planSlots(f family, held SlotsHeld, want slotState, table func(int) int) Pl
 
 // relabel plans, for each lane that comes home (its nexthop leads to
 // another gateway and is to lead to its own), the move of its
-// connections' mark to the lane of the gateway they leave by now: the
-// same path, before and after. Without such a lane they stay marked,
-// and come home with it.
+// connections' mark to the lane of the gateway they leave by now, if
+// that lane leads there now and after: their path stays the same. If
+// not (that gateway is down, its lane moves too, or either lane's rule
+// or route is gone and the connections take the steering table), they
+// move anyway, and come home with their lane.
 func (p *Plan) relabel(held SlotsHeld, want slotState) {
+	to := map[int]netip.Addr{} // each wanted lane's gateway after the plan
+	for _, nh := range want.nhs {
+		to[int(nh.id&^laneNexthopBase)] = nh.gateway
+	}
 	for _, nh := range want.nhs {
 		slot := int(nh.id &^ laneNexthopBase)
 		home, isLane := want.homes[slot]
 		cur, ok := held.Nexthops[nh.id]
-		if !isLane || !ok || cur.gateway == nh.gateway || nh.gateway != home.gateway {
+		if !isLane || !ok || cur.gateway == nh.gateway || nh.gateway != home.gateway || !held.leads(slot) {
 			continue
 		}
 		for other, h := range want.homes {
-			if h.group == home.group && h.gateway == cur.gateway {
+			now := held.Nexthops[laneFamily.nexthopID(other)]
+			if h.group == home.group && h.gateway == cur.gateway && held.leads(other) && now.gateway == cur.gateway && to[other] == cur.gateway {
 				p.add(Op{kind: opRelabel, slot: slot, to: other})
 			}
 		}
 	}
+}
+
+// leads says the kernel sends lane slot's connections by its nexthop:
+// its rule is in place and its table holds its default route.
+func (h SlotsHeld) leads(slot int) bool {
+	id := laneFamily.nexthopID(slot)
+	_, ok := h.Nexthops[id]
+	return ok && slices.Contains(h.Rules, slot) &&
+		slices.ContainsFunc(h.Tables[slot], func(r kroute) bool { return r.bits == 0 && r.nh == id })
 }
