@@ -9,21 +9,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// read returns what the kernel holds of ours, the planners' input: the
-// rules always (one dump), the tables from memory when trusted, and the
-// nexthops unless memory says the kernel already holds what is wanted.
-// dumped says whether the tables were read from the kernel.
-func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop, slots [2]slotState) (_ Held, dumped bool, _ error) {
+// readSlots returns what the kernel holds of ours but the steering
+// tables: the rules (one dump), every nexthop of ours (one dump), and the
+// probes' and the lanes' tables, from memory when trusted.
+func (k *Kernel) readSlots(known *written, trusted bool, slots [2]slotState) (Held, error) {
 	held, err := k.readRules()
 	if err != nil {
-		return Held{}, false, err
-	}
-	for _, t := range k.Opts.Tables {
-		if trusted {
-			held.Tables[t] = known.routes
-		} else if held.Tables[t], err = k.batch.dumpRoutes(t); err != nil {
-			return Held{}, false, err
-		}
+		return Held{}, err
 	}
 	for _, f := range []family{probeFamily, laneFamily} {
 		// The slot tables read: the wanted ones and those a rule points at.
@@ -38,22 +30,13 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 			if rs, ok := known.slotTable(f, slot); trusted && ok {
 				h.Tables[slot] = rs
 			} else if h.Tables[slot], err = k.batch.dumpRoutes(k.slotTable(f, slot)); err != nil {
-				return Held{}, false, err
+				return Held{}, err
 			}
 		}
 	}
-	// The steady state: what was last written is wanted still and nothing
-	// invalidated it; the nexthops are what was written.
-	if trusted && len(held.Rules) == 1 && slices.Equal(known.routes, want) && slices.Equal(known.nhs, nhs) &&
-		slices.Equal(known.slots[probeFamily].nhs, slots[probeFamily].nhs) && slices.Equal(known.slots[laneFamily].nhs, slots[laneFamily].nhs) {
-		held.Nexthops = byID(known.nhs)
-		held.Probes.Nexthops = byID(known.slots[probeFamily].nhs)
-		held.Lanes.Nexthops = byID(known.slots[laneFamily].nhs)
-		return held, false, nil
-	}
 	all, err := k.batch.listNexthops(k.Opts.Protocol)
 	if err != nil {
-		return Held{}, false, err
+		return Held{}, err
 	}
 	held.Nexthops, held.Probes.Nexthops, held.Lanes.Nexthops = map[uint32]nexthop{}, map[uint32]nexthop{}, map[uint32]nexthop{}
 	for id, nh := range all {
@@ -63,7 +46,20 @@ func (k *Kernel) read(known *written, trusted bool, want []kroute, nhs []nexthop
 			held.Nexthops[id] = nh
 		}
 	}
-	return held, !trusted, nil
+	return held, nil
+}
+
+// readTables reads the steering tables into held, from memory when
+// trusted; dumped says whether they were read from the kernel.
+func (k *Kernel) readTables(held *Held, known *written, trusted bool) (dumped bool, err error) {
+	for _, t := range k.Opts.Tables {
+		if trusted {
+			held.Tables[t] = known.routes
+		} else if held.Tables[t], err = k.batch.dumpRoutes(t); err != nil {
+			return false, err
+		}
+	}
+	return !trusted, nil
 }
 
 // readRules reads our rules: the steering tables' (answering first),
@@ -91,14 +87,6 @@ func (k *Kernel) readRules() (Held, error) {
 		}
 	}
 	return held, nil
-}
-
-func byID(nhs []nexthop) map[uint32]nexthop {
-	out := make(map[uint32]nexthop, len(nhs))
-	for _, nh := range nhs {
-		out[nh.id] = nh
-	}
-	return out
 }
 
 // execute performs p's operations in order, stopping at the first that

@@ -119,7 +119,7 @@ func deleteThenAdd(t *testing.T, k *Kernel, d policy.Desired) {
 		_ = k.flush(act)
 	}
 	time.Sleep(time.Millisecond)
-	want, nhs, _, err := k.wanted(d)
+	want, nhs, err := k.wantedIn(d)
 	if err != nil {
 		t.Error(err)
 		return

@@ -13,7 +13,7 @@ import (
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
-func newFirewall(t *testing.T, n *netlab.NS) *Firewall {
+func newFirewall(t testing.TB, n *netlab.NS) *Firewall {
 	t.Helper()
 	c, err := NewNFTConn(int(n.NS))
 	if err != nil {

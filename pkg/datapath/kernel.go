@@ -156,11 +156,16 @@ type Applied struct {
 
 // Apply makes the kernel's steering match d: it reads what the kernel
 // holds (or trusts its memory of what it last wrote), plans the steps
-// (plan, which says why the order is safe) and performs them. An error
-// after the switch still reports the switch.
+// (plan and planSlots, which say why the order is safe) and performs
+// them. An error after the switch still reports the switch.
+//
+// The lanes' additions and moves go first, before the steering tables
+// are even computed: a dead gateway's lane moves without waiting for the
+// work that 10,000 routes take. Then the steering tables, then what the
+// lanes no longer need, then the probes.
 func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	start := time.Now()
-	want, nhs, link, err := k.wanted(d)
+	link, err := k.vpcLink(d)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -170,45 +175,36 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	generation := k.invalidated
 	k.mu.Unlock()
 	proto := uint8(k.Opts.Protocol)
-	slots := [2]slotState{probeFamily: wantedProbes(d.Probes, link, d.Src.As4(), proto), laneFamily: wantedLanes(d, link, proto)}
-	held, dumped, err := k.read(known, trusted, want, nhs, slots)
+	w := written{slots: [2]slotState{probeFamily: wantedProbes(d.Probes, link, d.Src.As4(), proto), laneFamily: wantedLanes(d, link, proto)}}
+	held, err := k.readSlots(known, trusted, w.slots)
 	if err != nil {
 		return Applied{}, err
 	}
-	// The lanes' additions and moves first, then the steering tables,
-	// then what the lanes no longer need (planSlots says why), then the
-	// probes.
-	lp := planSlots(laneFamily, held.Lanes, slots[laneFamily], k.Opts.LaneTable)
+	lp := planSlots(laneFamily, held.Lanes, w.slots[laneFamily], k.Opts.LaneTable)
 	adds, removals := lp, lp
 	adds.Ops, removals.Ops, removals.Switch = lp.Ops[:lp.Removals], lp.Ops[lp.Removals:], -1
+	var a Applied
 	done, toSwitch, err := k.execute(adds, start)
-	a := Applied{}
 	if lp.Switch >= 0 && done > lp.Switch {
 		a.Moved, a.ToSwitch = lp.Moved, toSwitch
 	}
-	var p Plan
+	dumped := false
 	if err == nil {
-		p = plan(held, want, nhs, k.Opts.Tables)
-		done, toSwitch, err = k.execute(p, start)
-		a.Routes, a.Table = p.Routes, p.Table
-		if p.Switch >= 0 && done > p.Switch {
-			a.Swapped, a.Moved, a.ToSwitch = p.Swapped, a.Moved+p.Moved, toSwitch
-		} else if len(held.Rules) > 0 {
-			a.Table = held.Rules[0]
-		}
+		w.routes, w.nhs = wanted(d, link, proto)
+		dumped, err = k.applyTables(&a, held, known, trusted, w, start)
 	}
 	if err == nil {
 		_, _, err = k.execute(removals, start)
 	}
 	if err == nil {
-		_, _, err = k.execute(planSlots(probeFamily, held.Probes, slots[probeFamily], k.Opts.ProbeTable), start)
+		_, _, err = k.execute(planSlots(probeFamily, held.Probes, w.slots[probeFamily], k.Opts.ProbeTable), start)
 	}
 	k.mu.Lock()
 	k.known = nil
 	// An Invalidate while this Apply ran: what it wrote may be gone
 	// already, so the next Apply dumps.
 	if err == nil && k.invalidated == generation {
-		k.known = &written{routes: want, nhs: nhs, slots: slots}
+		k.known = &w
 		if dumped {
 			k.verified = time.Now()
 		}
@@ -217,19 +213,34 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	return a, err
 }
 
-// wanted is d as the routes of a table (sorted) and the groups'
-// nexthops, and the VPC link's index (0 if nothing needs it).
-func (k *Kernel) wanted(d policy.Desired) ([]kroute, []nexthop, int, error) {
-	link := 0
-	if len(d.Probes) > 0 || slices.ContainsFunc(d.Routes, func(r policy.Route) bool { return r.Kind == policy.Via }) {
-		l, err := k.NL.LinkByName(d.Link)
-		if err != nil {
-			return nil, nil, 0, fmt.Errorf("VPC link %q: %w", d.Link, err)
-		}
-		link = l.Attrs().Index
+// applyTables brings the steering tables to w, and says in a what it
+// did, and whether it read them from the kernel.
+func (k *Kernel) applyTables(a *Applied, held Held, known *written, trusted bool, w written, start time.Time) (dumped bool, _ error) {
+	dumped, err := k.readTables(&held, known, trusted)
+	if err != nil {
+		return false, err
 	}
-	want, nhs := wanted(d, link, uint8(k.Opts.Protocol))
-	return want, nhs, link, nil
+	p := plan(held, w.routes, w.nhs, k.Opts.Tables)
+	done, toSwitch, err := k.execute(p, start)
+	a.Routes, a.Table = p.Routes, p.Table
+	if p.Switch >= 0 && done > p.Switch {
+		a.Swapped, a.Moved, a.ToSwitch = p.Swapped, a.Moved+p.Moved, toSwitch
+	} else if len(held.Rules) > 0 {
+		a.Table = held.Rules[0]
+	}
+	return dumped, err
+}
+
+// vpcLink is the index of d's VPC link (0 if nothing needs it).
+func (k *Kernel) vpcLink(d policy.Desired) (int, error) {
+	if len(d.Probes) == 0 && len(d.Lanes) == 0 && !slices.ContainsFunc(d.Routes, func(r policy.Route) bool { return r.Kind == policy.Via }) {
+		return 0, nil
+	}
+	l, err := k.NL.LinkByName(d.Link)
+	if err != nil {
+		return 0, fmt.Errorf("VPC link %q: %w", d.Link, err)
+	}
+	return l.Attrs().Index, nil
 }
 
 // write adds rs to table, each replacing a route of the same destination

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
@@ -71,4 +72,15 @@ func (k *Kernel) other(table int) int {
 		return k.Opts.Tables[1]
 	}
 	return k.Opts.Tables[0]
+}
+
+// wantedIn is d's steering routes and the groups' nexthops on k's VPC
+// link, as Apply computes them.
+func (k *Kernel) wantedIn(d policy.Desired) ([]kroute, []nexthop, error) {
+	link, err := k.vpcLink(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	want, nhs := wanted(d, link, uint8(k.Opts.Protocol))
+	return want, nhs, nil
 }

@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/policy"
+	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
 )
 
@@ -42,6 +45,14 @@ func selections() []selection {
 		{"nft-roundrobin-ctmark", func(b *testing.B, w *netlab.World) {
 			ctMarks(b, w, "numgen inc mod 2")
 		}},
+		// Ours, through the datapath the router writes: one gateway, and
+		// a group over A and B (lanes).
+		{"staticroute-one-gateway", func(b *testing.B, w *netlab.World) {
+			throughOurDatapath(b, w, policytest.Route("one", "", netlab.GwAVPC, 0, netlab.EchoAddr))
+		}},
+		{"staticroute-lanes", func(b *testing.B, w *netlab.World) {
+			throughOurDatapath(b, w, policytest.Gateways("two", "", []string{netlab.GwAVPC, netlab.GwBVPC}, 0, netlab.EchoAddr))
+		}},
 		{"resilient-nexthop-l4", func(b *testing.B, w *netlab.World) {
 			w.Node.Sysctl(b, "net.ipv4.fib_multipath_hash_policy", "1")
 			w.Node.IP(b, "nexthop", "add", "id", "1", "via", netlab.GwAVPC, "dev", "vpc0")
@@ -50,6 +61,13 @@ func selections() []selection {
 			w.Node.IP(b, "route", "add", netlab.EchoAddr+"/32", "nhid", "10", "table", "103")
 			w.Node.IP(b, "rule", "add", "pref", "1000", "to", netlab.EchoAddr, "lookup", "103")
 		}},
+	}
+}
+
+// throughOurDatapath applies sr in the world's node through the whole datapath.
+func throughOurDatapath(b *testing.B, w *netlab.World, sr *v1.StaticRoute) {
+	if _, err := newDatapath(b, w.Node).Apply(policy.Compute(worldInput(sr))); err != nil {
+		b.Fatal(err)
 	}
 }
 
