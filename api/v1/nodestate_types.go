@@ -102,9 +102,24 @@ type NodeGroupState struct {
 	// (spec.gateways): which ones new connections take, round-robin, and
 	// where each one's connections leave now.
 	// +optional
-	// +listType=map
-	// +listMapKey=gateway
+	// +listType=atomic
 	Lanes []NodeLane `json:"lanes,omitempty"`
+	// Drain is the member whose connections drain after a planned
+	// failover (spec.drainSeconds of the active member), if any.
+	// +optional
+	Drain *NodeDrain `json:"drain,omitempty"`
+}
+
+// NodeDrain is a member whose connections from before a planned failover
+// keep its gateways on one node until they end or until Until.
+type NodeDrain struct {
+	Member string      `json:"member"`
+	Until  metav1.Time `json:"until"`
+	// Connections counts the connections draining when the node state
+	// was written (conntrack, by the draining lanes' marks; a connection
+	// counts from its first packet after the switch). The router
+	// refreshes it every few seconds while the drain lasts.
+	Connections int32 `json:"connections"`
 }
 
 // NodeLane is one gateway of a group's active member with several, on
@@ -112,6 +127,13 @@ type NodeGroupState struct {
 // through table Table.
 type NodeLane struct {
 	Gateway string `json:"gateway"`
+	// Member is the lane's member: the active one, or the draining one.
+	// +optional
+	Member string `json:"member,omitempty"`
+	// Draining: the lane of a member that drains; it takes no new
+	// connection.
+	// +optional
+	Draining bool `json:"draining,omitempty"`
 	// Open: new connections may take it. A lane is open while its
 	// gateway is up (or, if none is, the best there is).
 	// +optional

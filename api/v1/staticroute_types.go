@@ -11,6 +11,7 @@ const (
 	MaxDestinationLen   = 18 // "255.255.255.255/32"
 	MaxGatewayLen       = 15 // "255.255.255.255"
 	MaxGateways         = 8
+	MaxDrainSeconds     = 86400
 	MaxFailingNodeNames = 10
 )
 
@@ -114,6 +115,20 @@ type StaticRouteSpec struct {
 	//
 	// +optional
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+
+	// DrainSeconds makes a planned failover to this member drain instead
+	// of cut: when it takes its group over while the member it replaces
+	// is still up, connections opened before the switch keep that
+	// member's gateway until they end or until DrainSeconds after this
+	// member's creation; new connections take this member at once. A
+	// gateway that dies is never drained to. 0 (the default): every
+	// connection moves at the switch. It may change in place (0 ends a
+	// drain now).
+	//
+	// +optional
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=86400
+	DrainSeconds int32 `json:"drainSeconds,omitempty"`
 }
 
 // Health check protocols.

@@ -198,9 +198,12 @@ func printGroup(w *tabwriter.Writer, g string, routes []v1.StaticRoute, states [
 	}
 	fmt.Fprintln(w, "  NODE\tMEMBER\tGATEWAY\tSTATE\tWHY\tGATEWAYS AS THE NODE SEES THEM\tMESSAGE")
 	for i, gs := range reports {
-		why := gs.Selection
+		why := string(gs.Selection)
 		if why == "" {
-			why = v1.SelectionNewest
+			why = string(v1.SelectionNewest)
+		}
+		if d := gs.Drain; d != nil {
+			why += fmt.Sprintf(", %s draining %d connections until %s", d.Member, d.Connections, d.Until.UTC().Format(time.RFC3339))
 		}
 		seen := "-"
 		if len(gs.Gateways) > 0 {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -86,10 +88,15 @@ func steeredLines(g v1.NodeGroupState, prefix string, st *v1.NodeSteering) []str
 	carry := fmt.Sprintf("the route %s via %s", prefix, g.Gateway)
 	if len(g.Lanes) > 0 {
 		out = append([]string{
-			fmt.Sprintf("steered by group %s, member %s, over its %d gateways", g.Group, g.ActiveMember, len(g.Lanes)),
+			fmt.Sprintf("steered by group %s, member %s, over its %d gateways", g.Group, g.ActiveMember,
+				len(slices.DeleteFunc(slices.Clone(g.Lanes), func(l v1.NodeLane) bool { return l.Draining }))),
 			laneWhy(g.Lanes) + "; the member carries the group: " + selectionWhy(g),
 		}, laneLines(g.Lanes)...)
 		carry = fmt.Sprintf("a packet in no lane (a connection from before the lanes) takes the route %s via %s", prefix, g.Gateway)
+	}
+	if d := g.Drain; d != nil {
+		out = append(out, fmt.Sprintf("a planned failover drains: connections opened before it keep member %s's gateways until they end or until %s (%d now)",
+			d.Member, d.Until.UTC().Format(time.RFC3339), d.Connections))
 	}
 	if st != nil {
 		carry += fmt.Sprintf(" in table %d, which ip rule priority %d (from all lookup %d) consults", st.Table, st.RulePriority, st.Table)
@@ -105,9 +112,11 @@ func steeredLines(g v1.NodeGroupState, prefix string, st *v1.NodeSteering) []str
 func laneWhy(lanes []v1.NodeLane) string {
 	var open, closed []string
 	for _, l := range lanes {
-		if l.Open {
+		switch {
+		case l.Draining:
+		case l.Open:
 			open = append(open, l.Gateway)
-		} else {
+		default:
 			closed = append(closed, l.Gateway)
 		}
 	}
@@ -126,7 +135,11 @@ func laneLines(lanes []v1.NodeLane) []string {
 		if l.To != "" {
 			to = fmt.Sprintf("by %s while %s is down", l.To, l.Gateway)
 		}
-		out = append(out, fmt.Sprintf("connections on %s leave %s: conntrack mark %#x, ip rule fwmark %#x lookup %d", l.Gateway, to, l.Mark, l.Mark, l.Table))
+		on := l.Gateway
+		if l.Draining {
+			on = fmt.Sprintf("%s (draining, %s's)", l.Gateway, l.Member)
+		}
+		out = append(out, fmt.Sprintf("connections on %s leave %s: conntrack mark %#x, ip rule fwmark %#x lookup %d", on, to, l.Mark, l.Mark, l.Table))
 	}
 	return out
 }

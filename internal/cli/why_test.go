@@ -2,6 +2,9 @@ package cli
 
 import (
 	"net/netip"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"strings"
 	"testing"
 
@@ -21,7 +24,8 @@ func TestWhyLines(t *testing.T) {
 					{Gateway: "198.51.100.4", Open: true, Mark: 0x21, Table: 52333},
 					{Gateway: "198.51.100.12", To: "198.51.100.20", Mark: 0x05, Table: 52305},
 					{Gateway: "198.51.100.20", Open: true, Mark: 0x11, Table: 52317},
-				}},
+					{Gateway: "198.51.100.30", Member: "old", Draining: true, Mark: 0x12, Table: 52318},
+				}, Drain: &v1.NodeDrain{Member: "old", Until: metav1.NewTime(time.Date(2026, 12, 7, 12, 0, 30, 0, time.UTC)), Connections: 7}},
 		},
 		Steering:  &v1.NodeSteering{RulePriority: 30010, Table: 52102},
 		CarveOuts: []v1.NodeCarveOut{{Prefix: "198.51.100.0/24", Reason: "the VPC CIDR 198.51.100.0/24"}, {Prefix: "169.254.0.0/16", Reason: "the special range 169.254.0.0/16"}},
@@ -33,7 +37,9 @@ func TestWhyLines(t *testing.T) {
 			"a new connection takes one of 198.51.100.4, 198.51.100.20 (round-robin), and keeps it for its life; not 198.51.100.12",
 			"connections on 198.51.100.12 leave by 198.51.100.20 while 198.51.100.12 is down: conntrack mark 0x5, ip rule fwmark 0x5 lookup 52305",
 			"connections on 198.51.100.4 leave by 198.51.100.4: conntrack mark 0x21",
-			"a packet in no lane (a connection from before the lanes) takes the route 198.19.0.0/16 via 198.51.100.4 in table 52102"},
+			"a packet in no lane (a connection from before the lanes) takes the route 198.19.0.0/16 via 198.51.100.4 in table 52102",
+			"connections on 198.51.100.30 (draining, old's) leave by 198.51.100.30: conntrack mark 0x12",
+			"a planned failover drains: connections opened before it keep member old's gateways until they end or until 2026-12-07T12:00:30Z (7 now)"},
 		"192.0.2.7":      {"steered by group narrow", "the route 192.0.2.7/32", "but the group is Error on this node: boom"},
 		"203.0.113.99":   {"steered by group egress", "the route 0.0.0.0/0"},
 		"198.51.100.200": {"not steered: inside the VPC CIDR 198.51.100.0/24", "group egress's 0.0.0.0/0 holds it too"},

@@ -151,7 +151,7 @@ func (r *Reconciler) reconcile(ctx context.Context) error {
 		r.afterApply(ctx, d, g.now)
 	}
 	o := Outcome{Node: g.node, Routes: g.in.Routes, Desired: d, Facts: g.in.Node, Cluster: g.in.Cluster, Health: g.health, Err: err,
-		LaneTableBase: r.Config.LaneTableBase}
+		LaneTableBase: r.Config.LaneTableBase, Draining: applied.Draining}
 	if r.Config.RulePriority != 0 {
 		o.Steering = &v1.NodeSteering{RulePriority: int32(r.Config.RulePriority), Table: int32(applied.Table)}
 	}
@@ -228,6 +228,7 @@ func (r *Reconciler) gather(ctx context.Context, t *timing) (*gathered, error) {
 	if r.now != nil {
 		g.now = r.now()
 	}
+	g.in.Now = g.now
 	if r.Health != nil {
 		g.health = r.Health.Health()
 	}
@@ -246,6 +247,9 @@ func (r *Reconciler) decide(in *policy.Input, health map[group.Path]group.Health
 	t.compute = time.Since(computeStart)
 	if hold > 0 && (wake == 0 || hold < wake) && slices.ContainsFunc(d.Groups, func(g policy.Group) bool { return g.Selection == v1.SelectionHeld }) {
 		wake = hold
+	}
+	if d := drainWake(d, now); d > 0 && (wake == 0 || d < wake) {
+		wake = d
 	}
 	if r.Wake != nil && wake > 0 {
 		r.Wake(wake)
@@ -311,6 +315,27 @@ func (r *Reconciler) afterApply(ctx context.Context, d policy.Desired, now time.
 	if r.Health != nil {
 		r.Health.Set(ctx, d.Probes)
 	}
+}
+
+// drainRefresh is how often a node state's count of draining connections
+// is refreshed while a drain lasts.
+const drainRefresh = 5 * time.Second
+
+// drainWake is how long until a reconcile must run for a drain: when the
+// first ends, or, sooner, to refresh the count of draining connections
+// (0: none drains).
+func drainWake(d policy.Desired, now time.Time) time.Duration {
+	var wake time.Duration
+	for _, g := range d.Groups {
+		if g.Drain == nil {
+			continue
+		}
+		w := min(max(g.Drain.Until.Sub(now), time.Millisecond), drainRefresh)
+		if wake == 0 || w < wake {
+			wake = w
+		}
+	}
+	return wake
 }
 
 // holds sets in.Hold from the damper (group.Damper.Holds): a group that

@@ -69,6 +69,8 @@ func (p *parts) Carried([]string) (map[string]netip.Addr, error) {
 
 func (p *parts) LaneTo() (map[int]netip.Addr, error) { return p.laneTo, nil }
 
+func (p *parts) Draining(policy.Desired) (map[string]int, error) { return nil, nil }
+
 type fakeFirewall struct{ *parts }
 
 func (f fakeFirewall) Apply(policy.Desired, []int) (bool, error) {

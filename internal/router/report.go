@@ -60,12 +60,14 @@ type Outcome struct {
 	Steering *v1.NodeSteering
 	// LaneTableBase numbers the lanes' tables (policy.Options).
 	LaneTableBase int
+	// Draining counts the connections that drain, per group.
+	Draining map[string]int
 }
 
 // Report writes what the router did for its node.
 func (p *Reporter) Report(ctx context.Context, o Outcome) error {
 	node := o.Node
-	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.LaneTableBase, o.Err)
+	status := nodeStatus(o.Desired, o.Facts, o.Cluster, o.Health, o.LaneTableBase, o.Draining, o.Err)
 	status.ClusterRanges.Mismatches = append(status.ClusterRanges.Mismatches, podMismatches(o.Cluster, node)...)
 	status.Steering = o.Steering
 	for _, c := range o.Desired.CarveOuts {
@@ -157,7 +159,7 @@ func (p *Reporter) recordTransitions(node *corev1.Node, routes []*v1.StaticRoute
 
 // nodeStatus is the report for one desired state. It holds no timestamps
 // that change on every reconcile, so an unchanged node writes nothing.
-func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, laneTableBase int, applyErr error) v1.StaticRouteNodeStateStatus {
+func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, health map[group.Path]group.Health, laneTableBase int, draining map[string]int, applyErr error) v1.StaticRouteNodeStateStatus {
 	var s v1.StaticRouteNodeStateStatus
 	for _, g := range d.Groups {
 		gs := v1.NodeGroupState{Group: g.Name, ActiveMember: g.Active, State: g.State, Message: g.Reason, Selection: g.Selection}
@@ -165,7 +167,10 @@ func nodeStatus(d policy.Desired, facts policy.Node, cluster validate.Config, he
 			gs.Gateway = g.Gateway.String()
 		}
 		gs.Gateways = gatewayHealth(g.Members, health)
-		gs.Lanes = nodeLanes(g.Lanes, laneTableBase)
+		gs.Lanes = nodeLanes(g, laneTableBase)
+		if g.Drain != nil {
+			gs.Drain = &v1.NodeDrain{Member: g.Drain.Member, Until: metav1.NewTime(g.Drain.Until), Connections: int32(draining[g.Name])}
+		}
 		for _, p := range g.Prefixes {
 			gs.Prefixes = append(gs.Prefixes, p.String())
 		}
@@ -223,10 +228,13 @@ func podMismatches(cluster validate.Config, node *corev1.Node) []string {
 }
 
 // nodeLanes reports a group's lanes, with their marks and tables.
-func nodeLanes(lanes []policy.Lane, tableBase int) []v1.NodeLane {
+func nodeLanes(g policy.Group, tableBase int) []v1.NodeLane {
 	var out []v1.NodeLane
-	for _, l := range lanes {
-		nl := v1.NodeLane{Gateway: l.Gateway.String(), Open: l.Open, Mark: int32(l.Slot), Table: int32(tableBase + l.Slot)}
+	for _, l := range g.Lanes {
+		nl := v1.NodeLane{Gateway: l.Gateway.String(), Member: g.Active, Open: l.Open, Draining: l.Draining, Mark: int32(l.Slot), Table: int32(tableBase + l.Slot)}
+		if l.Draining {
+			nl.Member = g.Drain.Member
+		}
 		if l.Away() {
 			nl.To = l.To.String()
 		}

@@ -99,7 +99,7 @@ func TestNodeStatus(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, nil, 52300, tc.applyErr))
+			tc.check(t, nodeStatus(d, tc.facts, tc.cluster, nil, 52300, nil, tc.applyErr))
 		})
 	}
 }
@@ -271,7 +271,7 @@ func TestNodeStatusReportsLanes(t *testing.T) {
 	ps, _ := group.ProbesOf(sr)
 	in.Health = map[group.Path]group.State{ps[0].Path: group.Up, ps[1].Path: group.Down}
 	d := policy.Compute(in)
-	s := nodeStatus(d, in.Node, in.Cluster, nil, 52300, nil)
+	s := nodeStatus(d, in.Node, in.Cluster, nil, 52300, nil, nil)
 	lanes := s.Groups[0].Lanes
 	if len(lanes) != 2 || !lanes[0].Open || lanes[0].To != "" || lanes[1].Open || lanes[1].To != "198.51.100.4" ||
 		lanes[0].Table != 52300+lanes[0].Mark || lanes[0].Mark != int32(d.Lanes[slices.IndexFunc(d.Lanes, func(l policy.GroupLane) bool { return l.Gateway == ps[0].Gateway })].Slot) {

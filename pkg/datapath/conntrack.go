@@ -19,6 +19,8 @@ type ConnMarks interface {
 	// mark to under mask, leaving its other bits; it returns how many it
 	// moved.
 	Relabel(from, to, mask uint32) (int, error)
+	// Count is how many connections have the mark under mask.
+	Count(mark, mask uint32) (int, error)
 }
 
 // Conntrack is ConnMarks over ctnetlink (ti-mo/conntrack), in one
@@ -45,6 +47,16 @@ func NewConntrack(ns netns.NsHandle) (*Conntrack, error) {
 
 // Close releases the socket.
 func (c *Conntrack) Close() error { return c.conn.Close() }
+
+// Count lists the connections of mark (the kernel filters them) and
+// counts them.
+func (c *Conntrack) Count(mark, mask uint32) (int, error) {
+	flows, err := c.conn.DumpFilter(conntrack.NewFilter().Family(netfilter.ProtoIPv4).Mark(mark).MarkMask(mask), nil)
+	if err != nil {
+		return 0, fmt.Errorf("counting connections of mark %#x/%#x: %w", mark, mask, err)
+	}
+	return len(flows), nil
+}
 
 // Relabel lists the connections of mark from (the kernel filters them)
 // and rewrites each one's mark. A connection that ended meanwhile is

@@ -30,6 +30,9 @@ type Datapath struct {
 type RouteWriter interface {
 	Apply(policy.Desired) (Applied, error)
 	RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.LegacyRoute, error)
+	// Draining counts the connections that drain, per group (nil: none
+	// drains).
+	Draining(policy.Desired) (map[string]int, error)
 }
 
 // FirewallWriter writes the nftables table with the record of the links
@@ -95,5 +98,8 @@ func (p *Datapath) Apply(d policy.Desired) (Applied, error) {
 		return a, err
 	}
 	a.MarksTurnedOn = marks.TurnOn
+	// Like the counters, for the node state only: once the firewall puts
+	// the old connections in the draining lanes.
+	a.Draining, _ = p.Routes.Draining(d)
 	return a, nil
 }

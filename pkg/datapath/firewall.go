@@ -89,7 +89,7 @@ func (s spec) String() string {
 	}
 	fmt.Fprintf(&b, "lanes=%v\n", s.laneSlots)
 	for _, g := range s.lanes {
-		fmt.Fprintf(&b, "lanes of %s: open %v to %v\n", g.name, g.open, g.ranges)
+		fmt.Fprintf(&b, "lanes of %s: open %v drain %d to %v\n", g.name, g.open, g.drain, g.ranges)
 	}
 	return b.String()
 }

@@ -19,6 +19,9 @@ type laneGroup struct {
 	name   string
 	ranges []netipx.IPRange
 	open   []int // slots
+	// drain is the lane that a connection in none takes while a member
+	// drains (policy.Drain.Tag); 0: no drain.
+	drain int
 }
 
 // laneGroups are d's groups with lanes, and every lane's slot.
@@ -31,6 +34,9 @@ func laneGroups(d policy.Desired) ([]laneGroup, []int) {
 			continue
 		}
 		lg := laneGroup{name: g.Name}
+		if g.Drain != nil {
+			lg.drain = g.Drain.Tag
+		}
 		if set := steered[g.Name]; set != nil {
 			lg.ranges = set.Ranges()
 		}
@@ -96,22 +102,49 @@ func (w *tableWriter) lanes(s spec) error {
 		}})
 	}
 	for i, g := range s.lanes {
-		if err := w.pickLane(sel, i, g, pick); err != nil {
+		set, err := w.pickLane(sel, i, g, pick)
+		if err != nil {
 			return err
+		}
+		if g.drain > 0 {
+			w.drainInto(set, pick[g.drain])
 		}
 	}
 	return w.keepLanes(s.laneSlots)
 }
 
+// drainInto puts every connection to set that is in no lane (and is not
+// inbound nor a probe) into the draining member's lane pick: new ones
+// took a lane of the new member already, so these are connections from
+// before the switch, which keep the old member's gateway and are counted
+// by its lane's mark from their next packet on.
+func (w *tableWriter) drainInto(set *nftables.Set, pick *nftables.Chain) {
+	for _, base := range []*nftables.Chain{w.pre, w.out} {
+		w.c.AddRule(&nftables.Rule{Table: w.t, Chain: base, Exprs: []expr.Any{
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(w.f.Opts.LaneMask()), Xor: hostU32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(0)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: hostU32(w.f.Opts.LaneMask()), Xor: hostU32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: hostU32(0)},
+			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV4}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: pick.Name},
+		}})
+	}
+}
+
 // pickLane writes group g's rule in the lanes chain: its addresses, then
 // round-robin over its open lanes.
-func (w *tableWriter) pickLane(sel *nftables.Chain, i int, g laneGroup, pick map[int]*nftables.Chain) error {
+func (w *tableWriter) pickLane(sel *nftables.Chain, i int, g laneGroup, pick map[int]*nftables.Chain) (*nftables.Set, error) {
 	set := &nftables.Set{Table: w.t, Name: fmt.Sprintf("lanes%d", i), KeyType: nftables.TypeIPAddr, Interval: true}
 	if err := w.c.AddSet(set, nil); err != nil {
-		return fmt.Errorf("nftables: set of the lanes of group %s: %w", g.name, err)
+		return nil, fmt.Errorf("nftables: set of the lanes of group %s: %w", g.name, err)
 	}
 	if err := w.addElements(set, intervals(g.ranges), g.name); err != nil {
-		return err
+		return nil, err
 	}
 	choose := &nftables.Set{Table: w.t, Anonymous: true, Constant: true, IsMap: true, KeyType: nftables.TypeInteger, DataType: nftables.TypeVerdict}
 	var elems []nftables.SetElement
@@ -120,7 +153,7 @@ func (w *tableWriter) pickLane(sel *nftables.Chain, i int, g laneGroup, pick map
 			VerdictData: &expr.Verdict{Kind: expr.VerdictGoto, Chain: pick[slot].Name}})
 	}
 	if err := w.c.AddSet(choose, elems); err != nil {
-		return fmt.Errorf("nftables: the round-robin of group %s: %w", g.name, err)
+		return nil, fmt.Errorf("nftables: the round-robin of group %s: %w", g.name, err)
 	}
 	w.c.AddRule(&nftables.Rule{Table: w.t, Chain: sel, UserData: []byte(g.name), Exprs: []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 16, Len: 4},
@@ -128,7 +161,7 @@ func (w *tableWriter) pickLane(sel *nftables.Chain, i int, g laneGroup, pick map
 		&expr.Numgen{Register: 1, Modulus: uint32(len(g.open)), Type: unix.NFT_NG_INCREMENTAL},
 		&expr.Lookup{SourceRegister: 1, SetName: choose.Name, SetID: choose.ID, IsDestRegSet: true, DestRegister: 0},
 	}})
-	return nil
+	return set, nil
 }
 
 // keepLanes gives every packet of a lane's connection in its original

@@ -149,6 +149,7 @@ type Applied struct {
 	// links whose src_valid_mark was turned on.
 	Steered         bool
 	Traffic         map[string]Counter
+	Draining        map[string]int // connections draining, per group
 	LegacyRemoved   []policy.LegacyRoute
 	FirewallChanged bool
 	MarksTurnedOn   []int
@@ -385,6 +386,32 @@ func (k *Kernel) LaneTo() (map[int]netip.Addr, error) {
 	for id, nh := range nhs {
 		if f, ok := familyOf(id); ok && f == laneFamily && nh.gateway.IsValid() {
 			out[int(id&^laneNexthopBase)] = nh.gateway
+		}
+	}
+	return out, nil
+}
+
+// Draining counts, per group with a drain, the connections in the
+// draining member's lanes: those that keep its gateways until they end
+// or the drain does.
+func (k *Kernel) Draining(d policy.Desired) (map[string]int, error) {
+	var out map[string]int
+	for _, g := range d.Groups {
+		if g.Drain == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		for _, l := range g.Lanes {
+			if !l.Draining {
+				continue
+			}
+			n, err := k.Conntrack.Count(k.Opts.LaneMark(l.Slot), k.Opts.LaneMask())
+			if err != nil {
+				return out, err
+			}
+			out[g.Name] += n
 		}
 	}
 	return out, nil

@@ -4,9 +4,11 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/policy/policytest"
@@ -185,6 +187,70 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 		}
 	}
 	for i, s := range slices.Concat(all.Sources(), fresh.Sources(), later.Sources()) {
+		if slices.Contains(s, netip.MustParseAddr(netlab.NodePublic)) {
+			t.Errorf("flow %d leaked through the node's own address: %v", i, s)
+		}
+	}
+}
+
+// A planned failover with drainSeconds on the real kernel: from a group
+// on A to a member over B and C that drains 30 s. While the drain lasts,
+// every connection from before keeps A (no TCP connection breaks, no
+// source changes) and is counted, and every new one takes B or C; when
+// it ends, the old ones move.
+func TestLanesDrain(t *testing.T) {
+	w := newLaneWorld(t)
+	old := policytest.WithCheck(policytest.Route("old", "egress", netlab.GwAVPC, 0, netlab.EchoAddr), "")
+	next := policytest.WithCheck(policytest.Gateways("next", "egress", []string{netlab.GwBVPC, gwCVPC}, time.Minute, netlab.EchoAddr), "")
+	next.Spec.DrainSeconds = 30
+	apply := func(now time.Duration, routes ...*v1.StaticRoute) Applied {
+		in := healthOf(worldInput(routes...), strings.Repeat("U", 3))
+		in.Now = policytest.T0.Add(now)
+		a, err := w.dp.Apply(policy.Compute(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	apply(0, old)
+	before := netlab.StartFlows(t, 10, w.Node, w.Pod)
+	time.Sleep(300 * time.Millisecond)
+	if by := spread(t, "on A", before.Sources()); by[netlab.GwAPublic] != 40 {
+		t.Fatalf("before the failover: %v, want all 40 via A", by)
+	}
+	apply(time.Minute+time.Second, old, next)
+	time.Sleep(300 * time.Millisecond)
+	a := apply(time.Minute+2*time.Second, old, next) // the next reconcile counts them
+	after := netlab.StartFlows(t, 10, w.Node, w.Pod)
+	time.Sleep(time.Second)
+	if by := spread(t, "draining", before.Sources()); by[netlab.GwAPublic] != 40 {
+		t.Errorf("during the drain, the connections from before: %v, want all 40 still via A", by)
+	}
+	for i, f := range before.TCP {
+		if _, _, err := f.State(); err != nil {
+			t.Errorf("during the drain, TCP connection %d broke: %v", i, err)
+		}
+	}
+	if by := spread(t, "new during the drain", after.Sources()); by[netlab.GwBPublic] != 20 || by[gwCPublic] != 20 {
+		t.Errorf("new connections during the drain: %v, want 20 via B and 20 via C", by)
+	}
+	if a.Draining["egress"] != 40 {
+		t.Errorf("draining connections counted: %v, want 40", a.Draining)
+	}
+	t.Logf("draining: %v", a.Draining)
+
+	// The drain ends: what is left moves, as at a failover without one.
+	ended := time.Now()
+	if a := apply(time.Minute+31*time.Second, old, next); a.Draining != nil {
+		t.Errorf("after the drain, still counted draining: %v", a.Draining)
+	}
+	time.Sleep(500 * time.Millisecond)
+	for i, p := range before.UDP {
+		if _, ok := p.FirstAfter(netlab.GwBPublic, ended); !ok {
+			t.Errorf("after the drain: UDP flow %d from before did not move to B (sources %v)", i, p.Sources())
+		}
+	}
+	for i, s := range slices.Concat(before.Sources(), after.Sources()) {
 		if slices.Contains(s, netip.MustParseAddr(netlab.NodePublic)) {
 			t.Errorf("flow %d leaked through the node's own address: %v", i, s)
 		}

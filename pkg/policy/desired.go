@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
 	"github.com/staticroute/staticroute/pkg/group"
@@ -65,18 +66,35 @@ type Group struct {
 	// gateways' probes as this node runs them.
 	Members []Member
 	// Lanes are the active member's gateways when it has several
-	// (spec.gateways), each in its slot: new connections are spread over
-	// the open ones, and each keeps its lane for its life. Nil for a
-	// member with one gateway.
+	// (spec.gateways), or while another member drains, each in its slot:
+	// new connections are spread over the open ones, and each keeps its
+	// lane for its life. The draining member's lanes follow, none open.
+	// Nil for a member with one gateway and no drain.
 	Lanes []Lane
+	// Drain is the member whose connections drain after a planned
+	// failover (spec.drainSeconds), if any.
+	Drain *Drain
+}
+
+// Drain is a member whose connections keep its gateways after a newer
+// member took its group over, until they end or until Until.
+type Drain struct {
+	Member string
+	Until  time.Time
+	// Tag is the lane that a connection in no lane takes while the drain
+	// lasts: the connections opened before lanes were (the member had
+	// one gateway), counted in it from their next packet on.
+	Tag int
 }
 
 // Lane is one gateway of a group's active member in its slot: its
 // connections carry the mark Options.LaneMark(Slot) and leave through
-// table Options.LaneTable(Slot), which sends them to To.
+// table Options.LaneTable(Slot), which sends them to To. A draining
+// member's lane is never open.
 type Lane struct {
 	Slot int
 	group.Lane
+	Draining bool
 }
 
 // Member is one member of a group as a node sees it.
@@ -143,6 +161,9 @@ type Input struct {
 	// Hold names, per group, the member it must keep for now: a switch
 	// within a period of its last one waits (group.Damper).
 	Hold map[string]string
+	// Now is when this state is computed: drains end at a time
+	// (group.Draining).
+	Now time.Time
 	// LaneTo is, per lane slot, where its connections leave now: the last
 	// applied state's, or after a restart the kernel's. A Pending lane
 	// that is away stays away until its probes decide (group.Lanes).
@@ -214,6 +235,9 @@ func (d Desired) String() string {
 		if g.Selection != v1.SelectionNewest && g.Selection != "" {
 			fmt.Fprintf(&b, " [%s]", g.Selection)
 		}
+		if g.Drain != nil {
+			fmt.Fprintf(&b, " draining %s until %s (lane %d for connections in none)", g.Drain.Member, g.Drain.Until.UTC().Format(time.RFC3339), g.Drain.Tag)
+		}
 		b.WriteByte('\n')
 	}
 	for _, r := range d.Routes {
@@ -224,7 +248,11 @@ func (d Desired) String() string {
 		fmt.Fprintf(&b, "probe %d: %s\n", p.Slot, p.Probe)
 	}
 	for _, l := range d.Lanes {
-		fmt.Fprintf(&b, "lane %d of group %s: %s\n", l.Slot, l.Group, l.Lane.Lane)
+		draining := ""
+		if l.Draining {
+			draining = " draining"
+		}
+		fmt.Fprintf(&b, "lane %d of group %s: %s%s\n", l.Slot, l.Group, l.Lane.Lane, draining)
 	}
 	legacy := make([]string, 0, len(d.Legacy))
 	for l := range d.Legacy {
@@ -268,8 +296,8 @@ func Compute(in Input) Desired {
 	d := Desired{Link: in.Node.VPCLink, Src: in.Node.VPCAddr, Inside: insideRanges(in.Cluster)}
 	slots := laneSlots(order, in.Node.Labels)
 	for _, a := range order {
-		lanes := groupLanes(in, a, slots)
-		g, routed := groupOutcome(in, a.name, a.active, lanes, carve, claimed)
+		lanes, drain := groupLanes(in, a, slots)
+		g, routed := groupOutcome(in, a.name, a.active, lanes, drain, carve, claimed)
 		g.Selection, g.Members = a.selection, a.members
 		// Claims are global, whether or not the group selects this node,
 		// so that every node gives an address to the same group.
@@ -369,6 +397,10 @@ type aged struct {
 	active    member
 	selection v1.Selection
 	members   []Member
+	// draining is the member whose connections drain (group.Draining),
+	// until until; nil if none.
+	draining *member
+	until    time.Time
 }
 
 // byAge picks each group's active member (group.Active, or the member
@@ -392,6 +424,15 @@ func byAge(in Input, groups map[string][]member) []aged {
 				a.active, a.selection = ms[i], v1.SelectionHeld
 			}
 		}
+		if a.selection != v1.SelectionHeld {
+			active := slices.IndexFunc(ms, func(m member) bool { return m.obj == a.active.obj })
+			up := func(m member) bool { return m.state == group.Up }
+			drain := func(m member) time.Duration { return time.Duration(m.obj.Spec.DrainSeconds) * time.Second }
+			if i, until := group.Draining(ms, active, key, rank, up, drain, in.Now); i >= 0 {
+				m := ms[i] // a copy: ms is sorted below
+				a.draining, a.until = &m, until
+			}
+		}
 		group.Sort(ms, key)
 		for _, m := range ms {
 			pm := Member{Name: m.obj.Name, Checked: m.checked, State: m.state, Carrying: m.carrying}
@@ -408,11 +449,16 @@ func byAge(in Input, groups map[string][]member) []aged {
 
 // groupOutcome decides what one group routes: its active member's
 // destinations less those inside a carve-out or claimed by an older group.
-func groupOutcome(in Input, name string, active member, lanes []Lane, carve carveSet, claimed *validate.Index) (Group, []Route) {
+func groupOutcome(in Input, name string, active member, lanes []Lane, drain *Drain, carve carveSet, claimed *validate.Index) (Group, []Route) {
 	r := active.route
-	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied, Lanes: lanes}
+	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied, Lanes: lanes, Drain: drain}
 	if i := slices.IndexFunc(lanes, func(l Lane) bool { return l.Open }); i >= 0 {
 		g.Gateway = lanes[i].Gateway
+	}
+	if drain != nil {
+		// While it lasts, a packet in no lane takes the draining member's
+		// gateway: it belongs to a connection from before the switch.
+		g.Gateway = lanes[slices.IndexFunc(lanes, func(l Lane) bool { return l.Slot == drain.Tag })].To
 	}
 	var reasons []string
 	conflicted := false
@@ -447,7 +493,7 @@ func groupOutcome(in Input, name string, active member, lanes []Lane, carve carv
 		kind, g.State = Unreachable, v1.NodeGroupError
 		reasons = append([]string{fmt.Sprintf("gateway %s is outside the VPC", outside)}, reasons...)
 	case !containsAddr(in.Node.OnLink, g.Gateway) || !in.Node.VPCAddr.IsValid():
-		kind, g.State, g.Lanes = Unreachable, v1.NodeGroupGatewayNotOnLink, nil
+		kind, g.State = Unreachable, v1.NodeGroupGatewayNotOnLink
 		reasons = append([]string{fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", g.Gateway, in.Node.VPCLink)}, reasons...)
 	case conflicted:
 		g.State = v1.NodeGroupConflicted
@@ -459,7 +505,7 @@ func groupOutcome(in Input, name string, active member, lanes []Lane, carve carv
 		}
 	}
 	if kind != Via {
-		g.Lanes = nil
+		g.Lanes, g.Drain = nil, nil
 	}
 	g.Reason = strings.Join(reasons, "; ")
 	routes := make([]Route, 0, len(g.Prefixes))

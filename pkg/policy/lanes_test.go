@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,67 @@ func TestSteered(t *testing.T) {
 	b.RemovePrefix(netip.MustParsePrefix("0.0.0.0/0"))
 	if empty, _ := b.IPSet(); len(empty.Ranges()) != 0 {
 		t.Errorf("a lane set beyond the group's route: %v", empty.Ranges())
+	}
+}
+
+// A planned failover to a member with drainSeconds: while the old member
+// is up and the drain lasts, its lanes stay (none open) and packets in no
+// lane keep its gateway; the new member's lanes take new connections.
+func TestComputeDrain(t *testing.T) {
+	old := policytest.WithCheck(policytest.Route("old", "egress", "198.51.100.30", 0, "192.0.2.0/24"), "")
+	next := policytest.WithCheck(policytest.Gateways("next", "egress", []string{gwA, gwB}, time.Minute, "192.0.2.0/24"), "")
+	next.Spec.DrainSeconds = 30
+	single := policytest.WithCheck(policytest.Route("single", "egress", gwC, time.Minute, "192.0.2.0/24"), "")
+	single.Spec.DrainSeconds = 30
+	at := func(d time.Duration) time.Time { return policytest.T0.Add(time.Minute + d) }
+	for _, tc := range []struct {
+		name   string
+		routes []*v1.StaticRoute
+		states string
+		now    time.Time
+		drain  string // the draining member, "" none
+		via    string // the group's gateway (packets in no lane)
+		lanes  string
+	}{
+		{"during the drain, to several gateways", []*v1.StaticRoute{old, next}, "UUU", at(10 * time.Second), "old", "198.51.100.30",
+			"198.51.100.4 Up open; 198.51.100.12 Up open; 198.51.100.30 Up (draining)"},
+		{"during the drain, to one gateway: it takes a lane", []*v1.StaticRoute{old, single}, "UU", at(10 * time.Second), "old", "198.51.100.30",
+			"198.51.100.20 Up open; 198.51.100.30 Up (draining)"},
+		{"after the drain", []*v1.StaticRoute{old, next}, "UUU", at(30 * time.Second), "", gwA,
+			"198.51.100.4 Up open; 198.51.100.12 Up open"},
+		{"the old gateway died: never drained to", []*v1.StaticRoute{old, next}, "DUU", at(10 * time.Second), "", gwA,
+			"198.51.100.4 Up open; 198.51.100.12 Up open"},
+		{"after the drain, to one gateway: no lanes", []*v1.StaticRoute{old, single}, "UU", at(40 * time.Second), "", gwC, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := withHealth(policytest.Input(tc.routes...), tc.states)
+			in.Now = tc.now
+			d := policy.Compute(in)
+			// The objects' order changes nothing.
+			in.Routes = slices.Clone(in.Routes)
+			slices.Reverse(in.Routes)
+			if again := policy.Compute(in); again.String() != d.String() {
+				t.Fatalf("the routes in another order give\n%s\nnot\n%s", again, d)
+			}
+			g := d.Groups[0]
+			var lanes []string
+			for _, l := range g.Lanes {
+				s := l.Lane.String()
+				if l.Draining {
+					s += " (draining)"
+				}
+				lanes = append(lanes, s)
+			}
+			drain := ""
+			if g.Drain != nil {
+				drain = g.Drain.Member
+				if !g.Drain.Until.Equal(at(30*time.Second)) || !slices.ContainsFunc(g.Lanes, func(l policy.Lane) bool { return l.Slot == g.Drain.Tag && l.Draining }) {
+					t.Errorf("drain %+v: want until %s, tagging into a draining lane", g.Drain, at(30*time.Second))
+				}
+			}
+			if drain != tc.drain || g.Gateway.String() != tc.via || strings.Join(lanes, "; ") != tc.lanes {
+				t.Fatalf("draining %q via %s lanes %q\nwant %q via %s lanes %q\n%s", drain, g.Gateway, strings.Join(lanes, "; "), tc.drain, tc.via, tc.lanes, d)
+			}
+		})
 	}
 }

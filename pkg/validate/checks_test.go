@@ -69,6 +69,9 @@ func TestChecksAlone(t *testing.T) {
 				"10.116.0.4", "10.116.0.4", "10.116.0", "10.116.0.6", "10.116.0.7", "10.116.0.8", "10.116.0.9", "10.116.0.10", "10.116.0.11"}}})
 			return e
 		}(), want: []string{"spec.gateways: Too many: 9: must have at most 8 items", `spec.gateways[1]: Duplicate value: "10.116.0.4"`, `spec.gateways[2]: Invalid value: "10.116.0"`}},
+		"a drain of more than a day": {errs: checkDrain(field.NewPath("spec", "drainSeconds"), 86401),
+			want: []string{"spec.drainSeconds: Invalid value: 86401: must be from 0"}},
+		"a drain of a minute": {errs: checkDrain(field.NewPath("spec", "drainSeconds"), 60)},
 		"a loopback target": {errs: checkHealthCheck(hcPath, vpc, &v1.HealthCheck{Target: "127.0.0.1"}, gw4),
 			want: []string{`spec.healthCheck.target: Invalid value: "127.0.0.1": lies inside loopback`}},
 		"a group that is no name": {errs: checkGroup(field.NewPath("spec", "group"), "Primary_1"),

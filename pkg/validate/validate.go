@@ -50,6 +50,7 @@ func StaticRoute(cfg Config, others *Index, sr, old *v1.StaticRoute) Result {
 		}
 		res.add(checkHealthCheck(spec.Child("healthCheck"), cfg, sr.Spec.HealthCheck, gws), nil)
 	}
+	res.add(checkDrain(spec.Child("drainSeconds"), sr.Spec.DrainSeconds), nil)
 	res.add(checkInsideRoute(dests), nil)
 	res.add(checkClusterRanges(cfg, dests))
 	if others != nil {
@@ -167,6 +168,13 @@ func checkGateways(spec *field.Path, sr *v1.StaticRoute) ([]netip.Addr, func(int
 		}
 	}
 	return gws, path.Index, errs
+}
+
+func checkDrain(path *field.Path, s int32) field.ErrorList {
+	if s < 0 || s > v1.MaxDrainSeconds {
+		return field.ErrorList{field.Invalid(path, s, fmt.Sprintf("must be from 0 (connections move at the switch) to %d (a day)", v1.MaxDrainSeconds))}
+	}
+	return nil
 }
 
 func checkGroup(path *field.Path, g string) (errs field.ErrorList) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -176,6 +177,88 @@ func TestActiveActive(t *testing.T) {
 		for _, a := range s {
 			if own[a.String()] {
 				t.Errorf("flow %d leaked through a node's own address %s (sources %v)", i, a, s)
+			}
+		}
+	}
+}
+
+// TestPlannedFailoverDrains: a group on A, then a new member over B and
+// C with drainSeconds: 30, on two nodes and a pod, run by the real
+// routers. While the drain lasts every connection from before keeps A
+// (no TCP connection breaks, none changes its source address), the nodes
+// count them in their states and kubectl staticroute status shows it,
+// and every new connection takes B or C; setting drainSeconds to 0 ends
+// the drain at once, and the old connections move.
+func TestPlannedFailoverDrains(t *testing.T) {
+	c := startCluster(t, 2)
+	c.w.AddGateway(t, gwCVPC, gwCPublic)
+	netlab.StartTCPEcho(t, c.w.Inet, netlab.TCPEchoPort)
+	c.cp.MustKubectl(t, checkedRouteYAML("old", "egress", netlab.GwAVPC, netlab.EchoAddr, netlab.EchoAddr), "apply", "-f", "-")
+	c.expect(t, all(netlab.GwAPublic))
+	from := []*netlab.NS{c.w.Nodes[0], c.w.Nodes[1], c.w.Pod}
+	before := netlab.StartFlows(t, 10, from...)
+	time.Sleep(500 * time.Millisecond)
+	time.Sleep(600 * time.Millisecond) // creationTimestamp has one-second resolution
+	next := append(gatewaysRouteYAML("next", []string{netlab.GwBVPC, gwCVPC}, netlab.EchoAddr, netlab.EchoAddr), "  group: egress\n  drainSeconds: 30\n"...)
+	c.cp.MustKubectl(t, next, "apply", "-f", "-")
+	switched := time.Now()
+	// Every node drains, and counts the connections from before.
+	err := framework.Eventually(context.Background(), 20*time.Second, func() error {
+		for _, n := range c.names {
+			g, ok := groupOn(t, c, n, "egress")
+			if !ok || g.ActiveMember != "next" || g.Drain == nil || g.Drain.Member != "old" || g.Drain.Connections < 20 {
+				return fmt.Errorf("%s reports %+v", n, g)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("every node drains and counts its connections %s after the new member was applied", time.Since(switched).Round(time.Millisecond))
+	after := netlab.StartFlows(t, 10, from...)
+	time.Sleep(time.Second)
+	if by, odd := netlab.BySource(before.Sources()); by[netlab.GwAPublic] != 60 || len(odd) > 0 {
+		t.Errorf("during the drain, the 60 connections from before: %v (%v), want all still via A", by, odd)
+	}
+	broken := 0
+	for _, f := range before.TCP {
+		if _, _, err := f.State(); err != nil {
+			broken++
+		}
+	}
+	if broken > 0 {
+		t.Errorf("during the drain, %d of the 30 TCP connections from before broke", broken)
+	}
+	if by, _ := netlab.BySource(after.Sources()); by[netlab.GwBPublic]+by[gwCPublic] != 60 || by[netlab.GwBPublic] < 25 || by[gwCPublic] < 25 {
+		t.Errorf("new connections during the drain: %v, want 60 over B and C", by)
+	}
+	out, err := exec.Command(framework.Bin(t, "kubectl-staticroute"), "status", "egress", "--kubeconfig", c.cp.Kubeconfig).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "old draining") {
+		t.Errorf("kubectl staticroute status egress does not show the drain: %v\n%s", err, out)
+	}
+
+	// drainSeconds 0 ends the drain now: what is left moves to B or C.
+	c.cp.MustKubectl(t, nil, "patch", "staticroute", "next", "--type", "merge", "-p", `{"spec":{"drainSeconds":0}}`)
+	ended := time.Now()
+	err = framework.Eventually(context.Background(), 10*time.Second, func() error {
+		for i, p := range before.UDP {
+			if _, ok := p.FirstAfter(netlab.GwBPublic, ended); !ok {
+				if _, ok := p.FirstAfter(gwCPublic, ended); !ok {
+					return fmt.Errorf("UDP flow %d from before still via A", i)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+	own := map[string]bool{c.w.NodePublic(0): true, c.w.NodePublic(1): true}
+	for i, s := range slices.Concat(before.Sources(), after.Sources()) {
+		for _, a := range s {
+			if own[a.String()] {
+				t.Errorf("flow %d leaked through a node's own address %s", i, a)
 			}
 		}
 	}
