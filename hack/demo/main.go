@@ -230,7 +230,9 @@ spec:
 	}
 	d.show("Every node, and the pod, reaches the destination as gateway B again:", netlab.GwBPublic)
 
-	d.step(8, "What the cluster says")
+	d.twoGateways()
+
+	d.step(9, "What the cluster says")
 	time.Sleep(1500 * time.Millisecond) // the summarizer writes at most once a second per route
 	d.kubectl(nil, "get", "sr", "-o", "wide")
 	d.kubectl(nil, "get", "staticroutenodestates")
@@ -243,6 +245,74 @@ spec:
 		fmt.Println("Press Ctrl-C to tear everything down.")
 		<-sig
 	}
+}
+
+// twoGateways is step 8: a member over gateways A and B at once; A dies,
+// and only its connections move.
+func (d *demo) twoGateways() {
+	r := d.r
+	d.step(8, "Two gateways at once (spec.gateways): connections spread over A and B; gateway A dies, only its connections move")
+	both := d.file("both.yaml", fmt.Sprintf(`apiVersion: networking.digitalocean.com/v1
+kind: StaticRoute
+metadata:
+  name: both
+spec:
+  group: primary
+  destinations:
+    - %q
+  gateways: [%q, %q]   # each new connection takes one that is up, and keeps it
+  healthCheck:
+    target: %q
+`, netlab.EchoAddr, netlab.GwAVPC, netlab.GwBVPC, netlab.EchoAddr))
+	d.kubectl(nil, "apply", "-f", both)
+	time.Sleep(1500 * time.Millisecond) // every node proves both gateways
+	netlab.StartTCPEcho(r, d.w.Inet, netlab.TCPEchoPort)
+	from := append(append([]*netlab.NS{}, d.w.Nodes...), d.w.Pod)
+	flows := netlab.StartFlows(r, 5, from...)
+	time.Sleep(time.Second)
+	first := flows.Sources()
+	by, odd := netlab.BySource(first)
+	say("%d connections (UDP and TCP, from every node and the pod): %d via A, %d via B; %d changed address", len(first), by[netlab.GwAPublic], by[netlab.GwBPublic], len(odd))
+	say("$ ip link set vpc down   (on gateway A)")
+	failed := time.Now()
+	d.w.GwA.IP(r, "link", "set", "vpc", "down")
+	var slowest time.Duration
+	err := framework.Eventually(context.Background(), 10*time.Second, func() error {
+		for i, p := range flows.UDP {
+			if first[i][0].String() != netlab.GwAPublic {
+				continue
+			}
+			at, ok := p.FirstAfter(netlab.GwBPublic, failed)
+			if !ok {
+				return fmt.Errorf("UDP flow %d has not moved", i)
+			}
+			slowest = max(slowest, at.Sub(failed))
+		}
+		return nil
+	})
+	if err != nil {
+		r.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	lost, broken := 0, 0
+	for i := range first {
+		if first[i][0].String() != netlab.GwBPublic {
+			continue
+		}
+		if i < len(flows.UDP) {
+			lost += flows.UDP[i].LostBetween(failed.Add(-50*time.Millisecond), time.Now().Add(-200*time.Millisecond))
+		} else if _, _, err := flows.TCP[i-len(flows.UDP)].State(); err != nil {
+			broken++
+		}
+	}
+	say("A's connections now leave by B, the last %s after A died; B's own connections: %d probes lost, %d TCP connections broken", slowest.Round(time.Millisecond), lost, broken)
+	if lost+broken > 0 {
+		r.Errorf("B's connections noticed A's death: %d lost, %d broken", lost, broken)
+	}
+	say("$ ip link set vpc up   (gateway A is back: once its probes prove it, and flap damping lets it, new connections take it again; those that moved stay on B)")
+	d.w.GwA.IP(r, "link", "set", "vpc", "up")
+	time.Sleep(1500 * time.Millisecond)
+	d.plugin("why", netlab.EchoAddr, "--node", d.names[0])
 }
 
 // switched waits until every prober has had an answer via since, and

@@ -214,7 +214,8 @@ func printGroup(w *tabwriter.Writer, g string, routes []v1.StaticRoute, states [
 	return nil
 }
 
-// gatewaysSeen is how a node sees each member's gateway, one entry each.
+// gatewaysSeen is how a node sees each member's gateway, one entry for
+// each gateway (members that share one share its probe).
 func gatewaysSeen(hs []v1.NodeGatewayHealth) []string {
 	out := make([]string, 0, len(hs))
 	for _, h := range hs {
@@ -228,7 +229,9 @@ func gatewaysSeen(hs []v1.NodeGatewayHealth) []string {
 		if h.LastChange != nil {
 			e += " since " + h.LastChange.UTC().Format(time.RFC3339)
 		}
-		out = append(out, e)
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
 	}
 	return out
 }
