@@ -5,7 +5,6 @@ import (
 	"time"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
@@ -16,21 +15,6 @@ import (
 func newDatapath(tb testing.TB, n *netlab.NS) *Datapath {
 	k, f := newKernel(tb, n), newFirewall(tb, n)
 	return &Datapath{Routes: k, Firewall: f, Marks: &ValidMarks{Kernel: k, Firewall: f}}
-}
-
-// healthOf is in with the probed gateways of its routes in states (U up,
-// D down), in the routes' order.
-func healthOf(in policy.Input, states string) policy.Input {
-	in.Health = map[group.Path]group.State{}
-	i := 0
-	for _, r := range in.Routes {
-		ps, _ := group.ProbesOf(r)
-		for _, p := range ps {
-			in.Health[p.Path] = map[byte]group.State{'U': group.Up, 'D': group.Down}[states[i]]
-			i++
-		}
-	}
-	return in
 }
 
 // BenchmarkGatewayDeath is a gateway's death at 10,000 prefixes, once its
@@ -59,7 +43,7 @@ func BenchmarkGatewayDeath(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			dp := newDatapath(b, nodeWorld(b))
-			up, killed := policy.Compute(healthOf(nodeInput(c.routes...), c.up)), policy.Compute(healthOf(nodeInput(c.routes...), c.killed))
+			up, killed := policy.Compute(policytest.WithHealth(nodeInput(c.routes...), c.up)), policy.Compute(policytest.WithHealth(nodeInput(c.routes...), c.killed))
 			if _, err := dp.Apply(up); err != nil {
 				b.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/policy/policytest"
 	"github.com/staticroute/staticroute/test/netlab"
@@ -45,13 +44,7 @@ func newLaneWorld(t *testing.T) *laneWorld {
 // apply applies the group with A, B and C in states (U up, D down).
 func (w *laneWorld) apply(t *testing.T, states string) Applied {
 	t.Helper()
-	in := w.route()
-	in.Health = map[group.Path]group.State{}
-	ps, _ := group.ProbesOf(in.Routes[0])
-	for i, p := range ps {
-		in.Health[p.Path] = map[byte]group.State{'U': group.Up, 'D': group.Down}[states[i]]
-	}
-	d := policy.Compute(in)
+	d := policy.Compute(policytest.WithHealth(w.route(), states))
 	a, err := w.dp.Apply(d)
 	if err != nil {
 		t.Fatalf("applying %s: %v\n%s", states, err, d)
@@ -204,7 +197,7 @@ func TestLanesDrain(t *testing.T) {
 	next := policytest.WithCheck(policytest.Gateways("next", "egress", []string{netlab.GwBVPC, gwCVPC}, time.Minute, netlab.EchoAddr), "")
 	next.Spec.DrainSeconds = 30
 	apply := func(now time.Duration, routes ...*v1.StaticRoute) Applied {
-		in := healthOf(worldInput(routes...), strings.Repeat("U", 3))
+		in := policytest.WithHealth(worldInput(routes...), strings.Repeat("U", 3))
 		in.Now = policytest.T0.Add(now)
 		a, err := w.dp.Apply(policy.Compute(in))
 		if err != nil {

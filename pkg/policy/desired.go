@@ -339,6 +339,12 @@ func Compute(in Input) Desired {
 			d.Routes = append(d.Routes, Route{Prefix: p, Kind: Throw})
 		}
 	}
+	d.sort()
+	return d
+}
+
+// sort orders d's routes by prefix, then kind, and its groups by name.
+func (d *Desired) sort() {
 	slices.SortFunc(d.Routes, func(x, y Route) int {
 		if c := validate.ComparePrefix(x.Prefix, y.Prefix); c != 0 {
 			return c
@@ -346,7 +352,6 @@ func Compute(in Input) Desired {
 		return cmp.Compare(x.Kind, y.Kind)
 	})
 	slices.SortFunc(d.Groups, func(x, y Group) int { return strings.Compare(x.Name, y.Name) })
-	return d
 }
 
 // liveMembers are the live StaticRoutes by group, each with its
@@ -451,15 +456,7 @@ func byAge(in Input, groups map[string][]member) []aged {
 // destinations less those inside a carve-out or claimed by an older group.
 func groupOutcome(in Input, name string, active member, lanes []Lane, drain *Drain, carve carveSet, claimed *validate.Index) (Group, []Route) {
 	r := active.route
-	g := Group{Name: name, Active: r.Name, Gateway: r.Gateway, State: v1.NodeGroupApplied, Lanes: lanes, Drain: drain}
-	if i := slices.IndexFunc(lanes, func(l Lane) bool { return l.Open }); i >= 0 {
-		g.Gateway = lanes[i].Gateway
-	}
-	if drain != nil {
-		// While it lasts, a packet in no lane takes the draining member's
-		// gateway: it belongs to a connection from before the switch.
-		g.Gateway = lanes[slices.IndexFunc(lanes, func(l Lane) bool { return l.Slot == drain.Tag })].To
-	}
+	g := Group{Name: name, Active: r.Name, Gateway: routeGateway(r, lanes, drain), State: v1.NodeGroupApplied, Lanes: lanes, Drain: drain}
 	var reasons []string
 	conflicted := false
 	for _, p := range r.Destinations {
@@ -484,18 +481,10 @@ func groupOutcome(in Input, name string, active member, lanes []Lane, drain *Dra
 		g.Prefixes = append(g.Prefixes, p)
 	}
 	kind := Via
-	switch {
-	case slices.ContainsFunc(r.Gateways, func(gw netip.Addr) bool { return !gw.IsValid() }) || len(r.Gateways) == 0:
-		kind, g.State = Unreachable, v1.NodeGroupError
-		reasons = append([]string{fmt.Sprintf("gateway %q is not an IPv4 address", badGateway(active.obj))}, reasons...)
-	case len(in.Cluster.VPC) > 0 && slices.ContainsFunc(r.Gateways, func(gw netip.Addr) bool { return !containsAddr(in.Cluster.VPC, gw) }):
-		outside := r.Gateways[slices.IndexFunc(r.Gateways, func(gw netip.Addr) bool { return !containsAddr(in.Cluster.VPC, gw) })]
-		kind, g.State = Unreachable, v1.NodeGroupError
-		reasons = append([]string{fmt.Sprintf("gateway %s is outside the VPC", outside)}, reasons...)
-	case !containsAddr(in.Node.OnLink, g.Gateway) || !in.Node.VPCAddr.IsValid():
-		kind, g.State = Unreachable, v1.NodeGroupGatewayNotOnLink
-		reasons = append([]string{fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", g.Gateway, in.Node.VPCLink)}, reasons...)
-	case conflicted:
+	if state, why := gatewayProblem(in, active, g.Gateway); why != "" {
+		kind, g.State = Unreachable, state
+		reasons = append([]string{why}, reasons...)
+	} else if conflicted {
 		g.State = v1.NodeGroupConflicted
 	}
 	if len(r.Destinations) == 0 || len(active.obj.Spec.Destinations) != len(r.Destinations) {
@@ -517,6 +506,38 @@ func groupOutcome(in Input, name string, active member, lanes []Lane, drain *Dra
 		routes = append(routes, rt)
 	}
 	return g, routes
+}
+
+// routeGateway is the gateway of a group's routes, which a packet in no
+// lane takes: the active member's; with lanes, the first open one's; and
+// while a member drains, the draining member's, since such a packet
+// belongs to a connection from before the switch.
+func routeGateway(r validate.Route, lanes []Lane, drain *Drain) netip.Addr {
+	if drain != nil {
+		return lanes[slices.IndexFunc(lanes, func(l Lane) bool { return l.Slot == drain.Tag })].To
+	}
+	if i := slices.IndexFunc(lanes, func(l Lane) bool { return l.Open }); i >= 0 {
+		return lanes[i].Gateway
+	}
+	return r.Gateway
+}
+
+// gatewayProblem says why a group whose active member is active and
+// whose routes go via gw fails closed on this node, and in which state;
+// "" if nothing is wrong: a gateway that does not parse or lies outside
+// the VPC (an object from before the webhook), or gw not on-link.
+func gatewayProblem(in Input, active member, gw netip.Addr) (string, string) {
+	gws := active.route.Gateways
+	outside := slices.IndexFunc(gws, func(g netip.Addr) bool { return len(in.Cluster.VPC) > 0 && !containsAddr(in.Cluster.VPC, g) })
+	switch {
+	case len(gws) == 0 || slices.ContainsFunc(gws, func(g netip.Addr) bool { return !g.IsValid() }):
+		return v1.NodeGroupError, fmt.Sprintf("gateway %q is not an IPv4 address", badGateway(active.obj))
+	case outside >= 0:
+		return v1.NodeGroupError, fmt.Sprintf("gateway %s is outside the VPC", gws[outside])
+	case !containsAddr(in.Node.OnLink, gw) || !in.Node.VPCAddr.IsValid():
+		return v1.NodeGroupGatewayNotOnLink, fmt.Sprintf("gateway %s is not on-link on %s: its destinations are unreachable until it is", gw, in.Node.VPCLink)
+	}
+	return "", ""
 }
 
 // badGateway is the first of sr's gateways that does not parse.

@@ -10,7 +10,6 @@ import (
 	"go4.org/netipx"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
-	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/policy/policytest"
 )
@@ -18,21 +17,6 @@ import (
 var (
 	gwA, gwB, gwC = "198.51.100.4", "198.51.100.12", "198.51.100.20"
 )
-
-// withHealth is in with each probed gateway of routes in the state its
-// letter gives (U up, D down, P pending), in the routes' order.
-func withHealth(in policy.Input, states string) policy.Input {
-	in.Health = map[group.Path]group.State{}
-	i := 0
-	for _, r := range in.Routes {
-		ps, _ := group.ProbesOf(r)
-		for _, p := range ps {
-			in.Health[p.Path] = map[byte]group.State{'U': group.Up, 'D': group.Down, 'P': group.Pending, 'd': group.Damped}[states[i]]
-			i++
-		}
-	}
-	return in
-}
 
 func lanesOf(g policy.Group) string {
 	var out []string
@@ -66,7 +50,7 @@ func TestComputeLanes(t *testing.T) {
 			"198.51.100.4 Down open; 198.51.100.12 Down open; 198.51.100.20 Down open"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := policy.Compute(withHealth(policytest.Input(single, multi), tc.states))
+			d := policy.Compute(policytest.WithHealth(policytest.Input(single, multi), tc.states))
 			g := d.Groups[0]
 			if g.Active != tc.active || g.Selection != tc.selection || g.Gateway.String() != tc.gateway || lanesOf(g) != tc.lanes {
 				t.Fatalf("active %s (%s) via %s, lanes %q\nwant %s (%s) via %s, lanes %q\n%s", g.Active, g.Selection, g.Gateway, lanesOf(g),
@@ -116,7 +100,7 @@ func TestComputeLanes(t *testing.T) {
 func TestComputeLanesAfterRestart(t *testing.T) {
 	multi := policytest.WithCheck(policytest.Gateways("multi", "egress", []string{gwA, gwB, gwC}, time.Minute, "192.0.2.0/24"), "")
 	older := policytest.WithCheck(policytest.Route("older", "egress", "198.51.100.30", 0, "192.0.2.0/24"), "")
-	in := withHealth(policytest.Input(older, multi), "PPPP")
+	in := policytest.WithHealth(policytest.Input(older, multi), "PPPP")
 	in.Carried = map[string]netip.Addr{"egress": netip.MustParseAddr(gwA)}
 	first := policy.Compute(in)
 	in.LaneTo = map[int]netip.Addr{}
@@ -192,7 +176,7 @@ func TestComputeDrain(t *testing.T) {
 		{"after the drain, to one gateway: no lanes", []*v1.StaticRoute{old, single}, "UU", at(40 * time.Second), "", gwC, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := withHealth(policytest.Input(tc.routes...), tc.states)
+			in := policytest.WithHealth(policytest.Input(tc.routes...), tc.states)
 			in.Now = tc.now
 			d := policy.Compute(in)
 			// The objects' order changes nothing.

@@ -52,27 +52,33 @@ func checkHealthCheck(path *field.Path, cfg Config, hc *v1.HealthCheck, gws []ne
 			errs = append(errs, field.Invalid(path.Child(t.name), t.v, "must be from 1 to 100 probes in a row (empty: 3)"))
 		}
 	}
-	if hc.Target == "" {
-		return errs
+	return append(errs, checkProbeTarget(path.Child("target"), cfg, hc.Target, gws)...)
+}
+
+// checkProbeTarget checks a health check's target: an IPv4 address
+// reached through the gateways (not one of several, not inside the
+// cluster's ranges); empty is each gateway itself.
+func checkProbeTarget(tp *field.Path, cfg Config, target string, gws []netip.Addr) (errs field.ErrorList) {
+	if target == "" {
+		return nil
 	}
-	tp := path.Child("target")
-	target, err := ParseIPv4(hc.Target)
+	addr, err := ParseIPv4(target)
 	if err != nil {
-		return append(errs, field.Invalid(tp, hc.Target, err.Error()))
+		return append(errs, field.Invalid(tp, target, err.Error()))
 	}
-	if name, in := insideSpecial(netip.PrefixFrom(target, 32)); in {
-		return append(errs, field.Invalid(tp, hc.Target, "lies inside "+name+": it is never reached through a gateway"))
+	if name, in := insideSpecial(netip.PrefixFrom(addr, 32)); in {
+		return append(errs, field.Invalid(tp, target, "lies inside "+name+": it is never reached through a gateway"))
 	}
 	switch {
-	case len(gws) == 1 && target == gws[0]:
+	case len(gws) == 1 && addr == gws[0]:
 		return errs
-	case slices.Contains(gws, target):
-		return append(errs, field.Invalid(tp, hc.Target,
+	case slices.Contains(gws, addr):
+		return append(errs, field.Invalid(tp, target,
 			"is one of spec.gateways: every gateway is probed through itself, so this would probe it through the others; leave target empty to probe each gateway itself, or give an address beyond them"))
 	}
 	for _, r := range cfg.Ranges() {
-		if r.Prefix.Contains(target) {
-			errs = append(errs, field.Invalid(tp, hc.Target, fmt.Sprintf(
+		if r.Prefix.Contains(addr) {
+			errs = append(errs, field.Invalid(tp, target, fmt.Sprintf(
 				"lies inside %s: it is reached directly, never through the gateway, so its probes would not test the gateway; probe an address beyond the gateway (or leave target empty to probe the gateway itself)", r.What)))
 			break
 		}

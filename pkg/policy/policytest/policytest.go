@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/staticroute/staticroute/api/v1"
+	"github.com/staticroute/staticroute/pkg/group"
 	"github.com/staticroute/staticroute/pkg/policy"
 	"github.com/staticroute/staticroute/pkg/validate"
 )
@@ -61,4 +62,20 @@ func Gateways(name, group string, gws []string, age time.Duration, dests ...stri
 	sr := Route(name, group, "", age, dests...)
 	sr.Spec.Gateways = gws
 	return sr
+}
+
+// WithHealth is in with the probed gateways of its routes, in the routes'
+// order and each route's gateways' order, in the states states' letters
+// give: U up, D down, P pending, d damped.
+func WithHealth(in policy.Input, states string) policy.Input {
+	in.Health = map[group.Path]group.State{}
+	i := 0
+	for _, r := range in.Routes {
+		ps, _ := group.ProbesOf(r)
+		for _, p := range ps {
+			in.Health[p.Path] = map[byte]group.State{'U': group.Up, 'D': group.Down, 'P': group.Pending, 'd': group.Damped}[states[i]]
+			i++
+		}
+	}
+	return in
 }
