@@ -24,7 +24,7 @@ const (
 // +kubebuilder:resource:scope=Cluster,shortName=sr,categories=staticrouting
 // +kubebuilder:printcolumn:name="Group",type=string,JSONPath=`.status.group`
 // +kubebuilder:printcolumn:name="Gateway",type=string,JSONPath=`.spec.gateway`
-// +kubebuilder:printcolumn:name="Gateways",type=string,JSONPath=`.spec.gateways`
+// +kubebuilder:printcolumn:name="Gateways",type=string,JSONPath=`.spec.gateways`,priority=1,description="spec.gateways, for a member over several"
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Nodes",type=string,JSONPath=`.status.nodes`,description="nodes applied/selected"
 // +kubebuilder:printcolumn:name="Fallback",type=integer,JSONPath=`.status.nodesOnFallback`,priority=1,description="nodes where an older member carries the group because this one's gateway is down as they see it"

@@ -313,6 +313,9 @@ spec:
 	d.w.GwA.IP(r, "link", "set", "vpc", "up")
 	time.Sleep(1500 * time.Millisecond)
 	d.plugin("why", netlab.EchoAddr, "--node", d.names[0])
+	say("Back to one gateway at a time: delete both.yaml; secondary carries the group again")
+	d.kubectl(nil, "delete", "-f", both)
+	d.waitAll(netlab.GwBPublic)
 }
 
 // switched waits until every prober has had an answer via since, and

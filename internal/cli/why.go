@@ -88,8 +88,8 @@ func steeredLines(g v1.NodeGroupState, prefix string, st *v1.NodeSteering) []str
 	carry := fmt.Sprintf("the route %s via %s", prefix, g.Gateway)
 	if len(g.Lanes) > 0 {
 		out = append([]string{
-			fmt.Sprintf("steered by group %s, member %s, over its %d gateways", g.Group, g.ActiveMember,
-				len(slices.DeleteFunc(slices.Clone(g.Lanes), func(l v1.NodeLane) bool { return l.Draining }))),
+			fmt.Sprintf("steered by group %s, member %s, over %s", g.Group, g.ActiveMember,
+				gatewaysWord(len(slices.DeleteFunc(slices.Clone(g.Lanes), func(l v1.NodeLane) bool { return l.Draining })))),
 			laneWhy(g.Lanes) + "; the member carries the group: " + selectionWhy(g),
 		}, laneLines(g.Lanes)...)
 		carry = fmt.Sprintf("a packet in no lane (a connection from before the lanes) takes the route %s via %s", prefix, g.Gateway)
@@ -106,6 +106,14 @@ func steeredLines(g v1.NodeGroupState, prefix string, st *v1.NodeSteering) []str
 		out = append(out, fmt.Sprintf("but the group is %s on this node: %s", g.State, g.Message))
 	}
 	return out
+}
+
+// gatewaysWord is "its one gateway" or "its n gateways".
+func gatewaysWord(n int) string {
+	if n == 1 {
+		return "its one gateway"
+	}
+	return fmt.Sprintf("its %d gateways", n)
 }
 
 // laneWhy says which gateways a new connection may take.

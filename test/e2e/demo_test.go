@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,7 +30,9 @@ func TestDemo(t *testing.T) {
 		"spec.gateway is immutable",
 		"set spec.group: primary",
 		"leaked via a node's own address: 0; lost: 0",
-		"secondary   primary   198.51.100.12   Active    3/3",
+		"A's connections now leave by B",
+		"B's own connections: 0 probes lost, 0 TCP connections broken",
+		"steered by group primary, member both, over its 2 gateways",
 		"all 3 selected nodes route secondary",
 		"the last node fails over by itself",
 		"NewerDown",
@@ -38,6 +41,14 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the demo did not print %q:\n%s", want, out)
 		}
+	}
+	// kubectl get sr -o wide, at the end: secondary carries its group on
+	// all three nodes again.
+	if !slices.ContainsFunc(strings.Split(string(out), "\n"), func(l string) bool {
+		f := strings.Fields(l)
+		return len(f) >= 5 && f[0] == "secondary" && f[1] == "primary" && f[2] == "198.51.100.12" && f[3] == "Active" && f[4] == "3/3"
+	}) {
+		t.Errorf("the demo's kubectl get sr -o wide did not show secondary Active on 3/3:\n%s", out)
 	}
 	if strings.Contains(string(out), "✗") {
 		t.Errorf("a node or the pod reached the destination the wrong way:\n%s", out)
