@@ -293,6 +293,9 @@ spec:
 	if err != nil {
 		r.Fatal(err)
 	}
+	if slowest == 0 {
+		r.Fatal("no UDP connection was on gateway A: nothing to see move")
+	}
 	time.Sleep(500 * time.Millisecond)
 	lost, broken := 0, 0
 	for i := range first {

@@ -151,20 +151,39 @@ type Flows struct {
 	TCP []*TCPFlow
 }
 
-// StartFlows starts n UDP and n TCP flows from each namespace in from,
-// in turn, one after another: connections to a group over several
-// gateways take their gateways round-robin in that order. The TCP flows
-// go to the TCP echo on TCPEchoPort.
+// StartFlows starts n UDP and then n TCP flows from each namespace in
+// from, in turn, one after another: connections to a group over several
+// gateways take their gateways round-robin in that order, so each
+// protocol's flows of each namespace spread too. The TCP flows go to the
+// TCP echo on TCPEchoPort.
 func StartFlows(t tb.T, n int, from ...*NS) Flows {
 	t.Helper()
 	var fs Flows
 	for _, ns := range from {
 		for range n {
-			fs.UDP = append(fs.UDP, StartProber(t, ns, 5*time.Millisecond))
+			p := StartProber(t, ns, 5*time.Millisecond)
+			fs.UDP = append(fs.UDP, p)
+			p.waitFirst() // its connection exists before the next one's
+		}
+		for range n {
 			fs.TCP = append(fs.TCP, StartTCPFlow(t, ns, fmt.Sprintf("%s:%d", EchoAddr, TCPEchoPort), 20*time.Millisecond))
 		}
 	}
 	return fs
+}
+
+// waitFirst waits until the prober has sent its first probe (at most a
+// second).
+func (p *Prober) waitFirst() {
+	for range 1000 {
+		p.mu.Lock()
+		sent := p.sent
+		p.mu.Unlock()
+		if sent > 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Sources is each flow's sources so far, in the order they came: the UDP
