@@ -57,15 +57,10 @@ func (r *Reconciler) carriedNow(ctx context.Context, routes []*v1.StaticRoute) (
 			groups = append(groups, g)
 		}
 	}
-	log := logr.FromContextOrDiscard(ctx)
-	carried, err := r.Kernel.Carried(groups)
+	carried, laneTo, err := r.Kernel.Carried(groups)
 	if err != nil {
-		log.Error(err, "reading which gateways the kernel uses: pending members count as unproven")
+		logr.FromContextOrDiscard(ctx).Error(err, "reading which gateways the kernel uses: pending members count as unproven")
 		return nil, nil
-	}
-	laneTo, err := r.Kernel.LaneTo()
-	if err != nil {
-		log.Error(err, "reading where the kernel's lanes lead: pending gateways' lanes go home")
 	}
 	return carried, laneTo
 }

@@ -16,10 +16,9 @@ import (
 // Steering reads the node and what its kernel carries: *datapath.Kernel.
 type Steering interface {
 	ReadNode(h datapath.VPCHint) (policy.Node, error)
-	// Carried is the gateway each group's nexthop names in the kernel;
-	// LaneTo where each lane's nexthop leads, by slot.
-	Carried(groups []string) (map[string]netip.Addr, error)
-	LaneTo() (map[int]netip.Addr, error)
+	// Carried is the gateway each group's nexthop names in the kernel,
+	// and where each lane's nexthop leads, by slot.
+	Carried(groups []string) (map[string]netip.Addr, map[int]netip.Addr, error)
 }
 
 // Datapath writes a desired state, all of it, in its own safe order:

@@ -346,10 +346,11 @@ func (r *Reconciler) holds(in *policy.Input, now time.Time) time.Duration {
 	for name, g := range r.applied {
 		var probes []group.Probe
 		for _, m := range g.Members {
+			if !m.Checked {
+				continue
+			}
 			for _, gw := range m.Gateways {
-				if m.Checked {
-					probes = append(probes, gw.Probe)
-				}
+				probes = append(probes, gw.Probe)
 			}
 		}
 		periods[name] = group.Period(probes)

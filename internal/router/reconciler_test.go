@@ -63,11 +63,9 @@ func (p *parts) RemoveLegacyRoutes(map[policy.LegacyRoute]bool) ([]policy.Legacy
 	return nil, p.call("remove legacy routes")
 }
 
-func (p *parts) Carried([]string) (map[string]netip.Addr, error) {
-	return p.carried, p.call("read carried")
+func (p *parts) Carried([]string) (map[string]netip.Addr, map[int]netip.Addr, error) {
+	return p.carried, p.laneTo, p.call("read carried")
 }
-
-func (p *parts) LaneTo() (map[int]netip.Addr, error) { return p.laneTo, nil }
 
 func (p *parts) Draining(policy.Desired) (map[string]int, error) { return nil, nil }
 

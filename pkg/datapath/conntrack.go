@@ -21,6 +21,7 @@ type ConnMarks interface {
 	Relabel(from, to, mask uint32) (int, error)
 	// Count is how many connections have the mark under mask.
 	Count(mark, mask uint32) (int, error)
+	Close() error
 }
 
 // Conntrack is ConnMarks over ctnetlink (ti-mo/conntrack), in one
@@ -48,24 +49,30 @@ func NewConntrack(ns netns.NsHandle) (*Conntrack, error) {
 // Close releases the socket.
 func (c *Conntrack) Close() error { return c.conn.Close() }
 
-// Count lists the connections of mark (the kernel filters them) and
-// counts them.
-func (c *Conntrack) Count(mark, mask uint32) (int, error) {
+// marked lists the IPv4 connections whose mark is mark under mask; the
+// kernel filters them.
+func (c *Conntrack) marked(mark, mask uint32) ([]conntrack.Flow, error) {
 	flows, err := c.conn.DumpFilter(conntrack.NewFilter().Family(netfilter.ProtoIPv4).Mark(mark).MarkMask(mask), nil)
 	if err != nil {
-		return 0, fmt.Errorf("counting connections of mark %#x/%#x: %w", mark, mask, err)
+		return nil, fmt.Errorf("listing connections of mark %#x/%#x: %w", mark, mask, err)
 	}
-	return len(flows), nil
+	return flows, nil
 }
 
-// Relabel lists the connections of mark from (the kernel filters them)
-// and rewrites each one's mark. A connection that ended meanwhile is
-// skipped. The library sends no mark of 0, so a connection whose new mark
-// would be 0 keeps its old one: to is never 0 for a lane.
+// Count counts the connections of mark under mask.
+func (c *Conntrack) Count(mark, mask uint32) (int, error) {
+	flows, err := c.marked(mark, mask)
+	return len(flows), err
+}
+
+// Relabel lists the connections of mark from and rewrites each one's
+// mark. A connection that ended meanwhile is skipped. The library sends
+// no mark of 0, so a connection whose new mark would be 0 keeps its old
+// one: to is never 0 for a lane.
 func (c *Conntrack) Relabel(from, to, mask uint32) (int, error) {
-	flows, err := c.conn.DumpFilter(conntrack.NewFilter().Family(netfilter.ProtoIPv4).Mark(from).MarkMask(mask), nil)
+	flows, err := c.marked(from, mask)
 	if err != nil {
-		return 0, fmt.Errorf("listing connections of mark %#x/%#x: %w", from, mask, err)
+		return 0, err
 	}
 	moved := 0
 	var errs []error

@@ -10,9 +10,10 @@ import (
 )
 
 // readSlots returns what the kernel holds of ours but the steering
-// tables: the rules (one dump), every nexthop of ours (one dump), and the
-// probes' and the lanes' tables, from memory when trusted.
-func (k *Kernel) readSlots(known *written, trusted bool, slots [2]slotState) (Held, error) {
+// tables: the rules (one dump), the probes' and the lanes' tables, from
+// memory when trusted, and every nexthop of ours (one dump, unless the
+// memory is trusted and holds the nexthops want has: the steady state).
+func (k *Kernel) readSlots(known *written, trusted bool, want written) (Held, error) {
 	held, err := k.readRules()
 	if err != nil {
 		return Held{}, err
@@ -21,7 +22,7 @@ func (k *Kernel) readSlots(known *written, trusted bool, slots [2]slotState) (He
 		// The slot tables read: the wanted ones and those a rule points at.
 		h := held.slots(f)
 		read := slices.Clone(h.Rules)
-		for slot := range slots[f].tables {
+		for slot := range want.slots[f].tables {
 			if !slices.Contains(read, slot) {
 				read = append(read, slot)
 			}
@@ -34,16 +35,25 @@ func (k *Kernel) readSlots(known *written, trusted bool, slots [2]slotState) (He
 			}
 		}
 	}
-	all, err := k.batch.listNexthops(k.Opts.Protocol)
-	if err != nil {
-		return Held{}, err
+	var all []nexthop
+	if trusted && slices.Equal(known.nhs, want.nhs) && slices.Equal(known.slots[probeFamily].nhs, want.slots[probeFamily].nhs) &&
+		slices.Equal(known.slots[laneFamily].nhs, want.slots[laneFamily].nhs) {
+		all = slices.Concat(known.nhs, known.slots[probeFamily].nhs, known.slots[laneFamily].nhs)
+	} else {
+		listed, err := k.batch.listNexthops(k.Opts.Protocol)
+		if err != nil {
+			return Held{}, err
+		}
+		for _, nh := range listed {
+			all = append(all, nh)
+		}
 	}
 	held.Nexthops, held.Probes.Nexthops, held.Lanes.Nexthops = map[uint32]nexthop{}, map[uint32]nexthop{}, map[uint32]nexthop{}
-	for id, nh := range all {
-		if f, slotted := familyOf(id); slotted {
-			held.slots(f).Nexthops[id] = nh
+	for _, nh := range all {
+		if f, slotted := familyOf(nh.id); slotted {
+			held.slots(f).Nexthops[nh.id] = nh
 		} else {
-			held.Nexthops[id] = nh
+			held.Nexthops[nh.id] = nh
 		}
 	}
 	return held, nil

@@ -62,7 +62,7 @@ func TestWorldNodeAndPodLeaveViaTheActiveGateway(t *testing.T) {
 		}
 		// What a restarted router reads back: the gateway each group
 		// takes now.
-		carried, err := k.Carried([]string{"primary", "other"})
+		carried, _, err := k.Carried([]string{"primary", "other"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -123,9 +123,7 @@ func (k *Kernel) Ours(port uint32) bool { return port != 0 && port == k.port }
 func (k *Kernel) Close() {
 	k.NL.Close()
 	k.batch.conn.Close()
-	if c, ok := k.Conntrack.(*Conntrack); ok {
-		c.Close()
-	}
+	k.Conntrack.Close()
 }
 
 // Applied says what one Apply did.
@@ -177,7 +175,9 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	k.mu.Unlock()
 	proto := uint8(k.Opts.Protocol)
 	w := written{slots: [2]slotState{probeFamily: wantedProbes(d.Probes, link, d.Src.As4(), proto), laneFamily: wantedLanes(d, link, proto)}}
-	held, err := k.readSlots(known, trusted, w.slots)
+	var ids map[string]uint32
+	w.nhs, ids = groupNexthops(d, link)
+	held, err := k.readSlots(known, trusted, w)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -191,7 +191,7 @@ func (k *Kernel) Apply(d policy.Desired) (Applied, error) {
 	}
 	dumped := false
 	if err == nil {
-		w.routes, w.nhs = wanted(d, link, proto)
+		w.routes = wantedRoutes(d, ids, proto)
 		dumped, err = k.applyTables(&a, held, known, trusted, w, start)
 	}
 	if err == nil {
@@ -357,38 +357,28 @@ func isGone(err error) bool {
 	return errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH)
 }
 
-// Carried reads which gateway each of groups takes now, from its nexthop
-// in the kernel: after a restart, what the router before it chose. A
-// group without a nexthop of ours (none written yet, or unreachable) is
-// left out.
-func (k *Kernel) Carried(groups []string) (map[string]netip.Addr, error) {
+// Carried reads, in one dump of the nexthops, which gateway each of
+// groups takes now and where each lane leads, by slot: after a restart,
+// what the router before it chose. A group without a nexthop of ours
+// (none written yet, or unreachable) is left out.
+func (k *Kernel) Carried(groups []string) (map[string]netip.Addr, map[int]netip.Addr, error) {
 	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]netip.Addr{}
+	carried := map[string]netip.Addr{}
 	for g, id := range nexthopIDs(groups) {
 		if nh, ok := nhs[id]; ok && nh.gateway.IsValid() {
-			out[g] = nh.gateway
+			carried[g] = nh.gateway
 		}
 	}
-	return out, nil
-}
-
-// LaneTo reads where each lane's nexthop leads now, by slot: after a
-// restart, where the router before it sent each lane's connections.
-func (k *Kernel) LaneTo() (map[int]netip.Addr, error) {
-	nhs, err := k.batch.listNexthops(k.Opts.Protocol)
-	if err != nil {
-		return nil, err
-	}
-	out := map[int]netip.Addr{}
+	lanes := map[int]netip.Addr{}
 	for id, nh := range nhs {
 		if f, ok := familyOf(id); ok && f == laneFamily && nh.gateway.IsValid() {
-			out[int(id&^laneNexthopBase)] = nh.gateway
+			lanes[int(id&^laneNexthopBase)] = nh.gateway
 		}
 	}
-	return out, nil
+	return carried, lanes, nil
 }
 
 // Draining counts, per group with a drain, the connections in the

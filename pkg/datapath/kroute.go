@@ -120,6 +120,14 @@ func diff(have, want []kroute) changes {
 // wanted turns d into the routes of a steering table (sorted) and the
 // nexthop of each steering group. link is the VPC link's index.
 func wanted(d policy.Desired, link int, proto uint8) ([]kroute, []nexthop) {
+	nhs, ids := groupNexthops(d, link)
+	return wantedRoutes(d, ids, proto), nhs
+}
+
+// groupNexthops are the nexthops of the groups d routes via a gateway,
+// and each one's ID: cheap next to the routes, so that an Apply can tell
+// whether its memory of the nexthops still holds before it builds them.
+func groupNexthops(d policy.Desired, link int) ([]nexthop, map[string]uint32) {
 	var groups []string
 	gateways := map[string]netip.Addr{}
 	for _, r := range d.Routes {
@@ -135,8 +143,14 @@ func wanted(d policy.Desired, link int, proto uint8) ([]kroute, []nexthop) {
 	for _, g := range groups {
 		nhs = append(nhs, nexthop{id: ids[g], gateway: gateways[g], link: link})
 	}
+	return nhs, ids
+}
+
+// wantedRoutes are d's routes of a steering table, sorted, through the
+// groups' nexthops ids.
+func wantedRoutes(d policy.Desired, ids map[string]uint32, proto uint8) []kroute {
 	src := d.Src.As4()
-	out := make([]kroute, 0, len(d.Routes)+len(gateways))
+	out := make([]kroute, 0, len(d.Routes)+len(ids))
 	for _, r := range d.Routes {
 		kr := kroute{dst: r.Prefix.Addr().As4(), bits: uint8(r.Prefix.Bits()), proto: proto}
 		switch r.Kind {
@@ -154,7 +168,7 @@ func wanted(d policy.Desired, link int, proto uint8) ([]kroute, []nexthop) {
 		}
 		out = append(out, kr)
 	}
-	return sortRoutes(out), nhs
+	return sortRoutes(out)
 }
 
 // guardMetric ranks the fail-closed route behind the steered one.

@@ -91,7 +91,7 @@ func TestLanesSpreadPinAndMove(t *testing.T) {
 	a := w.apply(t, "UDU")
 	switched := time.Now()
 	// What a restarted router reads back: B's lane leads to C.
-	laneTo, err := w.dp.Routes.(*Kernel).LaneTo()
+	_, laneTo, err := w.dp.Routes.(*Kernel).Carried(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
